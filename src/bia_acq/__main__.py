@@ -1,0 +1,5 @@
+import sys
+
+from bia_acq.cli import main
+
+sys.exit(main())

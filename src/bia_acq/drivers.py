@@ -1,0 +1,144 @@
+"""Device profiles: which protocol, which serial settings, which options, per analyzer model.
+
+Profiles are YAML files. The built-in ones live in the project's ``drivers/``
+folder and ship inside the wheel as the package ``bia_acq.profiles``; a
+configured folder (e.g. ``/etc/bia-acq/drivers/``) adds profiles or overrides
+built-ins of the same name.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from bia_acq.errors import ConfigError, DriverNotAvailable
+from bia_acq.protocols.base import Protocol, load_protocol
+from bia_acq.yamlfile import Doc, load, loads
+
+PARITIES = {"N": "none", "E": "even", "O": "odd", "M": "mark", "S": "space"}
+
+
+@dataclass(frozen=True)
+class SerialSettings:
+    """Line settings, in pyserial's terms."""
+
+    baudrate: int = 9600
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: float = 1
+    xonxoff: bool = False
+    rtscts: bool = False
+
+    def describe(self) -> str:
+        stop = int(self.stopbits) if self.stopbits == int(self.stopbits) else self.stopbits
+        flow = "xon/xoff" if self.xonxoff else "rts/cts" if self.rtscts else "no flow control"
+        return f"{self.baudrate} {self.bytesize}{self.parity}{stop}, {flow}"
+
+
+def parse_serial(doc: Doc, key: str, value: Any, base: SerialSettings) -> SerialSettings:
+    """Validate a ``serial:`` mapping and apply it over ``base``."""
+    if not isinstance(value, dict):
+        raise doc.error(
+            key, "must be a mapping", "e.g. {baudrate: 9600, bytesize: 8, parity: N, stopbits: 1}"
+        )
+    doc.check_keys(key, value, ["baudrate", "bytesize", "parity", "stopbits", "xonxoff", "rtscts"])
+    out = base
+    for k, v in value.items():
+        sub = f"{key}.{k}"
+        if k == "baudrate":
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise doc.error(sub, f"expected a positive whole number, got {v!r}", "e.g. 9600")
+        elif k == "bytesize":
+            if v not in (5, 6, 7, 8) or isinstance(v, bool):
+                raise doc.error(sub, f"expected 5, 6, 7 or 8, got {v!r}", "most analyzers use 8")
+        elif k == "parity":
+            v = str(v).upper()[:1] if isinstance(v, str) else v
+            if v not in PARITIES:
+                raise doc.error(
+                    sub, f"expected one of N, E, O, M, S, got {value[k]!r}", "most analyzers use N"
+                )
+        elif k == "stopbits":
+            if v not in (1, 1.5, 2) or isinstance(v, bool):
+                raise doc.error(sub, f"expected 1, 1.5 or 2, got {v!r}", "most analyzers use 1")
+        elif not isinstance(v, bool):
+            raise doc.error(sub, f"expected true or false, got {v!r}")
+        out = replace(out, **{k: v})
+    return out
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    protocol: str
+    serial: SerialSettings
+    options: Mapping[str, Any] = field(default_factory=dict)
+    simulator: Mapping[str, Any] = field(default_factory=dict)
+    source: str = ""
+
+    def codec(self) -> Protocol:
+        """A protocol codec configured with this profile's options."""
+        return load_protocol(self.protocol)(self.options)
+
+
+PROFILE_KEYS = ("name", "description", "protocol", "serial", "options", "simulator")
+
+
+def parse_profile(doc: Doc) -> Profile:
+    d = doc.data
+    doc.check_keys("", d, PROFILE_KEYS)
+    for k in ("name", "protocol"):
+        if not isinstance(d.get(k), str) or not d[k]:
+            raise doc.error(k, f"missing or not text: every profile needs '{k}'")
+    for k in ("options", "simulator"):
+        if not isinstance(d.get(k, {}), dict):
+            raise doc.error(k, "must be a mapping")
+    serial = parse_serial(doc, "serial", d.get("serial", {}), SerialSettings())
+    return Profile(
+        name=d["name"],
+        description=str(d.get("description", "")),
+        protocol=d["protocol"],
+        serial=serial,
+        options=dict(d.get("options", {})),
+        simulator=dict(d.get("simulator", {})),
+        source=doc.file,
+    )
+
+
+def builtin_profiles() -> dict[str, Profile]:
+    out: dict[str, Profile] = {}
+    for entry in importlib.resources.files("bia_acq.profiles").iterdir():
+        if entry.name.endswith(".yaml"):
+            doc = loads(
+                entry.read_text(encoding="utf-8"), f"<built-in>/{entry.name}", "driver profile"
+            )
+            p = parse_profile(doc)
+            out[p.name] = p
+    return out
+
+
+def all_profiles(extra_dirs: Sequence[Path] = ()) -> dict[str, Profile]:
+    """Built-in profiles, then each folder's, later ones overriding by name."""
+    out = builtin_profiles()
+    for folder in extra_dirs:
+        if not folder.is_dir():
+            raise ConfigError(
+                f"driver folder {folder} does not exist", fix="create it or remove drivers_dir"
+            )
+        for path in sorted(folder.glob("*.yaml")):
+            p = parse_profile(load(path, "driver profile"))
+            out[p.name] = p
+    return out
+
+
+def get_profile(name: str, extra_dirs: Sequence[Path] = ()) -> Profile:
+    profiles = all_profiles(extra_dirs)
+    if name not in profiles:
+        raise DriverNotAvailable(
+            f"unknown driver {name!r}; known drivers: {', '.join(sorted(profiles))} "
+            "(see `bia-acq drivers`)"
+        )
+    return profiles[name]
