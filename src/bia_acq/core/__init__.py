@@ -1,0 +1,20 @@
+"""Vectorised physiology: Cole fits, Hanai mixture theory, methods and results."""
+
+from bia_acq.core.cole import CircleFit, circle_fit, cole_impedance
+from bia_acq.core.estimate import METHODS, RESULT_SEGMENTS, Bands, Method, Results, estimate
+from bia_acq.core.hanai import ecw_de_lorenzo, hanai_volumes, icw_ecw_ratio_matthie
+
+__all__ = [
+    "METHODS",
+    "RESULT_SEGMENTS",
+    "Bands",
+    "CircleFit",
+    "Method",
+    "Results",
+    "circle_fit",
+    "cole_impedance",
+    "ecw_de_lorenzo",
+    "estimate",
+    "hanai_volumes",
+    "icw_ecw_ratio_matthie",
+]
