@@ -1,0 +1,162 @@
+"""Configuration: one YAML file loaded into frozen dataclasses.
+
+Every mistake becomes one :class:`~bia_acq.errors.ConfigError` line naming the
+file, the line, the key path, what was expected and how to fix it. Relative
+paths in the file are relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import zoneinfo
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bia_acq.core.estimate import METHODS
+from bia_acq.drivers import Profile, SerialSettings, all_profiles, parse_serial
+from bia_acq.errors import BiaError, ConfigError
+from bia_acq.yamlfile import Doc, load
+
+TOP_KEYS = ("database", "method", "ports", "drivers_dir", "log_level")
+PORT_KEYS = ("name", "url", "driver", "serial", "timezone")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True)
+class PortConfig:
+    """One analyzer connection."""
+
+    name: str
+    url: str
+    driver: str
+    profile: Profile
+    serial: SerialSettings
+    timezone: str | None = None  # IANA zone of the device clock; None: this PC's zone
+
+
+@dataclass(frozen=True)
+class Config:
+    database: Path
+    method: str = "hanai-bis"
+    ports: tuple[PortConfig, ...] = ()
+    drivers_dir: Path | None = None
+    log_level: str = "info"
+    source: str = ""
+
+
+def _text(doc: Doc, key: str, value: Any, example: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise doc.error(
+            key, f"expected text, got {value!r}", f"e.g. {key.rpartition('.')[2]}: {example}"
+        )
+    return value
+
+
+def parse(doc: Doc, base_dir: Path) -> Config:
+    d = doc.data
+    doc.check_keys("", d, TOP_KEYS)
+    database = Path(
+        _text(doc, "database", d.get("database", "bia-acq.db"), "/var/lib/bia-acq/bia-acq.db")
+    )
+    if not database.is_absolute():
+        database = base_dir / database
+    method = d.get("method", "hanai-bis")
+    if method not in METHODS:
+        raise doc.error(
+            "method", f"unknown method {method!r}", f"use one of: {', '.join(sorted(METHODS))}"
+        )
+    log_level = d.get("log_level", "info")
+    if log_level not in LOG_LEVELS:
+        raise doc.error("log_level", f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    drivers_dir = None
+    if "drivers_dir" in d:
+        drivers_dir = Path(_text(doc, "drivers_dir", d["drivers_dir"], "/etc/bia-acq/drivers"))
+        if not drivers_dir.is_absolute():
+            drivers_dir = base_dir / drivers_dir
+        if not drivers_dir.is_dir():
+            raise doc.error(
+                "drivers_dir", f"folder {drivers_dir} does not exist", "create it or remove the key"
+            )
+    try:
+        profiles = all_profiles([drivers_dir] if drivers_dir else [])
+    except BiaError as exc:
+        raise doc.error("drivers_dir", str(exc)) from None
+    ports_raw = d.get("ports", [])
+    if not isinstance(ports_raw, list):
+        raise doc.error(
+            "ports",
+            "expected a list of ports",
+            "each item: {url: /dev/ttyUSB0, driver: tanita-mc780}",
+        )
+    ports: list[PortConfig] = []
+    names: set[str] = set()
+    for i, p in enumerate(ports_raw):
+        key = f"ports[{i}]"
+        if not isinstance(p, dict):
+            raise doc.error(
+                key,
+                "expected a mapping with url and driver",
+                "e.g. - {url: /dev/ttyUSB0, driver: tanita-mc780}",
+            )
+        doc.check_keys(key, p, PORT_KEYS)
+        if "url" not in p:
+            raise doc.error(
+                key, "missing 'url'", "the serial device path or a pyserial URL, e.g. /dev/ttyUSB0"
+            )
+        url = _text(doc, f"{key}.url", p["url"], "/dev/serial/by-id/usb-FTDI_...")
+        if "driver" not in p:
+            raise doc.error(key, "missing 'driver'", f"one of: {', '.join(sorted(profiles))}")
+        driver = _text(doc, f"{key}.driver", p["driver"], "tanita-mc780")
+        if driver not in profiles:
+            raise doc.error(
+                f"{key}.driver",
+                f"unknown driver {driver!r}",
+                f"use one of: {', '.join(sorted(profiles))} (see `bia-acq drivers`)",
+            )
+        profile = profiles[driver]
+        serial = profile.serial
+        if "serial" in p:
+            serial = parse_serial(doc, f"{key}.serial", p["serial"], profile.serial)
+        name = _text(doc, f"{key}.name", p.get("name", url), "ward-3-mc780")
+        if name in names:
+            raise doc.error(
+                f"{key}.name", f"port name {name!r} is used twice", "give each port its own name"
+            )
+        names.add(name)
+        tz = p.get("timezone")
+        if tz is not None:
+            tz = _text(doc, f"{key}.timezone", tz, "Europe/Berlin")
+            try:
+                zoneinfo.ZoneInfo(tz)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise doc.error(
+                    f"{key}.timezone",
+                    f"unknown time zone {tz!r}",
+                    "use an IANA name such as Europe/Berlin",
+                ) from None
+        ports.append(PortConfig(name, url, driver, profile, serial, tz))
+    return Config(
+        database=database,
+        method=method,
+        ports=tuple(ports),
+        drivers_dir=drivers_dir,
+        log_level=log_level,
+        source=doc.file,
+    )
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Load and validate a configuration file."""
+    p = Path(path)
+    if p.exists():
+        mode = p.stat().st_mode
+        if mode & stat.S_IWOTH:
+            raise ConfigError(
+                "configuration file is world-writable, refusing to use it",
+                file=str(p),
+                fix=f"chmod o-w {p}",
+            )
+    doc = load(p)
+    return parse(doc, p.resolve().parent)

@@ -1,0 +1,81 @@
+"""The serial link: opens a port, reads bytes in chunks. Knows nothing about content.
+
+Ports open through ``serial.serial_for_url`` (device paths, ``/dev/serial/by-id``
+links, ``socket://``, ``rfc2217://``, ``loop://``, ``spy://``) with
+``exclusive=True`` so two processes never share a port. Reads are chunked
+(``read(in_waiting or 1)``): pyserial's ``readline`` is about 200× slower and
+mishandles timeouts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+import serial
+
+from bia_acq.drivers import SerialSettings
+from bia_acq.errors import DeviceDisconnected, TransportError
+
+log = logging.getLogger(__name__)
+
+
+class Link:
+    def __init__(self, url: str, settings: SerialSettings, *, read_timeout_s: float = 0.1) -> None:
+        self.url = url
+        self.settings = settings
+        self.read_timeout_s = read_timeout_s
+        self._port: serial.SerialBase | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self._port is not None
+
+    def open(self) -> None:
+        s = self.settings
+        try:
+            port = serial.serial_for_url(
+                self.url,
+                do_not_open=True,
+                baudrate=s.baudrate,
+                bytesize=s.bytesize,
+                parity=s.parity,
+                stopbits=s.stopbits,
+                xonxoff=s.xonxoff,
+                rtscts=s.rtscts,
+                timeout=self.read_timeout_s,
+                write_timeout=2.0,
+            )
+            if hasattr(port, "exclusive"):
+                port.exclusive = True
+            port.open()
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise TransportError(f"cannot open {self.url}: {exc}") from exc
+        self._port = port
+        log.debug("opened %s (%s)", self.url, s.describe())
+
+    def read(self) -> bytes:
+        """Bytes that arrived, or b"" after the read timeout. DeviceDisconnected if gone."""
+        port = self._port
+        if port is None:
+            raise DeviceDisconnected(f"{self.url} is not open")
+        try:
+            data = port.read(int(getattr(port, "in_waiting", 0)) or 1)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceDisconnected(f"{self.url} disconnected: {exc}") from exc
+        return bytes(data)
+
+    def write(self, data: bytes) -> None:
+        port = self._port
+        if port is None:
+            raise DeviceDisconnected(f"{self.url} is not open")
+        try:
+            port.write(data)
+        except (serial.SerialException, OSError) as exc:
+            raise DeviceDisconnected(f"{self.url} disconnected: {exc}") from exc
+
+    def close(self) -> None:
+        port, self._port = self._port, None
+        if port is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                port.close()

@@ -1,0 +1,1 @@
+"""The simulated analyzer: plausible subjects over a virtual serial port."""

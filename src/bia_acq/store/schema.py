@@ -1,0 +1,161 @@
+"""Database schema as sqlite-utils migrations, one transaction each.
+
+Tables are STRICT, foreign keys are on, timestamps are ISO-8601 UTC text and
+epoch seconds side by side, units are in column names. The schema is
+documented for readers in README.md ("Database schema").
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATION_SET = "bia_acq"
+migrations = Migrations(MIGRATION_SET)
+
+
+@migrations(name="m001_initial")
+def m001_initial(db: Database) -> None:
+    db.executescript(
+        """
+        CREATE TABLE meta (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) STRICT;
+
+        CREATE TABLE device (
+            id INTEGER PRIMARY KEY,
+            driver TEXT NOT NULL,
+            port TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            serial_number TEXT NOT NULL DEFAULT '',
+            first_seen_utc TEXT NOT NULL,
+            UNIQUE (driver, port, model, serial_number)
+        ) STRICT;
+
+        CREATE TABLE subject (
+            id INTEGER PRIMARY KEY,
+            external_id TEXT NOT NULL UNIQUE,
+            pseudonym TEXT NOT NULL UNIQUE,
+            first_seen_utc TEXT NOT NULL
+        ) STRICT;
+
+        CREATE TABLE raw_frame (
+            id INTEGER PRIMARY KEY,
+            port TEXT NOT NULL,
+            driver TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('frame', 'junk', 'truncated')),
+            received_at_utc TEXT NOT NULL,
+            received_at_epoch REAL NOT NULL,
+            data BLOB NOT NULL,
+            sha256 TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('pending', 'decoded', 'rejected', 'duplicate', 'discarded')),
+            reason TEXT,
+            error_offset INTEGER
+        ) STRICT;
+        CREATE INDEX raw_frame_pending ON raw_frame (id) WHERE status = 'pending';
+        CREATE INDEX raw_frame_sha256 ON raw_frame (sha256);
+
+        CREATE TABLE measurement (
+            id INTEGER PRIMARY KEY,
+            raw_frame_id INTEGER NOT NULL REFERENCES raw_frame (id),
+            device_id INTEGER NOT NULL REFERENCES device (id),
+            subject_id INTEGER REFERENCES subject (id),
+            frame_sha256 TEXT NOT NULL,
+            device_clock TEXT,
+            measured_at_utc TEXT,
+            measured_at_epoch REAL,
+            received_at_utc TEXT NOT NULL,
+            received_at_epoch REAL NOT NULL,
+            sex TEXT CHECK (sex IN ('male', 'female')),
+            age_years INTEGER,
+            height_cm REAL,
+            weight_kg REAL,
+            device_values_json TEXT NOT NULL,
+            warnings_json TEXT NOT NULL,
+            UNIQUE (device_id, frame_sha256)
+        ) STRICT;
+        CREATE INDEX measurement_subject ON measurement (subject_id, measured_at_epoch);
+
+        CREATE TABLE impedance (
+            measurement_id INTEGER NOT NULL REFERENCES measurement (id),
+            segment TEXT NOT NULL,
+            freq_khz REAL NOT NULL,
+            r_ohm REAL NOT NULL,
+            x_ohm REAL,
+            PRIMARY KEY (measurement_id, segment, freq_khz)
+        ) STRICT;
+
+        CREATE TABLE segment_result (
+            measurement_id INTEGER NOT NULL REFERENCES measurement (id),
+            segment TEXT NOT NULL,
+            method TEXT NOT NULL,
+            method_version TEXT NOT NULL,
+            r0_ohm REAL,
+            rinf_ohm REAL,
+            alpha REAL,
+            fc_khz REAL,
+            fit_rms_ohm REAL,
+            ecw_l REAL,
+            icw_l REAL,
+            tbw_l REAL,
+            ecw_tbw_ratio REAL,
+            phase_angle_50khz_deg REAL,
+            classification TEXT NOT NULL,
+            fit_status TEXT NOT NULL,
+            computed_at_utc TEXT NOT NULL,
+            PRIMARY KEY (measurement_id, segment, method, method_version)
+        ) STRICT;
+
+        CREATE VIEW v_measurement_wide AS
+        SELECT
+            m.id AS measurement_id,
+            s.pseudonym AS subject_pseudonym,
+            s.external_id AS subject_external_id,
+            m.measured_at_utc,
+            m.measured_at_epoch,
+            m.device_clock,
+            m.received_at_utc,
+            d.model AS device_model,
+            d.serial_number AS device_serial_number,
+            d.port AS device_port,
+            m.sex,
+            m.age_years,
+            m.height_cm,
+            m.weight_kg,
+            wb.method,
+            wb.method_version,
+            wb.ecw_l AS whole_body_ecw_l,
+            wb.icw_l AS whole_body_icw_l,
+            wb.tbw_l AS whole_body_tbw_l,
+            wb.ecw_tbw_ratio AS whole_body_ecw_tbw_ratio,
+            wb.classification AS whole_body_classification,
+            wb.phase_angle_50khz_deg AS whole_body_phase_angle_50khz_deg,
+            ra.ecw_tbw_ratio AS right_arm_ecw_tbw_ratio,
+            la.ecw_tbw_ratio AS left_arm_ecw_tbw_ratio,
+            tr.ecw_tbw_ratio AS trunk_ecw_tbw_ratio,
+            rl.ecw_tbw_ratio AS right_leg_ecw_tbw_ratio,
+            ll.ecw_tbw_ratio AS left_leg_ecw_tbw_ratio,
+            m.warnings_json
+        FROM measurement m
+        JOIN device d ON d.id = m.device_id
+        LEFT JOIN subject s ON s.id = m.subject_id
+        LEFT JOIN segment_result wb
+            ON wb.measurement_id = m.id AND wb.segment = 'whole_body'
+            AND wb.method = (SELECT value FROM meta WHERE key = 'report_method')
+            AND wb.method_version = (
+                SELECT max(x.method_version) FROM segment_result x
+                WHERE x.measurement_id = m.id AND x.segment = 'whole_body' AND x.method = wb.method)
+        LEFT JOIN segment_result ra ON ra.measurement_id = m.id AND ra.segment = 'right_arm'
+            AND ra.method = wb.method AND ra.method_version = wb.method_version
+        LEFT JOIN segment_result la ON la.measurement_id = m.id AND la.segment = 'left_arm'
+            AND la.method = wb.method AND la.method_version = wb.method_version
+        LEFT JOIN segment_result tr ON tr.measurement_id = m.id AND tr.segment = 'trunk'
+            AND tr.method = wb.method AND tr.method_version = wb.method_version
+        LEFT JOIN segment_result rl ON rl.measurement_id = m.id AND rl.segment = 'right_leg'
+            AND rl.method = wb.method AND rl.method_version = wb.method_version
+        LEFT JOIN segment_result ll ON ll.measurement_id = m.id AND ll.segment = 'left_leg'
+            AND ll.method = wb.method AND ll.method_version = wb.method_version;
+        """
+    )

@@ -1,0 +1,215 @@
+"""The single writer: journal first, then measurements, impedances and results.
+
+Only the writer thread calls these methods. Every chunk of received bytes is
+committed to ``raw_frame`` before it is decoded; a measurement with its
+impedances and results is written in one transaction, together with its frame's
+change of status, so a crash leaves either all of it or a pending frame that
+start-up decodes again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from sqlite_utils import Database
+
+from bia_acq.model import Reading
+from bia_acq.protocols.base import Chunk
+
+
+def utc_text(epoch: float) -> str:
+    """ISO-8601 UTC text with a Z, millisecond precision."""
+    t = dt.datetime.fromtimestamp(epoch, dt.UTC)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class PendingFrame:
+    raw_frame_id: int
+    port: str
+    driver: str
+    data: bytes
+    received_at_epoch: float
+
+
+@dataclass(frozen=True)
+class SavedMeasurement:
+    measurement_id: int
+    raw_frame_id: int
+    port: str
+    subject_pseudonym: str | None
+    results: list[dict[str, object]]
+    warnings: list[str]
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.conn = db.conn
+        row = self.conn.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
+        self._key = bytes.fromhex(row[0])
+
+    def pseudonym(self, external_id: str) -> str:
+        """A stable pseudonym for logs and reports; never the identifier itself."""
+        mac = hmac.new(self._key, external_id.encode("utf-8"), hashlib.sha256).hexdigest()
+        return "P-" + mac[:10]
+
+    # -- journal -------------------------------------------------------------
+    def journal(
+        self, port: str, driver: str, chunks: Sequence[Chunk], received_epoch: float
+    ) -> list[int]:
+        """Commit every chunk; return the raw_frame ids (frames 'pending')."""
+        ids: list[int] = []
+        when = utc_text(received_epoch)
+        with self.db.atomic():
+            for c in chunks:
+                status = "pending" if c.kind == "frame" else "discarded"
+                cur = self.conn.execute(
+                    "INSERT INTO raw_frame (port, driver, kind, received_at_utc, received_at_epoch,"
+                    " data, sha256, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        port,
+                        driver,
+                        c.kind,
+                        when,
+                        received_epoch,
+                        c.data,
+                        hashlib.sha256(c.data).hexdigest(),
+                        status,
+                        c.reason,
+                    ),
+                )
+                ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def reject(self, raw_frame_id: int, reason: str, offset: int | None) -> None:
+        with self.db.atomic():
+            self.conn.execute(
+                "UPDATE raw_frame SET status = 'rejected', reason = ?, error_offset = ? WHERE id = ?",
+                (reason, offset, raw_frame_id),
+            )
+
+    def pending(self) -> list[PendingFrame]:
+        rows = self.conn.execute(
+            "SELECT id, port, driver, data, received_at_epoch FROM raw_frame "
+            "WHERE status = 'pending' ORDER BY id"
+        ).fetchall()
+        return [PendingFrame(int(r[0]), r[1], r[2], bytes(r[3]), float(r[4])) for r in rows]
+
+    # -- measurements ----------------------------------------------------------
+    def save(
+        self,
+        *,
+        raw_frame_id: int,
+        frame: bytes,
+        port: str,
+        driver: str,
+        reading: Reading,
+        received_epoch: float,
+        measured_epoch: float | None,
+        results: Iterable[dict[str, object]],
+        warnings: list[str],
+    ) -> SavedMeasurement | None:
+        """Store one decoded measurement; None if this device already sent this frame."""
+        now = utc_text(dt.datetime.now(dt.UTC).timestamp())
+        sha = hashlib.sha256(frame).hexdigest()
+        results = list(results)
+        c = self.conn
+        with self.db.atomic():
+            c.execute(
+                "INSERT OR IGNORE INTO device (driver, port, model, serial_number, first_seen_utc)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (driver, port, reading.model or "", reading.serial_number or "", now),
+            )
+            device_id = c.execute(
+                "SELECT id FROM device WHERE driver = ? AND port = ? AND model = ? AND serial_number = ?",
+                (driver, port, reading.model or "", reading.serial_number or ""),
+            ).fetchone()[0]
+            if c.execute(
+                "SELECT 1 FROM measurement WHERE device_id = ? AND frame_sha256 = ?",
+                (device_id, sha),
+            ).fetchone():
+                c.execute(
+                    "UPDATE raw_frame SET status = 'duplicate', reason = ? WHERE id = ?",
+                    ("this device already sent this exact frame", raw_frame_id),
+                )
+                return None
+            subject_id = None
+            pseudonym = None
+            ext = reading.subject_id
+            if ext is not None and ext.strip("0 ") != "":
+                pseudonym = self.pseudonym(ext)
+                c.execute(
+                    "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc) VALUES (?, ?, ?)",
+                    (ext, pseudonym, now),
+                )
+                subject_id = c.execute(
+                    "SELECT id FROM subject WHERE external_id = ?", (ext,)
+                ).fetchone()[0]
+            cur = c.execute(
+                "INSERT INTO measurement (raw_frame_id, device_id, subject_id, frame_sha256, device_clock,"
+                " measured_at_utc, measured_at_epoch, received_at_utc, received_at_epoch, sex, age_years,"
+                " height_cm, weight_kg, device_values_json, warnings_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    raw_frame_id,
+                    device_id,
+                    subject_id,
+                    sha,
+                    reading.measured_at.isoformat() if reading.measured_at else None,
+                    utc_text(measured_epoch) if measured_epoch is not None else None,
+                    measured_epoch,
+                    utc_text(received_epoch),
+                    received_epoch,
+                    reading.sex,
+                    reading.age_years,
+                    reading.height_cm,
+                    reading.weight_kg,
+                    json.dumps(reading.device_values, sort_keys=True),
+                    json.dumps(warnings),
+                ),
+            )
+            mid = int(cur.lastrowid or 0)
+            c.executemany(
+                "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm) VALUES (?, ?, ?, ?, ?)",
+                [(mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm) for z in reading.impedance],
+            )
+            self.insert_results(mid, results, now)
+            c.execute(
+                "UPDATE raw_frame SET status = 'decoded', reason = NULL WHERE id = ?",
+                (raw_frame_id,),
+            )
+        return SavedMeasurement(mid, raw_frame_id, port, pseudonym, results, warnings)
+
+    RESULT_COLUMNS = (
+        "segment",
+        "method",
+        "method_version",
+        "r0_ohm",
+        "rinf_ohm",
+        "alpha",
+        "fc_khz",
+        "fit_rms_ohm",
+        "ecw_l",
+        "icw_l",
+        "tbw_l",
+        "ecw_tbw_ratio",
+        "phase_angle_50khz_deg",
+        "classification",
+        "fit_status",
+    )
+
+    def insert_results(
+        self, measurement_id: int, results: Iterable[dict[str, object]], now: str
+    ) -> None:
+        cols = self.RESULT_COLUMNS
+        self.conn.executemany(
+            f"INSERT OR REPLACE INTO segment_result (measurement_id, {', '.join(cols)}, computed_at_utc)"
+            f" VALUES (?, {', '.join('?' for _ in cols)}, ?)",
+            [(measurement_id, *(r[k] for k in cols), now) for r in results],
+        )

@@ -1,0 +1,129 @@
+"""The store: a real SQLite file in WAL mode; journal first; nothing twice; read-only readers."""
+
+from __future__ import annotations
+
+import sqlite3
+import stat
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EXAMPLE_FRAME
+
+from bia_acq.acquire import Batch, Ingest
+from bia_acq.config import Config, PortConfig
+from bia_acq.drivers import get_profile
+from bia_acq.errors import StorageError
+from bia_acq.protocols.base import Chunk
+from bia_acq.service import Service
+from bia_acq.store.db import open_readonly, open_writer
+from bia_acq.store.writer import Store
+
+
+def _port() -> PortConfig:
+    profile = get_profile("tanita-mc780")
+    return PortConfig("p1", "loop://", profile.name, profile, profile.serial)
+
+
+def _ingest(path: Path) -> tuple[Store, Ingest]:
+    store = Store(open_writer(path, report_method="hanai-bis"))
+    ingest = Ingest(store, "hanai-bis")
+    ingest.add_port(_port())
+    return store, ingest
+
+
+def test_new_database_is_owner_only_wal_strict_with_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    db = open_writer(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    sql = {
+        r[0]: r[1] for r in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
+    }
+    for table in ("device", "subject", "raw_frame", "measurement", "impedance", "segment_result"):
+        assert sql[table].rstrip().endswith("STRICT"), table
+    with pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO impedance VALUES (999, 'right_arm', 50.0, 1.0, -1.0)")
+    db.close()
+
+
+def test_frames_are_journaled_decoded_and_never_stored_twice(tmp_path: Path) -> None:
+    store, ingest = _ingest(tmp_path / "a.db")
+    now = time.time()
+    bad = EXAMPLE_FRAME.replace(b"Wk,71.4", b"Wk,71.5")
+    ingest.handle(
+        Batch(
+            "p1",
+            [Chunk("junk", b"\x00\x01"), Chunk("frame", EXAMPLE_FRAME), Chunk("frame", bad)],
+            now,
+        )
+    )
+    ingest.handle(Batch("p1", [Chunk("frame", EXAMPLE_FRAME)], now + 5))  # a replayed frame
+    c = store.conn
+    rows = c.execute(
+        "SELECT kind, status, reason, error_offset FROM raw_frame ORDER BY id"
+    ).fetchall()
+    assert rows[0] == ("junk", "discarded", None, None)
+    assert rows[1][:2] == ("frame", "decoded")
+    assert (
+        rows[2][:2] == ("frame", "rejected")
+        and "checksum" in rows[2][2]
+        and rows[2][3] == len(bad) - 4
+    )
+    assert rows[3][:2] == ("frame", "duplicate")
+    assert c.execute("SELECT count(*) FROM measurement").fetchone() == (1,)
+    assert c.execute("SELECT count(*) FROM impedance").fetchone() == (12,)
+    assert (
+        bytes(c.execute("SELECT data FROM raw_frame WHERE id = 3").fetchone()[0]) == bad
+    )  # kept as received
+    wide = c.execute(
+        "SELECT subject_external_id, whole_body_ecw_tbw_ratio, device_clock FROM v_measurement_wide"
+    ).fetchall()
+    assert len(wide) == 1 and wide[0][0] == "0000000000000042" and 0.3 < wide[0][1] < 0.5
+    assert wide[0][2] == "2026-11-03T09:41:00"
+    store.db.close()
+
+
+def test_pending_frames_left_by_a_crash_are_decoded_at_start(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    store = Store(open_writer(path))
+    store.journal("p1", "tanita-mc780", [Chunk("frame", EXAMPLE_FRAME)], time.time())
+    store.db.close()  # "crash" between journal and decode
+    service = Service(Config(database=path, ports=()))
+    service.start()
+    service.stop()
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT status FROM raw_frame").fetchall() == [("decoded",)]
+    assert db.execute("SELECT count(*) FROM measurement").fetchone() == (1,)
+
+
+def test_readers_open_read_only(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    open_writer(path).close()
+    ro = open_readonly(path)
+    assert ro.execute("SELECT count(*) FROM v_measurement_wide").fetchone()[0] == 0
+    with pytest.raises(sqlite3.OperationalError):
+        ro.execute("DELETE FROM raw_frame")
+    ro.close()
+    with pytest.raises(StorageError, match="does not exist"):
+        open_readonly(tmp_path / "missing.db")
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "a.db"
+    db = open_writer(path)
+    db.execute(
+        "INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES ('bia_acq', 'm999_future', 'x')"
+    )
+    db.close()
+    with pytest.raises(StorageError, match="newer"):
+        open_writer(path)
+
+
+def test_pseudonyms_are_stable_and_not_the_id(tmp_path: Path) -> None:
+    store = Store(open_writer(tmp_path / "a.db"))
+    p = store.pseudonym("0000000000000042")
+    assert p == store.pseudonym("0000000000000042") and p.startswith("P-") and len(p) == 12
+    assert p != store.pseudonym("0000000000000043")
+    store.db.close()
