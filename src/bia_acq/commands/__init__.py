@@ -1,0 +1,1 @@
+"""One module per `bia-acq` subcommand: `add_parser(sub)` and `run(args) -> int`."""
