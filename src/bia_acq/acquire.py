@@ -23,7 +23,7 @@ from bia_acq.errors import DeviceDisconnected, FrameError, TransportError
 from bia_acq.link import Link
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk, Protocol
-from bia_acq.store.writer import SavedMeasurement, Store
+from bia_acq.store.writer import FileCursor, SavedMeasurement, Store
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,8 @@ class Batch:
     port: str
     chunks: list[Chunk]
     received_epoch: float
+    #: for folder sources: how far the file is journaled once these chunks are
+    cursor: FileCursor | None = None
 
 
 class PortReader(threading.Thread):
@@ -153,7 +155,10 @@ class Ingest:
 
     def handle(self, batch: Batch) -> None:
         rt = self.ports[batch.port]
-        ids = self.store.journal(rt.name, rt.driver, batch.chunks, batch.received_epoch)
+        with self.store.db.atomic():  # a folder's cursor moves with its journal, or not at all
+            ids = self.store.journal(rt.name, rt.driver, batch.chunks, batch.received_epoch)
+            if batch.cursor is not None:
+                self.store.save_cursor(batch.cursor)
         frames = [(i, c.data) for i, c in zip(ids, batch.chunks, strict=True) if c.kind == "frame"]
         for c in batch.chunks:
             if c.kind != "frame":

@@ -44,12 +44,24 @@ LIMBS_AND_TRUNK = (
 
 @dataclass(frozen=True)
 class Impedance:
-    """One impedance point: segment, frequency, resistance and (signed) reactance."""
+    """One impedance point: segment, frequency, resistance and (signed) reactance.
+
+    ``magnitude_only``: the device measured only the magnitude |Z| (open-hardware
+    sweeps such as OpenEIT; InBody's impedance at frequencies without a
+    reactance column). Then ``r_ohm`` holds |Z| and ``x_ohm`` is None: the
+    point is not a resistance, and methods that need R and X skip it with a
+    note instead of using it as one.
+    """
 
     segment: str
     freq_khz: float
     r_ohm: float
     x_ohm: float | None = None
+    magnitude_only: bool = False
+
+    def __post_init__(self) -> None:
+        if self.magnitude_only and self.x_ohm is not None:
+            raise ValueError("a magnitude-only impedance point has no reactance")
 
 
 @dataclass(frozen=True)
@@ -91,12 +103,21 @@ class Reading:
             "height_cm": self.height_cm,
             "weight_kg": self.weight_kg,
             "device_values": dict(self.device_values),
-            "impedance": [
-                {"segment": z.segment, "freq_khz": z.freq_khz, "r_ohm": z.r_ohm, "x_ohm": z.x_ohm}
-                for z in self.impedance
-            ],
+            "impedance": [_impedance_json(z) for z in self.impedance],
         }
 
 
 def _impedance_key(z: Impedance) -> tuple[str, float]:
     return (z.segment, z.freq_khz)
+
+
+def _impedance_json(z: Impedance) -> dict[str, object]:
+    out: dict[str, object] = {
+        "segment": z.segment,
+        "freq_khz": z.freq_khz,
+        "r_ohm": z.r_ohm,
+        "x_ohm": z.x_ohm,
+    }
+    if z.magnitude_only:  # r_ohm is |Z|; the key appears only then
+        out["magnitude_only"] = True
+    return out

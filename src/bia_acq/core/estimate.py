@@ -220,7 +220,13 @@ def estimate(
     else:
         phase = nan.copy()
     status = [[FIT_STATUS_TEXT[int(s)] for s in row] for row in fit.status]
-    for i in range(n):
+    for i, rd in enumerate(readings):
+        mags = sum(1 for pt in rd.impedance if pt.magnitude_only)
+        if mags:
+            notes[i].append(
+                f"{mags} impedance point(s) are magnitudes |Z| without reactance: "
+                f"{m.name} needs resistance and reactance and did not use them"
+            )
         if not known_sex[i]:
             notes[i].append("sex not reported: Hanai resistivities are sex-specific, no volumes")
         if not (np.isfinite(height[i]) and np.isfinite(weight[i])):

@@ -9,6 +9,7 @@ sends falls into an unread buffer that pyserial flushes on open.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import errno
 import json
@@ -55,7 +56,7 @@ class VirtualAnalyzer:
         self.truth = truth
         self.on_sent = on_sent
         self.sent = 0
-        opts = profile.options
+        opts = {**profile.options, **profile.simulator}  # the simulator section may override
         self.freqs = [float(f) for f in opts.get("frequencies_khz", [5, 50, 250])]
         self.segments = [
             str(s) for s in opts.get("segments", ["right_arm", "left_arm", "right_leg", "left_leg"])
@@ -136,6 +137,14 @@ class VirtualAnalyzer:
             dt.datetime.now(),
             model=str(self.profile.simulator.get("model", self.profile.name)),
         )
+        own = self.profile.simulator.get("device_values")
+        if isinstance(own, dict):  # the device's own keys for what it computes itself
+            truth = truth_record(subject)
+            values: dict[str, float | int | str] = {
+                str(k): round(float(truth[str(q)]), 3 if "ratio" in str(q) else 1)  # type: ignore[arg-type]
+                for k, q in own.items()
+            }
+            reading = dataclasses.replace(reading, device_values=values)
         return subject, reading
 
     def run(self, stop: threading.Event) -> int:

@@ -38,6 +38,17 @@ class PendingFrame:
 
 
 @dataclass(frozen=True)
+class FileCursor:
+    """How far a folder source has journaled one file (see :mod:`bia_acq.folder`)."""
+
+    source: str
+    path: str
+    st_dev: int
+    st_ino: int
+    offset_bytes: int
+
+
+@dataclass(frozen=True)
 class SavedMeasurement:
     measurement_id: int
     raw_frame_id: int
@@ -86,6 +97,30 @@ class Store:
                 )
                 ids.append(int(cur.lastrowid or 0))
         return ids
+
+    def save_cursor(self, cursor: FileCursor) -> None:
+        """Remember how far a file is journaled (call inside the journal's transaction)."""
+        self.conn.execute(
+            "INSERT INTO source_file (source, path, st_dev, st_ino, offset_bytes, updated_at_utc)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, path) DO UPDATE SET"
+            " st_dev = excluded.st_dev, st_ino = excluded.st_ino,"
+            " offset_bytes = excluded.offset_bytes, updated_at_utc = excluded.updated_at_utc",
+            (
+                cursor.source,
+                cursor.path,
+                cursor.st_dev,
+                cursor.st_ino,
+                cursor.offset_bytes,
+                utc_text(dt.datetime.now(dt.UTC).timestamp()),
+            ),
+        )
+
+    def file_cursors(self, source: str) -> dict[str, FileCursor]:
+        rows = self.conn.execute(
+            "SELECT path, st_dev, st_ino, offset_bytes FROM source_file WHERE source = ?",
+            (source,),
+        ).fetchall()
+        return {r[0]: FileCursor(source, r[0], int(r[1]), int(r[2]), int(r[3])) for r in rows}
 
     def reject(self, raw_frame_id: int, reason: str, offset: int | None) -> None:
         with self.db.atomic():
@@ -176,8 +211,12 @@ class Store:
             )
             mid = int(cur.lastrowid or 0)
             c.executemany(
-                "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm) VALUES (?, ?, ?, ?, ?)",
-                [(mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm) for z in reading.impedance],
+                "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm, int(z.magnitude_only))
+                    for z in reading.impedance
+                ],
             )
             self.insert_results(mid, results, now)
             c.execute(
