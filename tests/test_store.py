@@ -44,7 +44,10 @@ def test_new_database_is_owner_only_wal_strict_with_foreign_keys(tmp_path: Path)
     for table in ("device", "subject", "raw_frame", "measurement", "impedance", "segment_result"):
         assert sql[table].rstrip().endswith("STRICT"), table
     with pytest.raises(sqlite3.IntegrityError):
-        db.execute("INSERT INTO impedance VALUES (999, 'right_arm', 50.0, 1.0, -1.0)")
+        db.execute(
+            "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm)"
+            " VALUES (999, 'right_arm', 50.0, 1.0, -1.0)"
+        )
     db.close()
 
 
