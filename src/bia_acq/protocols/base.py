@@ -28,6 +28,7 @@ ENTRY_POINT_GROUP = "bia_acq.protocols"
 BUILTIN: dict[str, str] = {
     "tanita": "bia_acq.protocols.tanita:TanitaProtocol",
     "jsonlines": "bia_acq.protocols.jsonlines:JsonLinesProtocol",
+    "openeit": "bia_acq.protocols.openeit:OpenEITProtocol",
 }
 
 ChunkKind = Literal["frame", "junk", "truncated"]
