@@ -185,6 +185,6 @@ class OpenEITProtocol(Protocol):
                 continue
             mag = z.r_ohm if z.magnitude_only or z.x_ohm is None else math.hypot(z.r_ohm, z.x_ohm)
             hz = z.freq_khz * 1000.0
-            hz_text = str(int(round(hz))) if abs(hz - round(hz)) < 1e-6 else repr(hz)
+            hz_text = str(round(hz)) if abs(hz - round(hz)) < 1e-6 else repr(hz)
             lines.append(f"magnitudes:{hz_text};{mag!r}\n")
         return "".join(lines).encode("ascii")
