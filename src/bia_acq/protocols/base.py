@@ -29,6 +29,7 @@ BUILTIN: dict[str, str] = {
     "tanita": "bia_acq.protocols.tanita:TanitaProtocol",
     "jsonlines": "bia_acq.protocols.jsonlines:JsonLinesProtocol",
     "openeit": "bia_acq.protocols.openeit:OpenEITProtocol",
+    "lookinbody-csv": "bia_acq.protocols.lookinbody:LookinBodyProtocol",
 }
 
 ChunkKind = Literal["frame", "junk", "truncated"]

@@ -1,0 +1,181 @@
+"""LookinBody CSV export codec (InBody): columns, units, chunking, fuzzing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from pathlib import Path
+
+import pytest
+from chunking import every_chunking, feed_in_pieces
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bia_acq.core.estimate import estimate
+from bia_acq.drivers import get_profile
+from bia_acq.errors import FrameError
+from bia_acq.model import Impedance, Reading
+
+codec = get_profile("inbody-lookinbody-csv").codec()
+#: synthetic export in the documented column layout (values invented)
+EXPORT = (Path(__file__).parent / "data" / "lookinbody-export.csv").read_bytes()
+HEADER, ROW1, ROW2 = (line + b"\n" for line in EXPORT.split(b"\n")[:3])
+
+
+def test_export_row_decodes_to_segmental_impedance_and_device_water() -> None:
+    r = codec.decode(HEADER + ROW1)
+    assert (r.model, r.subject_id, r.sex, r.age_years) == ("InBody", "0000000042", "female", 52)
+    assert (r.height_cm, r.weight_kg) == (162.0, 71.4)
+    assert r.measured_at == dt.datetime(2026, 11, 3, 9, 41, 12)
+    assert r.device_values["ECW/TBW(Total)"] == 0.408 and r.device_values["ECW/TBW(TR)"] == 0.405
+    assert r.device_values["ICW"] == 19.9 and r.device_values["50kHz-RA Phase Angle"] == 6.0
+    z = {(p.segment, p.freq_khz): p for p in r.impedance}
+    assert len(z) == 30  # 5 segments x 6 frequencies
+    ra50 = z[("right_arm", 50.0)]  # |Z| 338.2, Xc 35.5 -> R = sqrt(|Z|^2 - Xc^2), X = -Xc
+    assert ra50.x_ohm == -35.5 and ra50.r_ohm == pytest.approx(math.sqrt(338.2**2 - 35.5**2))
+    assert z[("trunk", 1000.0)] == Impedance("trunk", 1000.0, 22.8, None, magnitude_only=True)
+    assert z[("left_leg", 1.0)].magnitude_only
+
+
+def test_inbody_segments_go_through_the_core() -> None:
+    res = estimate([codec.decode(HEADER + ROW1)])
+    rows = {row["segment"]: row for row in res.rows(0)}
+    assert rows["trunk"]["fit_status"] == "ok" and rows["right_leg"]["fit_status"] == "ok"
+    assert any("magnitudes |Z| without reactance" in n for n in res.notes[0])  # 1/500/1000 kHz
+
+
+def test_every_chunking_repeats_the_header_in_each_frame() -> None:
+    stream = b"\xef\xbb\xbf" + EXPORT + b"\r\n"
+    for cuts in every_chunking(stream):
+        chunks = feed_in_pieces(codec.framer(), stream, cuts)
+        frames = [c.data for c in chunks if c.kind == "frame"]
+        assert frames == [b"\xef\xbb\xbf" + HEADER + ROW1, b"\xef\xbb\xbf" + HEADER + ROW2]
+        assert [c.kind for c in chunks] == ["frame", "frame", "junk"]
+    assert codec.decode(frames[1]).subject_id == "0000000043"
+
+
+def test_last_row_without_line_end_is_a_frame_at_end_of_file() -> None:
+    chunks = feed_in_pieces(codec.framer(), HEADER + ROW1.rstrip(b"\r\n"), [])
+    assert [c.kind for c in chunks] == ["frame"]
+    assert codec.decode(chunks[0].data).subject_id == "0000000042"
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (ROW1.replace(b",F,", b",X,"), "unknown sex"),
+        (ROW1.replace(b"2026.11.03 09:41:12", b"yesterday"), "not a date and time"),
+        (ROW1.replace(b",338.2,", b",abc,"), "not a non-negative number"),
+        (ROW1.replace(b",52,", b",52,1,"), "cells"),
+    ],
+)
+def test_errors_point_at_the_cell(row: bytes, reason: str) -> None:
+    with pytest.raises(FrameError) as info:
+        codec.decode(HEADER + row)
+    assert reason in info.value.reason
+    assert info.value.offset is not None and len(HEADER) <= info.value.offset < len(HEADER + row)
+
+
+mag = st.integers(10, 20000).map(lambda v: v / 10)
+
+
+@st.composite
+def inbody_readings(draw: st.DrawFn) -> Reading:
+    segs = draw(
+        st.lists(
+            st.sampled_from(["right_arm", "left_arm", "trunk", "right_leg", "left_leg"]),
+            unique=True,
+        )
+    )
+    pts = []
+    for s in segs:
+        for f in draw(
+            st.lists(st.sampled_from([1.0, 5.0, 50.0, 250.0, 500.0, 1000.0]), unique=True)
+        ):
+            if draw(st.booleans()):
+                pts.append(Impedance(s, f, draw(mag), None, magnitude_only=True))
+            else:
+                pts.append(Impedance(s, f, draw(mag), -draw(mag)))
+    return Reading(
+        model="InBody",
+        subject_id=draw(
+            st.one_of(
+                st.text(min_size=1, max_size=10).filter(
+                    lambda t: t.strip() == t and "\n" not in t and "\r" not in t
+                ),
+            )
+        ),
+        sex=draw(st.sampled_from([None, "male", "female"])),
+        age_years=draw(st.one_of(st.none(), st.integers(1, 110))),
+        weight_kg=draw(st.one_of(st.none(), mag)),
+        measured_at=draw(
+            st.one_of(
+                st.none(),
+                st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 1, 1)).map(
+                    lambda t: t.replace(microsecond=0)
+                ),
+            )
+        ),
+        impedance=tuple(pts),
+        device_values=draw(
+            st.dictionaries(
+                st.sampled_from(["ICW", "ECW", "TBW", "ECW/TBW(RA)", "Memo"]),
+                st.one_of(mag, st.integers(1, 99)),
+            )
+        ),
+    )
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(inbody_readings())
+def test_round_trip(reading: Reading) -> None:
+    frame = codec.encode(reading)
+    back = codec.decode(frame)
+    assert back.subject_id == reading.subject_id  # every export row has an ID
+    assert (back.sex, back.age_years, back.weight_kg, back.measured_at) == (
+        reading.sex,
+        reading.age_years,
+        reading.weight_kg,
+        reading.measured_at,
+    )
+    assert back.device_values == reading.device_values
+    assert len(back.impedance) == len(reading.impedance)
+    for a, b in zip(back.impedance, reading.impedance, strict=True):
+        assert (a.segment, a.freq_khz, a.magnitude_only, a.x_ohm) == (
+            b.segment,
+            b.freq_khz,
+            b.magnitude_only,
+            b.x_ohm,
+        )
+        assert a.r_ohm == pytest.approx(b.r_ohm, rel=1e-9)
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=800), st.lists(st.integers(0, 800), max_size=10))
+def test_arbitrary_bytes_only_frame_errors(data: bytes, cuts: list[int]) -> None:
+    for stream in (data, HEADER + data):
+        chunks = feed_in_pieces(codec.framer(), stream, cuts)
+        rebuilt = b"".join(
+            c.data[c.data.find(b"\n") + 1 :] if c.kind == "frame" else c.data for c in chunks
+        )
+        lines = [line + b"\n" for line in stream.split(b"\n")]
+        lines[-1] = lines[-1][:-1]
+        # every byte is journaled: header lines once per row's frame, every other line as is
+        expected = b"".join(
+            line for line in lines if not (line.endswith(b"\n") and codec._is_header(line))
+        )
+        assert rebuilt == expected
+        for c in chunks:
+            try:
+                codec.decode(c.data)
+            except FrameError as exc:
+                assert exc.reason and exc.offset is not None
+
+
+@settings(max_examples=300)
+@given(st.lists(st.sampled_from(list(ROW1 + b'"')), max_size=500).map(bytes))
+def test_row_like_bytes_only_frame_errors(row: bytes) -> None:
+    try:
+        codec.decode(HEADER + row + b"\n")
+    except FrameError as exc:
+        assert exc.reason
