@@ -19,8 +19,9 @@ from bia_acq.drivers import Profile, SerialSettings, all_profiles, parse_serial
 from bia_acq.errors import BiaError, ConfigError
 from bia_acq.yamlfile import Doc, load
 
-TOP_KEYS = ("database", "method", "ports", "drivers_dir", "log_level")
+TOP_KEYS = ("database", "method", "ports", "folders", "drivers_dir", "log_level")
 PORT_KEYS = ("name", "url", "driver", "serial", "timezone")
+FOLDER_KEYS = ("name", "path", "driver", "poll_seconds", "pattern", "timezone")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -37,10 +38,24 @@ class PortConfig:
 
 
 @dataclass(frozen=True)
+class FolderConfig:
+    """A folder an analyzer's software exports result files into (read only, never changed)."""
+
+    name: str
+    path: Path
+    driver: str
+    profile: Profile
+    poll_seconds: float = 5.0
+    pattern: str = "*.csv"
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     database: Path
     method: str = "hanai-bis"
     ports: tuple[PortConfig, ...] = ()
+    folders: tuple[FolderConfig, ...] = ()
     drivers_dir: Path | None = None
     log_level: str = "info"
     source: str = ""
@@ -125,26 +140,83 @@ def parse(doc: Doc, base_dir: Path) -> Config:
                 f"{key}.name", f"port name {name!r} is used twice", "give each port its own name"
             )
         names.add(name)
-        tz = p.get("timezone")
-        if tz is not None:
-            tz = _text(doc, f"{key}.timezone", tz, "Europe/Berlin")
-            try:
-                zoneinfo.ZoneInfo(tz)
-            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-                raise doc.error(
-                    f"{key}.timezone",
-                    f"unknown time zone {tz!r}",
-                    "use an IANA name such as Europe/Berlin",
-                ) from None
+        tz = _timezone(doc, key, p.get("timezone"))
         ports.append(PortConfig(name, url, driver, profile, serial, tz))
+    folders = _folders(doc, d.get("folders", []), base_dir, profiles, names)
     return Config(
         database=database,
         method=method,
         ports=tuple(ports),
+        folders=folders,
         drivers_dir=drivers_dir,
         log_level=log_level,
         source=doc.file,
     )
+
+
+def _timezone(doc: Doc, key: str, tz: Any) -> str | None:
+    if tz is None:
+        return None
+    tz = _text(doc, f"{key}.timezone", tz, "Europe/Berlin")
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise doc.error(
+            f"{key}.timezone", f"unknown time zone {tz!r}", "use an IANA name such as Europe/Berlin"
+        ) from None
+    return str(tz)
+
+
+def _folders(
+    doc: Doc, raw: Any, base_dir: Path, profiles: dict[str, Profile], names: set[str]
+) -> tuple[FolderConfig, ...]:
+    """The ``folders:`` list: export folders watched beside the serial ports."""
+    example = "each item: {path: /srv/inbody-export, driver: inbody-lookinbody-csv}"
+    if not isinstance(raw, list):
+        raise doc.error("folders", "expected a list of folders", example)
+    out: list[FolderConfig] = []
+    for i, f in enumerate(raw):
+        key = f"folders[{i}]"
+        if not isinstance(f, dict):
+            raise doc.error(key, "expected a mapping with path and driver", example)
+        doc.check_keys(key, f, FOLDER_KEYS)
+        if "path" not in f:
+            raise doc.error(key, "missing 'path'", "the folder the analyzer software exports to")
+        path = Path(_text(doc, f"{key}.path", f["path"], "/srv/inbody-export"))
+        if not path.is_absolute():
+            path = base_dir / path
+        if path.exists() and not path.is_dir():
+            raise doc.error(f"{key}.path", f"{path} is not a folder", "name the export folder")
+        if "driver" not in f:
+            raise doc.error(key, "missing 'driver'", "e.g. driver: inbody-lookinbody-csv")
+        driver = _text(doc, f"{key}.driver", f["driver"], "inbody-lookinbody-csv")
+        if driver not in profiles:
+            raise doc.error(
+                f"{key}.driver",
+                f"unknown driver {driver!r}",
+                f"use one of: {', '.join(sorted(profiles))} (see `bia-acq drivers`)",
+            )
+        poll = f.get("poll_seconds", 5.0)
+        if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0 < poll <= 3600:
+            raise doc.error(
+                f"{key}.poll_seconds",
+                f"expected a number of seconds above 0 and at most 3600, got {poll!r}",
+                "e.g. poll_seconds: 5",
+            )
+        pattern = _text(doc, f"{key}.pattern", f.get("pattern", "*.csv"), '"*.csv"')
+        if "/" in pattern:
+            raise doc.error(f"{key}.pattern", "a file name pattern has no '/'", 'e.g. "*.csv"')
+        name = _text(doc, f"{key}.name", f.get("name", str(path)), "inbody-export")
+        if name in names:
+            raise doc.error(
+                f"{key}.name",
+                f"name {name!r} is used twice",
+                "give each port and folder its own name",
+            )
+        names.add(name)
+        tz = _timezone(doc, key, f.get("timezone"))
+        out.append(FolderConfig(name, path, driver, profiles[driver], float(poll), pattern, tz))
+    return tuple(out)
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

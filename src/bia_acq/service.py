@@ -12,6 +12,7 @@ from bia_acq.acquire import Batch, Ingest, PortReader, PortRuntime
 from bia_acq.config import Config
 from bia_acq.drivers import all_profiles
 from bia_acq.errors import BiaError
+from bia_acq.folder import folder_readers
 from bia_acq.store.db import open_writer
 from bia_acq.store.writer import SavedMeasurement, Store
 
@@ -33,6 +34,7 @@ class Service:
         self.stop_event = threading.Event()
         self.queue: queue.Queue[Batch | None] = queue.Queue(QUEUE_SIZE)
         self.readers: list[PortReader] = []
+        self.folder_readers: list[threading.Thread] = []  # folder sources (bia_acq.folder)
         self.writer: threading.Thread | None = None
         self.writer_error: BaseException | None = None
         self.store: Store | None = None
@@ -52,10 +54,15 @@ class Service:
         recovered = ingest.recover(by_driver)
         if recovered:
             log.info("decoded %d frame(s) left pending by an earlier stop", recovered)
+        self.folder_readers = list(
+            folder_readers(self.config, ingest, self.store, self.queue, self.stop_event)
+        )
         self.writer = threading.Thread(
             target=self._write_loop, args=(ingest,), name="writer", daemon=True
         )
         self.writer.start()
+        for folder_reader in self.folder_readers:
+            folder_reader.start()
         for port in self.config.ports:
             reader = PortReader(port, self.queue, self.stop_event)
             self.readers.append(reader)
@@ -98,7 +105,7 @@ class Service:
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop reading (finishing a frame in hand), write what is queued, close."""
         self.stop_event.set()
-        for r in self.readers:
+        for r in [*self.readers, *self.folder_readers]:
             r.join(timeout_s)
         if self.writer is not None:
             self.queue.put(None)

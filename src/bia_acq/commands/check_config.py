@@ -19,8 +19,12 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(args.file)
     print(
-        f"{args.file}: ok: database {config.database}, method {config.method}, {len(config.ports)} port(s)"
+        f"{args.file}: ok: database {config.database}, method {config.method}, {len(config.ports)} port(s), {len(config.folders)} folder(s)"
     )
     for p in config.ports:
         print(f"  {p.name}: {p.url} driver {p.driver} ({p.serial.describe()})")
+    for f in config.folders:
+        print(
+            f"  {f.name}: folder {f.path} ({f.pattern}) driver {f.driver}, every {f.poll_seconds:g} s"
+        )
     return 0

@@ -47,8 +47,8 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(args.log_level or config.log_level)
         if args.db:
             config = Config(**{**config.__dict__, "database": args.db})
-        if not config.ports:
-            log.warning("%s configures no ports: nothing to acquire", config.source)
+        if not config.ports and not config.folders:
+            log.warning("%s configures no ports or folders: nothing to acquire", config.source)
     else:
         setup_logging(args.log_level or "info")
         profile = get_profile(DEFAULT_DRIVER)

@@ -1,0 +1,173 @@
+"""Folder sources: result files an analyzer's PC software exports (InBody's LookinBody CSV).
+
+A :class:`FolderReader` thread polls one folder. Each file matching the
+pattern is read from where the journal left it: the bytes go through the
+profile's framer and leave as the same :class:`~bia_acq.acquire.Batch` a serial
+port produces, so the writer journals, decodes, computes and stores them on
+the same path. Each batch carries a :class:`~bia_acq.store.writer.FileCursor`
+that the writer commits in the journal's transaction: after a restart the
+reader resumes at that byte offset and no row is ingested twice.
+
+Rules:
+
+* files are opened read-only; nothing in the folder is moved, renamed or deleted;
+* a file is known by its path and its identity (device, inode); a file whose
+  identity changes (replaced by a new export) or that shrinks is read again
+  from its start, and rows already stored are recognised as duplicates;
+* a last line without its line end is taken only once the file has not
+  changed for a whole poll interval (the exporting program may still write);
+* after a restart the framer's state is rebuilt by feeding it the already
+  journaled bytes again (their chunks are dropped), e.g. the CSV header.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bia_acq.acquire import Batch, Ingest, PortRuntime
+from bia_acq.config import Config, FolderConfig
+from bia_acq.protocols.base import Chunk, Framer
+from bia_acq.store.writer import FileCursor, Store
+
+log = logging.getLogger(__name__)
+
+READ_BLOCK = 1 << 20
+
+
+@dataclass
+class _File:
+    st_dev: int
+    st_ino: int
+    offset: int  # bytes journaled (a chunk holds them)
+    fed: int = 0  # bytes given to the framer
+    framer: Framer | None = None
+    quiet_polls: int = 0
+
+
+class FolderReader(threading.Thread):
+    """Polls one folder and hands new bytes of its files to the writer."""
+
+    def __init__(
+        self,
+        folder: FolderConfig,
+        out: queue.Queue[Batch | None],
+        stop: threading.Event,
+        cursors: dict[str, FileCursor] | None = None,
+    ) -> None:
+        super().__init__(name=f"folder-{folder.name}", daemon=True)
+        self.folder = folder
+        self.out = out
+        self.stop = stop
+        self.codec = folder.profile.codec()
+        self.files: dict[str, _File] = {
+            path: _File(c.st_dev, c.st_ino, c.offset_bytes) for path, c in (cursors or {}).items()
+        }
+        self.state = "starting"
+        self.heartbeat = time.monotonic()
+        self.last_frame_at: float | None = None
+
+    def _set_state(self, state: str, detail: str = "") -> None:
+        if state != self.state:
+            self.state = state
+            log.info("folder %s: %s%s", self.folder.name, state, f" ({detail})" if detail else "")
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.heartbeat = time.monotonic()
+            try:
+                self.scan()
+            except OSError as exc:
+                self._set_state("waiting", f"{exc}; retrying every {self.folder.poll_seconds:g} s")
+            self.stop.wait(self.folder.poll_seconds)
+        self._set_state("stopped")
+
+    def scan(self) -> None:
+        """One pass over the folder (the thread calls this every poll interval)."""
+        path = self.folder.path
+        if not path.is_dir():
+            self._set_state("waiting", f"folder {path} does not exist (yet)")
+            return
+        self._set_state("watching", f"{path}, files {self.folder.pattern}")
+        for p in sorted(path.glob(self.folder.pattern)):
+            if self.stop.is_set():
+                return
+            if p.is_file():
+                self._check(p)
+
+    def _check(self, p: Path) -> None:
+        key = str(p)
+        st = p.stat()
+        f = self.files.get(key)
+        if f is None or (f.st_dev, f.st_ino) != (st.st_dev, st.st_ino) or st.st_size < f.offset:
+            if f is not None:
+                log.info(
+                    "folder %s: %s was replaced or shortened; reading it from its start",
+                    self.folder.name,
+                    p.name,
+                )
+            f = self.files[key] = _File(st.st_dev, st.st_ino, 0)
+        with p.open("rb") as fh:  # read only: the clinic's files are never changed
+            if f.framer is None:
+                f.framer = self.codec.framer()
+                if f.offset:
+                    f.framer.feed(fh.read(f.offset))  # rebuild state; chunks already journaled
+                    f.framer.flush()  # a final line taken earlier is journaled too
+                f.fed = f.offset
+            if st.st_size > f.fed:
+                f.quiet_polls = 0
+                fh.seek(f.fed)
+                while f.fed < st.st_size and not self.stop.is_set():
+                    data = fh.read(min(READ_BLOCK, st.st_size - f.fed))
+                    if not data:
+                        break
+                    f.fed += len(data)
+                    self._emit(key, f, f.framer.feed(data))
+                return
+        if f.framer.pending:
+            f.quiet_polls += 1
+            if f.quiet_polls >= 1:  # unchanged for a whole poll interval: the last line is done
+                self._emit(key, f, f.framer.flush("end of file"))
+
+    def _emit(self, key: str, f: _File, chunks: list[Chunk]) -> None:
+        if not chunks:
+            return
+        assert f.framer is not None
+        f.offset = f.fed - f.framer.pending
+        if any(c.kind == "frame" for c in chunks):
+            self.last_frame_at = time.time()
+        cursor = FileCursor(self.folder.name, key, f.st_dev, f.st_ino, f.offset)
+        batch = Batch(self.folder.name, chunks, time.time(), cursor)
+        while True:  # never drop: wait for the writer (back-pressure)
+            try:
+                self.out.put(batch, timeout=0.5)
+                return
+            except queue.Full:
+                self.heartbeat = time.monotonic()
+
+
+def folder_readers(
+    config: Config,
+    ingest: Ingest,
+    store: Store,
+    out: queue.Queue[Batch | None],
+    stop: threading.Event,
+) -> list[FolderReader]:
+    """Register each configured folder with the writer and make its reader (not started).
+
+    Call before the writer thread starts: it reads the saved cursors.
+    """
+    import zoneinfo
+
+    readers = []
+    for folder in config.folders:
+        zone = zoneinfo.ZoneInfo(folder.timezone) if folder.timezone else None
+        ingest.ports[folder.name] = PortRuntime(
+            folder.name, folder.driver, folder.profile.codec(), zone
+        )
+        readers.append(FolderReader(folder, out, stop, store.file_cursors(folder.name)))
+    return readers
