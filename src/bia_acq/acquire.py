@@ -17,6 +17,7 @@ import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bia_acq import worklist
 from bia_acq.config import PortConfig
 from bia_acq.core.estimate import estimate
 from bia_acq.errors import DeviceDisconnected, FrameError, TransportError
@@ -39,6 +40,8 @@ class Batch:
     received_epoch: float
     #: for folder sources: how far the file is journaled once these chunks are
     cursor: FileCursor | None = None
+    #: for polled analyzers: the work-list entry the frame in this batch was measured for
+    worklist_id: int | None = None
 
 
 class PortReader(threading.Thread):
@@ -162,20 +165,38 @@ class Ingest:
         frames = [(i, c.data) for i, c in zip(ids, batch.chunks, strict=True) if c.kind == "frame"]
         for c in batch.chunks:
             if c.kind != "frame":
-                log.warning(
-                    "port %s: %d bytes kept as %s: %s", rt.name, len(c.data), c.kind, c.reason
+                quiet = (c.reason or "").startswith("dialogue: ")  # a polled device's replies
+                log.log(
+                    logging.DEBUG if quiet else logging.WARNING,
+                    "port %s: %d bytes kept as %s: %s",
+                    rt.name,
+                    len(c.data),
+                    c.kind,
+                    c.reason,
                 )
-        self.process(rt, frames, batch.received_epoch)
+        self.process(rt, frames, batch.received_epoch, worklist_id=batch.worklist_id)
 
     def process(
-        self, rt: PortRuntime, frames: list[tuple[int, bytes]], received_epoch: float
+        self,
+        rt: PortRuntime,
+        frames: list[tuple[int, bytes]],
+        received_epoch: float,
+        *,
+        worklist_id: int | None = None,
     ) -> None:
         decoded: list[tuple[int, bytes, Reading]] = []
+        entry = worklist.get(self.store.conn, worklist_id) if worklist_id is not None else None
+        entry_notes: list[str] = []
         for raw_id, data in frames:
             try:
-                decoded.append((raw_id, data, rt.codec.decode(data)))
+                reading = rt.codec.decode(data)
+                if entry is not None:  # measured for this work-list entry's subject
+                    reading, entry_notes = worklist.attribute(reading, entry)
+                decoded.append((raw_id, data, reading))
             except FrameError as exc:
                 self._reject(rt, raw_id, exc.reason, exc.offset)
+                if entry is not None:
+                    worklist.fail(self.store.conn, entry.id, f"measurement rejected: {exc.reason}")
             except Exception as exc:  # a codec bug must not lose the frame or stop the port
                 log.exception("port %s: decoder failed on frame %d", rt.name, raw_id)
                 self._reject(
@@ -185,7 +206,7 @@ class Ingest:
             return
         results = estimate([r for _, _, r in decoded], self.method)
         for i, (raw_id, data, reading) in enumerate(decoded):
-            warnings = list(results.notes[i])
+            warnings = list(results.notes[i]) + (entry_notes if entry is not None else [])
             measured_epoch = None
             if reading.measured_at is not None:
                 local = (
@@ -214,7 +235,12 @@ class Ingest:
                     rt.name,
                     raw_id,
                 )
-            elif self.on_saved is not None:
+            if entry is not None:
+                if saved is None:
+                    worklist.fail(self.store.conn, entry.id, "the analyzer repeated a stored frame")
+                else:
+                    worklist.mark_done(self.store.conn, entry.id, saved.measurement_id)
+            if saved is not None and self.on_saved is not None:
                 self.on_saved(saved)
 
     def _reject(self, rt: PortRuntime, raw_id: int, reason: str, offset: int | None) -> None:

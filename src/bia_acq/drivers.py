@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bia_acq.dialogue import Dialogue, DialogueError, parse_dialogue
 from bia_acq.errors import ConfigError, DriverNotAvailable
 from bia_acq.protocols.base import Protocol, load_protocol
 from bia_acq.yamlfile import Doc, load, loads
@@ -78,13 +79,15 @@ class Profile:
     options: Mapping[str, Any] = field(default_factory=dict)
     simulator: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    #: polled analyzers (PC mode): the commands to send; None: the device talks unasked
+    dialogue: Dialogue | None = None
 
     def codec(self) -> Protocol:
         """A protocol codec configured with this profile's options."""
         return load_protocol(self.protocol)(self.options)
 
 
-PROFILE_KEYS = ("name", "description", "protocol", "serial", "options", "simulator")
+PROFILE_KEYS = ("name", "description", "protocol", "serial", "options", "simulator", "dialogue")
 
 
 def parse_profile(doc: Doc) -> Profile:
@@ -93,10 +96,16 @@ def parse_profile(doc: Doc) -> Profile:
     for k in ("name", "protocol"):
         if not isinstance(d.get(k), str) or not d[k]:
             raise doc.error(k, f"missing or not text: every profile needs '{k}'")
-    for k in ("options", "simulator"):
+    for k in ("options", "simulator", "dialogue"):
         if not isinstance(d.get(k, {}), dict):
             raise doc.error(k, "must be a mapping")
     serial = parse_serial(doc, "serial", d.get("serial", {}), SerialSettings())
+    dialogue = None
+    if "dialogue" in d:
+        try:
+            dialogue = parse_dialogue(d["dialogue"])
+        except DialogueError as exc:
+            raise doc.error(exc.key, exc.problem) from None
     return Profile(
         name=d["name"],
         description=str(d.get("description", "")),
@@ -105,6 +114,7 @@ def parse_profile(doc: Doc) -> Profile:
         options=dict(d.get("options", {})),
         simulator=dict(d.get("simulator", {})),
         source=doc.file,
+        dialogue=dialogue,
     )
 
 

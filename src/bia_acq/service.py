@@ -13,6 +13,7 @@ from bia_acq.config import Config
 from bia_acq.drivers import all_profiles
 from bia_acq.errors import BiaError
 from bia_acq.folder import folder_readers
+from bia_acq.polled import make_reader
 from bia_acq.store.db import open_writer
 from bia_acq.store.writer import SavedMeasurement, Store
 
@@ -64,7 +65,7 @@ class Service:
         for folder_reader in self.folder_readers:
             folder_reader.start()
         for port in self.config.ports:
-            reader = PortReader(port, self.queue, self.stop_event)
+            reader = make_reader(port, self.queue, self.stop_event, self.config.database)
             self.readers.append(reader)
             reader.start()
 

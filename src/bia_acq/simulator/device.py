@@ -21,13 +21,16 @@ import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
 from bia_acq.drivers import Profile
 from bia_acq.model import Reading
 from bia_acq.simulator.population import CONDITIONS, Subject, make_subject, measure, truth_record
+
+if TYPE_CHECKING:
+    from bia_acq.simulator.pcmode import PCModeDevice
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +70,11 @@ class VirtualAnalyzer:
         ]
         self._master: int | None = None
         self.path = ""
+        self.pcmode: PCModeDevice | None = None
+        if profile.dialogue is not None:
+            from bia_acq.simulator.pcmode import PCModeDevice
+
+            self.pcmode = PCModeDevice(self)
 
     def open(self) -> str:
         """Create the pty (and the link, if asked); return the device path."""
@@ -147,10 +155,22 @@ class VirtualAnalyzer:
             reading = dataclasses.replace(reading, device_values=values)
         return subject, reading
 
+    def record_sent(self, subject: Subject, reading: Reading) -> None:
+        """Count a measurement that went out; write its truth record."""
+        self.sent += 1
+        if self.truth is not None:
+            rec = {"seq": self.sent, "reading": reading.to_json(), "truth": truth_record(subject)}
+            self.truth.write(json.dumps(rec) + "\n")
+            self.truth.flush()
+        if self.on_sent is not None:
+            self.on_sent(self.sent, subject, reading)
+
     def run(self, stop: threading.Event) -> int:
         """Send until ``count`` measurements went out or ``stop`` is set."""
         if self._master is None:
             self.open()
+        if self.pcmode is not None:  # a polled device: it measures when told to
+            return self.pcmode.run(stop)
         next_at = time.monotonic()
         while not stop.is_set() and (self.count is None or self.sent < self.count):
             self._drain()
@@ -165,17 +185,7 @@ class VirtualAnalyzer:
             frame = self.codec.encode(reading)
             if not self._write_all(frame, stop):
                 continue
-            self.sent += 1
-            if self.truth is not None:
-                rec = {
-                    "seq": self.sent,
-                    "reading": reading.to_json(),
-                    "truth": truth_record(subject),
-                }
-                self.truth.write(json.dumps(rec) + "\n")
-                self.truth.flush()
-            if self.on_sent is not None:
-                self.on_sent(self.sent, subject, reading)
+            self.record_sent(subject, reading)
             next_at = time.monotonic() + self.interval_s
         # give the reader time to take the last bytes before the pty can go away
         deadline = time.monotonic() + 1.0

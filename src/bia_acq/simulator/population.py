@@ -71,13 +71,24 @@ class Subject:
         return self.ecw_l + self.icw_l
 
 
-def make_subject(rng: np.random.Generator, subject_id: str, condition: str = "healthy") -> Subject:
+def make_subject(
+    rng: np.random.Generator,
+    subject_id: str,
+    condition: str = "healthy",
+    *,
+    sex: str | None = None,
+    age_years: int | None = None,
+    height_cm: float | None = None,
+) -> Subject:
+    """A random subject; ``sex``, ``age_years``, ``height_cm`` fix those (a polled device's settings)."""
     if condition not in CONDITIONS:
         raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
-    male = bool(rng.random() < 0.5)
+    male = bool(rng.random() < 0.5) if sex is None else sex == "male"
     sex = "male" if male else "female"
-    age = int(rng.integers(20, 85))
-    height = round(float(rng.normal(177 if male else 164, 7)), 1)
+    age = int(rng.integers(20, 85)) if age_years is None else age_years
+    height = (
+        round(float(rng.normal(177 if male else 164, 7)), 1) if height_cm is None else height_cm
+    )
     bmi = float(np.clip(rng.normal(25.5, 3.5), 18.5, 38))
     weight = round(bmi * (height / 100) ** 2, 1)
     tbw = watson_tbw_l(male, age, height, weight)
