@@ -32,7 +32,7 @@ from bia_acq.protocols.base import Chunk
 
 log = logging.getLogger(__name__)
 
-_ERROR_LINE = re.compile(rb"(?:^|\n)(E\d)\r?\n")
+_ERROR_LINE = re.compile(rb"(?:^|\n)(E\d)\r?(?:\n|$)")
 CLAIM_EVERY_S = 0.5
 
 
@@ -53,6 +53,7 @@ class PolledReader(PortReader):
         self.database = database
         self._conn: sqlite3.Connection | None = None
         self._last_command_at = 0.0
+        self._left = b""  # bytes that came after a reply line, not yet looked at
         self.measured = 0
 
     # -- plumbing --------------------------------------------------------------
@@ -82,6 +83,10 @@ class PolledReader(PortReader):
             except queue.Full:
                 self.heartbeat = time.monotonic()
 
+    def _read(self) -> bytes:
+        data, self._left = self._left, b""
+        return data or self.link.read()
+
     def _command(self, command: str) -> tuple[str, str]:
         """Send one command, wait for its one-line reply; journal the reply."""
         d = self.dialogue
@@ -89,6 +94,9 @@ class PolledReader(PortReader):
         wait = self._last_command_at + d.command_gap_s - time.monotonic()
         if wait > 0:
             time.sleep(wait)
+        if self._left:
+            self._emit(self.framer.feed(self._left, time.monotonic()))
+            self._left = b""
         self._emit(self.framer.flush("bytes before a command"))
         self.link.write(command.encode("ascii") + b"\r\n")
         self._last_command_at = time.monotonic()
@@ -106,8 +114,7 @@ class PolledReader(PortReader):
         reply, rest = bytes(buf[:end]), bytes(buf[end:])
         kind, why = d.classify(command, reply.strip(b"\r\n\x00 ").decode("ascii", "replace"))
         self._emit([Chunk("junk", reply, f"dialogue: {kind} to {head}")])
-        if rest:
-            self._emit(self.framer.feed(rest, time.monotonic()))
+        self._left = rest
         return kind, why
 
     # -- the dialogue ----------------------------------------------------------
@@ -134,14 +141,18 @@ class PolledReader(PortReader):
             if now >= next_claim:
                 next_claim = now + CLAIM_EVERY_S
                 try:
-                    entry = worklist.claim(conn, self.port.name)
+                    entry = (
+                        worklist.claim(conn, self.port.name)
+                        if worklist.has_waiting(conn, self.port.name)
+                        else None
+                    )
                 except sqlite3.Error as exc:
                     log.error("port %s: cannot read the work list: %s", self.port.name, exc)
                     entry = None
                 if entry is not None:
                     entered = self._measure(entry)
                     continue
-            data = self.link.read()  # idle: unsolicited bytes are journaled too
+            data = self._read()  # idle: unsolicited bytes are journaled too
             now = time.monotonic()
             self._emit(self.framer.feed(data, now) if data else self.framer.poll(now))
 
@@ -170,10 +181,9 @@ class PolledReader(PortReader):
                 return kind != "timeout"
         self._set_state("measuring", f"work-list entry {entry.id}")
         deadline = time.monotonic() + d.measure_timeout_s
-        tail = b""
         while not self.stop.is_set():
             self.heartbeat = time.monotonic()
-            data = self.link.read()
+            data = self._read()
             now = time.monotonic()
             chunks = self.framer.feed(data, now) if data else self.framer.poll(now)
             frames = [c for c in chunks if c.kind == "frame"]
@@ -182,11 +192,16 @@ class PolledReader(PortReader):
                 self.measured += 1
                 self._set_state("ready", "PC mode, waiting for work-list entries")
                 return True
-            tail = (tail + data)[-64:]
-            m = _ERROR_LINE.search(tail)
-            if m:
-                self._emit(self.framer.flush("error message from the analyzer"))
-                code = m.group(1).decode()
+            # an error line is outside any frame: the framer gives it back as junk
+            # (at once if a frame follows, else after its silence time)
+            codes = [
+                m.group(1)
+                for c in chunks
+                if c.kind != "frame"
+                for m in _ERROR_LINE.finditer(c.data)
+            ]
+            if codes:
+                code = codes[0].decode()
                 self._fail(entry, f"{code}: {d.errors.get(code, 'unknown error code')}")
                 self._set_state("ready", "PC mode, waiting for work-list entries")
                 return True

@@ -120,6 +120,15 @@ def clear(conn: sqlite3.Connection, *, everything: bool = False) -> int:
     return cur.rowcount
 
 
+def has_waiting(conn: sqlite3.Connection, port: str) -> bool:
+    """A read-only look: is an entry waiting for ``port`` (or any port)?"""
+    row = conn.execute(
+        "SELECT 1 FROM worklist WHERE status = 'waiting' AND (port IS NULL OR port = ?) LIMIT 1",
+        (port,),
+    ).fetchone()
+    return row is not None
+
+
 def claim(conn: sqlite3.Connection, port: str) -> Entry | None:
     """Take the oldest waiting entry for ``port`` (or for any port): it is now measuring here."""
     with conn:
