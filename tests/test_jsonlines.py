@@ -120,7 +120,7 @@ def rect_readings(draw: st.DrawFn) -> Reading:
     )
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, suppress_health_check=[HealthCheck.too_slow])
 @given(rect_readings())
 def test_round_trip_rect(reading: Reading) -> None:
     back = RECT.decode(RECT.encode(reading))
@@ -129,7 +129,7 @@ def test_round_trip_rect(reading: Reading) -> None:
     assert back == Reading(**{**reading.__dict__, "height_cm": back.height_cm})
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
 @given(rect_readings())
 def test_round_trip_polar_within_float_error(reading: Reading) -> None:
     codec = JsonLinesProtocol(
@@ -164,7 +164,7 @@ def test_every_chunking_with_junk_lines() -> None:
             charder.decode(chunks[2].data)  # the banner is a line that is not JSON: rejected
 
 
-@settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=50, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.lists(rect_readings(), min_size=1, max_size=3),
     st.lists(st.integers(0, 5000), max_size=20),
