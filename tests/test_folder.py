@@ -132,3 +132,34 @@ def test_folder_and_port_names_must_differ(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="used twice"):
         load_config(cfg)
+
+
+def test_a_last_row_without_line_end_waits_one_quiet_poll(tmp_path: Path) -> None:
+    import queue
+    import threading
+
+    from bia_acq.config import FolderConfig
+    from bia_acq.drivers import get_profile
+    from bia_acq.folder import FolderReader
+
+    profile = get_profile("inbody-lookinbody-csv")
+    out: queue.Queue = queue.Queue()
+    reader = FolderReader(
+        FolderConfig("f", tmp_path, profile.name, profile, 0.1), out, threading.Event()
+    )
+    export = tmp_path / "a.csv"
+    export.write_bytes(HEADER + ROW1.rstrip(b"\r\n"))
+    reader.scan()
+    assert out.empty()  # the exporting program may still be writing this line
+    reader.scan()
+    batch = out.get_nowait()
+    assert [c.kind for c in batch.chunks] == ["frame"]
+    assert batch.cursor.offset_bytes == export.stat().st_size
+    reader.scan()
+    assert out.empty()  # nothing twice
+    with export.open("ab") as fh:
+        fh.write(b"\r\n" + ROW2)
+    reader.scan()
+    batch = out.get_nowait()
+    assert [c.kind for c in batch.chunks] == ["junk", "frame"]  # the line end, then row 2
+    assert batch.cursor.offset_bytes == export.stat().st_size

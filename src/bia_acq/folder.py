@@ -105,10 +105,10 @@ class FolderReader(threading.Thread):
         f = self.files.get(key)
         if f is None or (f.st_dev, f.st_ino) != (st.st_dev, st.st_ino) or st.st_size < f.offset:
             if f is not None:
+                # no file name in the log: export names may carry patient IDs
                 log.info(
-                    "folder %s: %s was replaced or shortened; reading it from its start",
+                    "folder %s: a file was replaced or shortened; reading it from its start",
                     self.folder.name,
-                    p.name,
                 )
             f = self.files[key] = _File(st.st_dev, st.st_ino, 0)
         with p.open("rb") as fh:  # read only: the clinic's files are never changed
