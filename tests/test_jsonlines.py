@@ -203,3 +203,12 @@ def test_json_objects_with_odd_values_only_frame_errors(obj: dict[str, object]) 
         charder.decode(line)
     except FrameError as exc:
         assert exc.reason
+
+
+def test_device_values_can_be_renamed_and_converted() -> None:
+    codec = JsonLinesProtocol({"values": {"ECW": {"key": "ecw_ml", "scale": 0.001}}})
+    r = codec.decode(b'{"ecw_ml":13700,"TBW":33.6}\n')
+    assert r.device_values == {"ECW": pytest.approx(13.7), "TBW": 33.6}
+    assert json.loads(codec.encode(r)) == {"ecw_ml": pytest.approx(13700.0), "TBW": 33.6}
+    with pytest.raises(FrameError, match="ecw_ml must be a number"):
+        codec.decode(b'{"ecw_ml":"lots"}\n')

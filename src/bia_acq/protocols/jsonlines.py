@@ -17,6 +17,8 @@ and a new device needs only a YAML file:
         measured_at: Time
       sex_values: {M: male, F: female}
       time_format: "%Y-%m-%d %H:%M:%S"   # default: ISO 8601
+      values:                      # device-computed values: our name -> key (or {key, scale})
+        ECW: {key: ecw_ml, scale: 0.001}
       impedance:
         form: polar                # polar: |Z| and phase; rect: R and X
         magnitude: "I{seg}{khz}"   # polar keys; rect uses resistance/reactance
@@ -28,7 +30,8 @@ and a new device needs only a YAML file:
         segments: {RA: right_arm, LA: left_arm}
         frequencies_khz: [5, 50, 250]
 
-Keys not in the map are kept in ``device_values`` (nested values as JSON text),
+``values`` names device-computed numbers and converts their unit; every key
+not in the map is kept in ``device_values`` as it came (nested values as JSON text),
 so nothing the device sent is thrown away. Impedance in polar form is turned
 into Z = R + jX with R = |Z|·cos φ and X = |Z|·sin φ (X negative for tissue).
 
@@ -96,6 +99,10 @@ class JsonLinesProtocol(Protocol):
         o = self.options
         self.fields: dict[str, tuple[str, float]] = {
             attr: _key_spec(spec) for attr, spec in dict(o.get("fields", {})).items()
+        }
+        #: device-computed values under a name of the profile's choosing: name -> (key, scale)
+        self.values: dict[str, tuple[str, float]] = {
+            name: _key_spec(spec) for name, spec in dict(o.get("values", {})).items()
         }
         unknown = set(self.fields) - set(SUBJECT_FIELDS)
         if unknown:
@@ -191,6 +198,14 @@ class JsonLinesProtocol(Protocol):
                 mag = a * self.scale
                 points.append(Impedance(seg, f, mag * math.cos(phi), mag * math.sin(phi)))
         values: dict[str, float | int | str] = {}
+        for name, (key, scale) in self.values.items():
+            if key not in obj or obj[key] is None:
+                continue
+            v = obj[key]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise FrameError(f"{key} must be a number, got {v!r}", _offset(text, key))
+            used.add(key)
+            values[name] = v * scale if scale != 1.0 else v
         for (seg, f), b in b_pts.items():  # a phase or reactance without its partner: keep it
             values[(self.key_b).format(seg=self._seg_code[seg], khz=f"{f:g}")] = b
         for k, v in obj.items():
@@ -268,7 +283,11 @@ class JsonLinesProtocol(Protocol):
                 obj[self.key_a.format(seg=code, khz=khz)] = mag
                 obj[self.key_b.format(seg=code, khz=khz)] = ph
         for k, v in reading.device_values.items():
-            obj.setdefault(k, v)
+            if k in self.values and isinstance(v, int | float):
+                key, scale = self.values[k]
+                obj.setdefault(key, v / scale if scale != 1.0 else v)
+            else:
+                obj.setdefault(k, v)
         return json.dumps(obj, separators=(",", ":"), allow_nan=False).encode() + b"\n"
 
 
