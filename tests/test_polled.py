@@ -167,3 +167,36 @@ def test_worklist_add_mistakes_are_one_line(tmp_path: Path, args: list[str], mes
     flat = [x for kv in base.items() for x in kv]
     proc = run_cli("worklist", "add", "--db", str(tmp_path / "a.db"), *flat)
     assert proc.returncode == 2 and message in proc.stderr.decode()
+
+
+def test_a_silent_analyzer_consumes_no_work_list_entry(tmp_path: Path) -> None:
+    """Device off or not in PC mode: no answer to M1, the entry keeps waiting."""
+    import dataclasses
+
+    assert PROFILE.dialogue is not None
+    profile = dataclasses.replace(
+        PROFILE, dialogue=dataclasses.replace(PROFILE.dialogue, reply_timeout_s=0.2)
+    )
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    db_path = tmp_path / "acq.db"
+    db = open_writer(db_path)
+    entry_id = worklist.add(db.conn, external_id="9", sex="male", age_years=40, height_cm=170.0)
+    db.close()
+    port = PortConfig("off", path, profile.name, profile, profile.serial)
+    service = Service(Config(database=db_path, ports=(port,)))
+    service.start()
+    try:
+        deadline = time.monotonic() + 10
+        while service.readers[0].state != "waiting" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert service.readers[0].state == "waiting"
+        assert os.read(master, 100).startswith(b"M1\r\n")  # it asked, and only that
+    finally:
+        service.stop()
+        os.close(master)
+        os.close(slave)
+    conn = sqlite3.connect(db_path)
+    e = worklist.get(conn, entry_id)
+    conn.close()
+    assert e is not None and e.status == "waiting"
