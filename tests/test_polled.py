@@ -188,9 +188,9 @@ def test_a_silent_analyzer_consumes_no_work_list_entry(tmp_path: Path) -> None:
     service.start()
     try:
         deadline = time.monotonic() + 10
-        while service.readers[0].state != "waiting" and time.monotonic() < deadline:
+        while service.sources[port.name].state != "waiting" and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert service.readers[0].state == "waiting"
+        assert service.sources[port.name].state == "waiting"
         assert os.read(master, 100).startswith(b"M1\r\n")  # it asked, and only that
     finally:
         service.stop()

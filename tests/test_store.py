@@ -58,11 +58,14 @@ def test_frames_are_journaled_decoded_and_never_stored_twice(tmp_path: Path) -> 
     ingest.handle(
         Batch(
             "p1",
+            "tanita-mc780",
             [Chunk("junk", b"\x00\x01"), Chunk("frame", EXAMPLE_FRAME), Chunk("frame", bad)],
             now,
         )
     )
-    ingest.handle(Batch("p1", [Chunk("frame", EXAMPLE_FRAME)], now + 5))  # a replayed frame
+    ingest.handle(
+        Batch("p1", "tanita-mc780", [Chunk("frame", EXAMPLE_FRAME)], now + 5)
+    )  # a replayed frame
     c = store.conn
     rows = c.execute(
         "SELECT kind, status, reason, error_offset FROM raw_frame ORDER BY id"
@@ -95,6 +98,7 @@ def test_pending_frames_left_by_a_crash_are_decoded_at_start(tmp_path: Path) -> 
     store.db.close()  # "crash" between journal and decode
     service = Service(Config(database=path, ports=()))
     service.start()
+    assert service.recovered.wait(10)
     service.stop()
     db = sqlite3.connect(path)
     assert db.execute("SELECT status FROM raw_frame").fetchall() == [("decoded",)]

@@ -13,14 +13,16 @@ import logging
 import queue
 import threading
 import time
+import uuid
 import zoneinfo
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from bia_acq import worklist
 from bia_acq.config import PortConfig
 from bia_acq.core.estimate import estimate
-from bia_acq.errors import DeviceDisconnected, FrameError, TransportError
+from bia_acq.drivers import Profile
+from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk, Protocol
@@ -30,56 +32,101 @@ log = logging.getLogger(__name__)
 
 CLOCK_WARNING_S = 15 * 60
 
+#: a journaled frame to decode: raw_frame id, bytes, receive time, work-list entry id
+PendingWork = tuple[int, bytes, float, int | None]
+
 
 @dataclass(frozen=True)
 class Batch:
-    """Chunks one port received together."""
+    """Chunks one source received together.
+
+    ``key`` is unique per batch (a random hex string): chunk ``i`` is journaled
+    with the key ``f"{key}.{i}"``, so moving a batch into the database twice
+    (a spool replayed after a crash mid-move, a write retried after a partial
+    failure) stores it once.
+    """
 
     port: str
+    driver: str
     chunks: list[Chunk]
     received_epoch: float
     #: for folder sources: how far the file is journaled once these chunks are
     cursor: FileCursor | None = None
     #: for polled analyzers: the work-list entry the frame in this batch was measured for
     worklist_id: int | None = None
+    key: str = field(default_factory=lambda: uuid.uuid4().hex)
 
 
 class PortReader(threading.Thread):
-    """Reads one port until stopped; reconnects with doubling backoff."""
+    """Reads one port until stopped; reconnects with doubling backoff.
+
+    States (one log line per change): ``starting``, ``waiting`` (the port is
+    not there), ``in use`` (another process holds it), ``connected``,
+    ``disconnected``, ``failed`` (an internal error; retried), ``stopped``.
+    ``heartbeat`` (monotonic seconds) moves on every turn of the loop, also
+    while waiting, so a supervisor can tell a hung loop from an idle one.
+    """
 
     def __init__(
         self,
         port: PortConfig,
         out: queue.Queue[Batch | None],
-        stop: threading.Event,
+        stop: threading.Event | None = None,
         *,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         read_timeout_s: float = 0.1,
+        stop_grace_s: float = 1.0,
     ) -> None:
         super().__init__(name=f"reader-{port.name}", daemon=True)
         self.port = port
         self.out = out
-        self.stop = stop
+        self.stop = stop if stop is not None else threading.Event()  # set: stop this reader
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.stop_grace_s = stop_grace_s
         self.link = Link(port.url, port.serial, read_timeout_s=read_timeout_s)
         self.framer = port.profile.codec().framer()
+        if port.silence_s is not None:
+            self.framer.silence_s = port.silence_s
         self.state = "starting"
+        self.detail = ""
         self.heartbeat = time.monotonic()
         self.last_frame_at: float | None = None
+        self.frames = 0
+        self._in_hand = b""  # bytes read and not yet through the framer
 
-    def _set_state(self, state: str, detail: str = "") -> None:
+    # -- supervision ------------------------------------------------------------
+    def describe(self) -> str:
+        """One short human-readable line for STATUS=."""
+        text = f"{self.port.name}: {self.state}"
+        if self.last_frame_at is not None:
+            text += ", last frame " + time.strftime("%H:%M:%S", time.localtime(self.last_frame_at))
+        return text
+
+    def _set_state(self, state: str, detail: str = "", level: int = logging.INFO) -> None:
         if state != self.state:
             self.state = state
-            log.info("port %s: %s%s", self.port.name, state, f" ({detail})" if detail else "")
+            self.detail = detail
+            log.log(level, "port %s: %s%s", self.port.name, state, f" ({detail})" if detail else "")
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep until stopped, keeping the heartbeat moving."""
+        until = time.monotonic() + seconds
+        while not self.stop.is_set():
+            self.heartbeat = now = time.monotonic()
+            if now >= until:
+                return
+            self.stop.wait(min(1.0, until - now))
 
     def _emit(self, chunks: list[Chunk]) -> None:
         if not chunks:
             return
-        if any(c.kind == "frame" for c in chunks):
+        n = sum(c.kind == "frame" for c in chunks)
+        if n:
             self.last_frame_at = time.time()
-        batch = Batch(self.port.name, chunks, time.time())
+            self.frames += n
+        batch = Batch(self.port.name, self.port.driver, chunks, time.time())
         while True:  # never drop: wait for the writer (back-pressure)
             try:
                 self.out.put(batch, timeout=0.5)
@@ -87,29 +134,49 @@ class PortReader(threading.Thread):
             except queue.Full:
                 self.heartbeat = time.monotonic()
 
+    def _safe_flush(self, reason: str) -> list[Chunk]:
+        try:
+            return self.framer.flush(reason)
+        except Exception:  # a broken framer: its buffer cannot be trusted or read
+            log.exception("port %s: the framer failed to give back its bytes", self.port.name)
+            return []
+
+    # -- the loop -------------------------------------------------------------------
     def run(self) -> None:
         delay = self.backoff_initial_s
         while not self.stop.is_set():
             self.heartbeat = time.monotonic()
             try:
                 self.link.open()
+            except PortInUse as exc:
+                self._set_state("in use", f"{exc}; retrying", logging.WARNING)
             except TransportError as exc:
                 self._set_state("waiting", f"{exc}; retrying, up to every {self.backoff_max_s:g} s")
-                self.stop.wait(delay)
-                delay = min(delay * 2, self.backoff_max_s)
-                continue
-            self._set_state("connected", f"{self.port.url}, {self.port.serial.describe()}")
-            try:
-                self._read_until_stopped()
-                delay = self.backoff_initial_s if self.last_frame_at else delay
-            except DeviceDisconnected as exc:
-                self._emit(self.framer.flush("device disconnected inside a frame"))
-                self._set_state("disconnected", str(exc))
-                if self.last_frame_at:
+            else:
+                self._set_state("connected", f"{self.port.url}, {self.port.serial.describe()}")
+                frames_before = self.frames
+                try:
+                    self._read_until_stopped()
+                except DeviceDisconnected as exc:
+                    self._emit(self.framer.flush("device disconnected inside a frame"))
+                    self._set_state("disconnected", f"{exc}; retrying", logging.WARNING)
+                except Exception as exc:  # a framer or link bug must not end this port
+                    log.exception("port %s: reading failed", self.port.name)
+                    reason = f"internal error: {type(exc).__name__}: {exc}"
+                    chunks = self._safe_flush(reason)
+                    if self._in_hand:  # the bytes the framer failed on are kept too
+                        chunks.append(Chunk("junk", self._in_hand, reason))
+                    self._emit(chunks)
+                    self.framer = self.port.profile.codec().framer()  # start clean
+                    self._set_state("failed", f"{type(exc).__name__}: {exc}; retrying")
+                finally:
+                    self.link.close()
+                if self.frames > frames_before:  # a good frame on this connection
                     delay = self.backoff_initial_s
-                self.stop.wait(delay)
-            finally:
-                self.link.close()
+            if self.stop.is_set():
+                break
+            self._wait(delay)
+            delay = min(delay * 2, self.backoff_max_s)
         self._emit(self.framer.flush("service stopped inside a frame"))
         self._set_state("stopped")
 
@@ -118,14 +185,16 @@ class PortReader(threading.Thread):
         while True:
             self.heartbeat = now = time.monotonic()
             if self.stop.is_set():
-                # finish the frame in hand: keep reading briefly while one is partial
+                # finish the frame in hand: keep reading briefly while one is partial or
+                # bytes the device already sent wait in the driver's buffer
                 if grace_until is None:
-                    grace_until = now + 1.0
-                if not self.framer.pending or now > grace_until:
+                    grace_until = now + self.stop_grace_s
+                if (not self.framer.pending and not self.link.waiting()) or now > grace_until:
                     return
-            data = self.link.read()
+            self._in_hand = data = self.link.read()
             now = time.monotonic()
             self._emit(self.framer.feed(data, now) if data else self.framer.poll(now))
+            self._in_hand = b""
 
 
 @dataclass
@@ -141,127 +210,221 @@ class Ingest:
 
     def __init__(
         self,
-        store: Store,
+        store: Store | None,
         method: str,
         *,
         on_saved: Callable[[SavedMeasurement], None] | None = None,
+        profiles: Mapping[str, Profile] | None = None,
     ) -> None:
-        self.store = store
+        self.store = store  # None while the database cannot be opened (the service spools)
         self.method = method
         self.on_saved = on_saved
+        self.profiles = dict(profiles or {})
         self.ports: dict[str, PortRuntime] = {}
+        self._by_driver: dict[str, PortRuntime] = {}
         self.rejected = 0
 
     def add_port(self, port: PortConfig) -> None:
         zone = zoneinfo.ZoneInfo(port.timezone) if port.timezone else None
         self.ports[port.name] = PortRuntime(port.name, port.driver, port.profile.codec(), zone)
 
-    def handle(self, batch: Batch) -> None:
-        rt = self.ports[batch.port]
-        with self.store.db.atomic():  # a folder's cursor moves with its journal, or not at all
-            ids = self.store.journal(rt.name, rt.driver, batch.chunks, batch.received_epoch)
-            if batch.cursor is not None:
-                self.store.save_cursor(batch.cursor)
-        frames = [(i, c.data) for i, c in zip(ids, batch.chunks, strict=True) if c.kind == "frame"]
-        for c in batch.chunks:
-            if c.kind != "frame":
-                quiet = (c.reason or "").startswith("dialogue: ")  # a polled device's replies
-                log.log(
-                    logging.DEBUG if quiet else logging.WARNING,
-                    "port %s: %d bytes kept as %s: %s",
-                    rt.name,
-                    len(c.data),
-                    c.kind,
-                    c.reason,
+    def runtime(self, port: str, driver: str) -> PortRuntime | None:
+        """The port's codec and zone; for a port no longer configured, its driver's codec."""
+        rt = self.ports.get(port)
+        if rt is not None and rt.driver == driver:
+            return rt
+        if driver not in self._by_driver:
+            profile = self.profiles.get(driver)
+            if profile is None:
+                return None
+            self._by_driver[driver] = PortRuntime("", driver, profile.codec(), None)
+        base = self._by_driver[driver]
+        return PortRuntime(port, driver, base.codec, base.zone)
+
+    def handle(self, *batches: Batch, decode: bool = True) -> None:
+        """Journal the batches (once each, by key) in one transaction, commit, then decode
+        and store their new frames in a second one. With ``decode=False`` (a stop in a
+        hurry) frames stay pending: the next start decodes them."""
+        store = self.store
+        assert store is not None
+        with store.db.atomic():  # a folder's cursor moves with its journal, or not at all
+            journaled = []
+            for b in batches:
+                journaled.append(store.journal(b.port, b.driver, b.chunks, b.received_epoch, b.key))
+                if b.cursor is not None:
+                    store.save_cursor(b.cursor)
+        if not decode:
+            return
+        # frames to decode, per port: one vectorised estimate for each
+        work: dict[tuple[str, str], tuple[PortRuntime, list[PendingWork]]] = {}
+        for batch, js in zip(batches, journaled, strict=True):
+            frames = []
+            for j, c in zip(js, batch.chunks, strict=True):
+                if c.kind == "frame":
+                    if j.status == "pending":
+                        frames.append(
+                            (j.raw_frame_id, c.data, batch.received_epoch, batch.worklist_id)
+                        )
+                elif j.new:
+                    quiet = (c.reason or "").startswith("dialogue: ")  # a polled device's replies
+                    log.log(
+                        logging.DEBUG if quiet else logging.WARNING,
+                        "port %s: %d bytes kept as %s: %s",
+                        batch.port,
+                        len(c.data),
+                        c.kind,
+                        c.reason,
+                    )
+            if not frames:
+                continue
+            rt = self.runtime(batch.port, batch.driver)
+            if rt is None:
+                log.error(
+                    "port %s: driver %r is not available; %d frame(s) kept pending",
+                    batch.port,
+                    batch.driver,
+                    len(frames),
                 )
-        self.process(rt, frames, batch.received_epoch, worklist_id=batch.worklist_id)
+                continue
+            work.setdefault((batch.port, batch.driver), (rt, []))[1].extend(frames)
+        if not work:
+            return
+        saved: list[SavedMeasurement] = []
+        with store.db.atomic():
+            for rt, frames in work.values():
+                saved += self.process(rt, frames, notify=False)
+        if self.on_saved is not None:  # after the commit
+            for m in saved:
+                self.on_saved(m)
 
     def process(
         self,
         rt: PortRuntime,
-        frames: list[tuple[int, bytes]],
-        received_epoch: float,
+        frames: Sequence[PendingWork],
         *,
-        worklist_id: int | None = None,
-    ) -> None:
-        decoded: list[tuple[int, bytes, Reading]] = []
-        entry = worklist.get(self.store.conn, worklist_id) if worklist_id is not None else None
-        entry_notes: list[str] = []
-        for raw_id, data in frames:
-            try:
-                reading = rt.codec.decode(data)
-                if entry is not None:  # measured for this work-list entry's subject
-                    reading, entry_notes = worklist.attribute(reading, entry)
-                decoded.append((raw_id, data, reading))
-            except FrameError as exc:
-                self._reject(rt, raw_id, exc.reason, exc.offset)
-                if entry is not None:
-                    worklist.fail(self.store.conn, entry.id, f"measurement rejected: {exc.reason}")
-            except Exception as exc:  # a codec bug must not lose the frame or stop the port
-                log.exception("port %s: decoder failed on frame %d", rt.name, raw_id)
-                self._reject(
-                    rt, raw_id, f"internal decoder error: {type(exc).__name__}: {exc}", None
+        notify: bool = True,
+    ) -> list[SavedMeasurement]:
+        """Decode, compute and store journaled frames (raw_frame id, bytes, receive
+        time, work-list entry or None); one transaction for them all.
+
+        A frame measured for a work-list entry (a polled analyzer) is stored for that
+        entry's subject and the entry is marked done, or failed with the reason.
+
+        Returns what was stored; ``on_saved`` is called after the commit unless
+        ``notify`` is False (the caller's transaction commits later).
+        """
+        store = self.store
+        assert store is not None
+        saved: list[SavedMeasurement] = []
+        entries: dict[int, worklist.Entry | None] = {}
+        with store.db.atomic():
+            decoded: list[tuple[int, bytes, float, Reading, worklist.Entry | None, list[str]]] = []
+            for raw_id, data, received_epoch, worklist_id in frames:
+                entry = None
+                if worklist_id is not None:
+                    if worklist_id not in entries:
+                        entries[worklist_id] = worklist.get(store.conn, worklist_id)
+                    entry = entries[worklist_id]
+                try:
+                    reading = rt.codec.decode(data)
+                    notes: list[str] = []
+                    if entry is not None:  # measured for this work-list entry's subject
+                        reading, notes = worklist.attribute(reading, entry)
+                    decoded.append((raw_id, data, received_epoch, reading, entry, notes))
+                except FrameError as exc:
+                    self._reject(rt, raw_id, exc.reason, exc.offset)
+                    if entry is not None:
+                        worklist.fail(store.conn, entry.id, f"measurement rejected: {exc.reason}")
+                except Exception as exc:  # a codec bug must not lose the frame or stop the port
+                    log.exception("port %s: decoder failed on frame %d", rt.name, raw_id)
+                    self._reject(
+                        rt, raw_id, f"internal decoder error: {type(exc).__name__}: {exc}", None
+                    )
+            if decoded:
+                results = estimate([d[3] for d in decoded], self.method)
+            for i, (raw_id, data, received_epoch, reading, entry, notes) in enumerate(decoded):
+                m = store.save(
+                    raw_frame_id=raw_id,
+                    frame=data,
+                    port=rt.name,
+                    driver=rt.driver,
+                    reading=reading,
+                    received_epoch=received_epoch,
+                    measured_epoch=self._measured_epoch(rt, reading),
+                    results=results.rows(i),
+                    warnings=self._warnings(
+                        rt, reading, received_epoch, [*results.notes[i], *notes]
+                    ),
                 )
-        if not decoded:
-            return
-        results = estimate([r for _, _, r in decoded], self.method)
-        for i, (raw_id, data, reading) in enumerate(decoded):
-            warnings = list(results.notes[i]) + (entry_notes if entry is not None else [])
-            measured_epoch = None
-            if reading.measured_at is not None:
-                local = (
-                    reading.measured_at.replace(tzinfo=rt.zone)
-                    if rt.zone
-                    else reading.measured_at.astimezone()
-                )
-                measured_epoch = local.timestamp()
-                off = measured_epoch - received_epoch
-                if abs(off) > CLOCK_WARNING_S:
-                    warnings.append(f"device clock is {off / 60:+.0f} min from this PC's clock")
-            saved = self.store.save(
-                raw_frame_id=raw_id,
-                frame=data,
-                port=rt.name,
-                driver=rt.driver,
-                reading=reading,
-                received_epoch=received_epoch,
-                measured_epoch=measured_epoch,
-                results=results.rows(i),
-                warnings=warnings,
-            )
-            if saved is None:
-                log.info(
-                    "port %s: frame %d repeats a stored measurement, not stored twice",
-                    rt.name,
-                    raw_id,
-                )
-            if entry is not None:
-                if saved is None:
-                    worklist.fail(self.store.conn, entry.id, "the analyzer repeated a stored frame")
+                if m is None:
+                    log.info(
+                        "port %s: frame %d repeats a stored measurement, not stored twice",
+                        rt.name,
+                        raw_id,
+                    )
                 else:
-                    worklist.mark_done(self.store.conn, entry.id, saved.measurement_id)
-            if saved is not None and self.on_saved is not None:
-                self.on_saved(saved)
+                    saved.append(m)
+                if entry is not None:
+                    if m is None:
+                        worklist.fail(store.conn, entry.id, "the analyzer repeated a stored frame")
+                    else:
+                        worklist.mark_done(store.conn, entry.id, m.measurement_id)
+        if notify and self.on_saved is not None:  # after the commit
+            for m in saved:
+                self.on_saved(m)
+        return saved
+
+    @staticmethod
+    def _measured_epoch(rt: PortRuntime, reading: Reading) -> float | None:
+        if reading.measured_at is None:
+            return None
+        t = reading.measured_at
+        return (t.replace(tzinfo=rt.zone) if rt.zone else t.astimezone()).timestamp()
+
+    def _warnings(
+        self, rt: PortRuntime, reading: Reading, received_epoch: float, notes: Sequence[str]
+    ) -> list[str]:
+        warnings = list(notes)
+        measured = self._measured_epoch(rt, reading)
+        if measured is not None and abs(measured - received_epoch) > CLOCK_WARNING_S:
+            off = measured - received_epoch
+            warnings.append(f"device clock is {off / 60:+.0f} min from this PC's clock")
+        return warnings
 
     def _reject(self, rt: PortRuntime, raw_id: int, reason: str, offset: int | None) -> None:
         self.rejected += 1
+        assert self.store is not None
         self.store.reject(raw_id, reason, offset)
         where = f" at byte {offset}" if offset is not None else ""
         log.warning(
             "port %s: frame %d rejected%s: %s (kept in raw_frame)", rt.name, raw_id, where, reason
         )
 
-    def recover(self, runtimes: dict[str, PortRuntime]) -> int:
-        """Decode frames a crash left pending (journaled, not yet decoded)."""
+    def recover(self, stop: threading.Event | None = None, group: int = 64) -> int:
+        """Decode frames a crash left pending (journaled, not yet decoded), in groups.
+
+        Returns how many were processed; stops early (the rest stays pending) when
+        ``stop`` is set.
+        """
+        assert self.store is not None
         n = 0
-        for p in self.store.pending():
-            rt = runtimes.get(p.driver)
-            if rt is None:
-                continue
-            self.process(
-                PortRuntime(p.port, p.driver, rt.codec, rt.zone),
-                [(p.raw_frame_id, p.data)],
-                p.received_at_epoch,
-            )
-            n += 1
+        pending = self.store.pending()
+        i = 0
+        while i < len(pending) and not (stop is not None and stop.is_set()):
+            p = pending[i]
+            j = i + 1
+            while (
+                j < len(pending)
+                and j - i < group
+                and (pending[j].port, pending[j].driver) == (p.port, p.driver)
+            ):
+                j += 1
+            rt = self.runtime(p.port, p.driver)
+            if rt is not None:
+                self.process(
+                    rt,
+                    [(q.raw_frame_id, q.data, q.received_at_epoch, None) for q in pending[i:j]],
+                )
+                n += j - i
+            i = j
         return n

@@ -78,16 +78,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 class Stop:
-    """SIGINT/SIGTERM set an event the main thread waits on."""
+    """SIGINT/SIGTERM set an event the main thread waits on; SIGHUP (if asked) sets ``reload``."""
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.reload = threading.Event()
         self.signal: int | None = None
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.reload.set()
+            return
         self.signal = signum
         self.event.set()
 
-    def install(self) -> None:
+    def install(self, *, hangup: bool = False) -> None:
         signal.signal(signal.SIGINT, self)
         signal.signal(signal.SIGTERM, self)
+        if hangup:
+            signal.signal(signal.SIGHUP, self)

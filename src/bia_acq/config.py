@@ -7,6 +7,7 @@ paths in the file are relative to the file's folder.
 
 from __future__ import annotations
 
+import grp
 import os
 import stat
 import zoneinfo
@@ -19,8 +20,8 @@ from bia_acq.drivers import Profile, SerialSettings, all_profiles, parse_serial
 from bia_acq.errors import BiaError, ConfigError
 from bia_acq.yamlfile import Doc, load
 
-TOP_KEYS = ("database", "method", "ports", "folders", "drivers_dir", "log_level")
-PORT_KEYS = ("name", "url", "driver", "serial", "timezone")
+TOP_KEYS = ("database", "database_group", "method", "ports", "folders", "drivers_dir", "log_level")
+PORT_KEYS = ("name", "url", "driver", "serial", "timezone", "silence_s")
 FOLDER_KEYS = ("name", "path", "driver", "poll_seconds", "pattern", "timezone")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -35,6 +36,7 @@ class PortConfig:
     profile: Profile
     serial: SerialSettings
     timezone: str | None = None  # IANA zone of the device clock; None: this PC's zone
+    silence_s: float | None = None  # drop a partial frame after this silence; None: profile's
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ class Config:
     drivers_dir: Path | None = None
     log_level: str = "info"
     source: str = ""
+    database_group: str | None = None  # group that may read the database (mode 0640)
 
 
 def _text(doc: Doc, key: str, value: Any, example: str) -> str:
@@ -85,6 +88,17 @@ def parse(doc: Doc, base_dir: Path) -> Config:
     log_level = d.get("log_level", "info")
     if log_level not in LOG_LEVELS:
         raise doc.error("log_level", f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    group = d.get("database_group")
+    if group is not None:
+        group = _text(doc, "database_group", group, "bia-reports")
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            raise doc.error(
+                "database_group",
+                f"no group {group!r} on this system",
+                f"create it (groupadd {group}) or remove the key",
+            ) from None
     drivers_dir = None
     if "drivers_dir" in d:
         drivers_dir = Path(_text(doc, "drivers_dir", d["drivers_dir"], "/etc/bia-acq/drivers"))
@@ -141,7 +155,18 @@ def parse(doc: Doc, base_dir: Path) -> Config:
             )
         names.add(name)
         tz = _timezone(doc, key, p.get("timezone"))
-        ports.append(PortConfig(name, url, driver, profile, serial, tz))
+        silence = p.get("silence_s")
+        if silence is not None and (
+            isinstance(silence, bool) or not isinstance(silence, int | float) or silence <= 0
+        ):
+            raise doc.error(
+                f"{key}.silence_s",
+                f"expected a number of seconds above 0, got {silence!r}",
+                "e.g. silence_s: 2",
+            )
+        ports.append(
+            PortConfig(name, url, driver, profile, serial, tz, float(silence) if silence else None)
+        )
     folders = _folders(doc, d.get("folders", []), base_dir, profiles, names)
     return Config(
         database=database,
@@ -151,6 +176,7 @@ def parse(doc: Doc, base_dir: Path) -> Config:
         drivers_dir=drivers_dir,
         log_level=log_level,
         source=doc.file,
+        database_group=group,
     )
 
 

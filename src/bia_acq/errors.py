@@ -62,6 +62,10 @@ class DeviceDisconnected(TransportError):
     """The device went away while reading (pulled USB cable, closed pty)."""
 
 
+class PortInUse(TransportError):
+    """Another process holds the port (it is opened exclusively)."""
+
+
 class DeviceTimeout(TransportError):
     """The device did not answer in time."""
 

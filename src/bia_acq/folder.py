@@ -141,7 +141,7 @@ class FolderReader(threading.Thread):
         if any(c.kind == "frame" for c in chunks):
             self.last_frame_at = time.time()
         cursor = FileCursor(self.folder.name, key, f.st_dev, f.st_ino, f.offset)
-        batch = Batch(self.folder.name, chunks, time.time(), cursor)
+        batch = Batch(self.folder.name, self.folder.driver, chunks, time.time(), cursor)
         while True:  # never drop: wait for the writer (back-pressure)
             try:
                 self.out.put(batch, timeout=0.5)

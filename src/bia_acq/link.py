@@ -15,7 +15,7 @@ import logging
 import serial
 
 from bia_acq.drivers import SerialSettings
-from bia_acq.errors import DeviceDisconnected, TransportError
+from bia_acq.errors import DeviceDisconnected, PortInUse, TransportError
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,13 @@ class Link:
             if hasattr(port, "exclusive"):
                 port.exclusive = True
             port.open()
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except serial.SerialException as exc:
+            if "exclusively lock" in str(exc):  # pyserial's flock(LOCK_EX | LOCK_NB) failed
+                raise PortInUse(
+                    f"{self.url} is in use by another process (close the other program)"
+                ) from exc
+            raise TransportError(f"cannot open {self.url}: {exc}") from exc
+        except (OSError, ValueError) as exc:
             raise TransportError(f"cannot open {self.url}: {exc}") from exc
         self._port = port
         log.debug("opened %s (%s)", self.url, s.describe())
@@ -64,6 +70,13 @@ class Link:
         except (serial.SerialException, OSError) as exc:
             raise DeviceDisconnected(f"{self.url} disconnected: {exc}") from exc
         return bytes(data)
+
+    def waiting(self) -> int:
+        """Bytes received and not read yet (0 if unknown or not open)."""
+        try:
+            return int(getattr(self._port, "in_waiting", 0) or 0)
+        except (serial.SerialException, OSError):
+            return 0
 
     def write(self, data: bytes) -> None:
         port = self._port

@@ -75,7 +75,9 @@ class PolledReader(PortReader):
             return
         if any(c.kind == "frame" for c in chunks):
             self.last_frame_at = time.time()
-        batch = Batch(self.port.name, chunks, time.time(), worklist_id=worklist_id)
+        batch = Batch(
+            self.port.name, self.port.driver, chunks, time.time(), worklist_id=worklist_id
+        )
         while True:  # never drop: wait for the writer (back-pressure)
             try:
                 self.out.put(batch, timeout=0.5)
@@ -214,9 +216,13 @@ class PolledReader(PortReader):
 
 
 def make_reader(
-    port: PortConfig, out: queue.Queue[Batch | None], stop: threading.Event, database: Path
+    port: PortConfig,
+    out: queue.Queue[Batch | None],
+    stop: threading.Event,
+    database: Path,
+    **kwargs: float,
 ) -> PortReader:
     """A polled reader for profiles with a dialogue, else the plain reader."""
     if port.profile.dialogue is not None:
-        return PolledReader(port, out, stop, database)
-    return PortReader(port, out, stop)
+        return PolledReader(port, out, stop, database, **kwargs)
+    return PortReader(port, out, stop, **kwargs)

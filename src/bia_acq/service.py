@@ -1,26 +1,49 @@
-"""The daemon: one reader thread per port, one writer thread, supervision in the main thread."""
+"""The daemon: one reader thread per source, one writer thread, supervision in the main thread.
+
+Sources (today: :class:`~bia_acq.acquire.PortReader`, one per configured port)
+put :class:`~bia_acq.acquire.Batch` es on one bounded queue; they are kept by
+name in ``Service.sources`` and need only ``start``, ``stop`` (an Event),
+``join``, ``is_alive``, ``heartbeat`` and ``describe``, so another kind of
+source (a folder of exports) is one more class and one more ``_make_source``
+branch. The writer thread owns the database connection: it journals, decodes
+and stores, and when the database does not take writes (locked past the busy
+timeout, full, read-only, not openable) it keeps every batch in the spool
+(:mod:`bia_acq.spool`) and moves them in, in order and exactly once, when it
+does again. The main thread calls :meth:`Service.supervise` for systemd's
+STATUS and watchdog, and :meth:`Service.reload` on SIGHUP.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
-from bia_acq.acquire import Batch, Ingest, PortReader, PortRuntime
-from bia_acq.config import Config
+from bia_acq.acquire import Batch, Ingest, PortReader
+from bia_acq.config import Config, PortConfig
 from bia_acq.drivers import all_profiles
-from bia_acq.errors import BiaError
-from bia_acq.folder import folder_readers
+from bia_acq.errors import StorageError
+from bia_acq.folder import FolderReader, folder_readers
 from bia_acq.polled import make_reader
-from bia_acq.store.db import open_writer
+from bia_acq.spool import Spool, spool_path
+from bia_acq.store.db import BUSY_TIMEOUT_MS, open_writer, secure_file
 from bia_acq.store.writer import SavedMeasurement, Store
+from bia_acq.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1024
 WRITER_BATCH = 64
+#: a loop whose heartbeat is older than this is hung (must exceed the busy timeout)
+HUNG_AFTER_S = 20.0
+
+#: SQLite errors after which the connection is worth keeping (the file is fine, just busy
+#: or full); after any other error the writer reopens the database before the next try.
+_TRANSIENT = ("locked", "busy", "full")
 
 
 class Service:
@@ -29,49 +52,197 @@ class Service:
         config: Config,
         *,
         on_saved: Callable[[SavedMeasurement], None] | None = None,
+        hung_after_s: float = HUNG_AFTER_S,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        retry_initial_s: float = 0.5,
+        retry_max_s: float = 30.0,
+        reader_options: dict[str, float] | None = None,
     ) -> None:
         self.config = config
         self.on_saved = on_saved
-        self.stop_event = threading.Event()
+        self.hung_after_s = hung_after_s
+        self.busy_timeout_ms = busy_timeout_ms
+        self.retry_initial_s = retry_initial_s
+        self.retry_max_s = retry_max_s
+        self.reader_options = dict(reader_options or {})
         self.queue: queue.Queue[Batch | None] = queue.Queue(QUEUE_SIZE)
-        self.readers: list[PortReader] = []
-        self.folder_readers: list[threading.Thread] = []  # folder sources (bia_acq.folder)
+        self.sources: dict[str, PortReader] = {}
+        self.folders: dict[str, FolderReader] = {}  # folder sources (bia_acq.folder)
+        self._folder_stop = threading.Event()
+        self._folders_started = False
         self.writer: threading.Thread | None = None
-        self.writer_error: BaseException | None = None
-        self.store: Store | None = None
+        self.writer_heartbeat = time.monotonic()
+        self.stopping = threading.Event()
+        self.spool = Spool(spool_path(config.database), config.database_group)
+        self.ingest: Ingest | None = None
+        self.db_problem: str | None = None  # why the database does not take writes now
+        self.lost_bytes = 0  # bytes neither the database nor the spool could keep
+        self._retry_delay = retry_initial_s
+        self._retry_at = 0.0
+        self._decode_until = 0.0
+        self._hung_reported: frozenset[str] = frozenset()
+        self.recovered = threading.Event()  # set once what an earlier stop left is decoded
 
+    @property
+    def store(self) -> Store | None:
+        return self.ingest.store if self.ingest else None
+
+    # -- start -----------------------------------------------------------------------
     def start(self) -> None:
-        """Open the database, decode what a crash left pending, start the threads."""
-        db = open_writer(self.config.database, report_method=self.config.method)
-        self.store = Store(db)
-        ingest = Ingest(self.store, self.config.method, on_saved=self.on_saved)
-        for port in self.config.ports:
-            ingest.add_port(port)
+        """Open the database (or fall back to the spool), decode what a crash left, start."""
         extra = [self.config.drivers_dir] if self.config.drivers_dir else []
-        by_driver = {
-            name: PortRuntime("", name, profile.codec(), None)
-            for name, profile in all_profiles(extra).items()
-        }
-        recovered = ingest.recover(by_driver)
-        if recovered:
-            log.info("decoded %d frame(s) left pending by an earlier stop", recovered)
-        self.folder_readers = list(
-            folder_readers(self.config, ingest, self.store, self.queue, self.stop_event)
+        self.ingest = Ingest(
+            None, self.config.method, on_saved=self.on_saved, profiles=all_profiles(extra)
         )
-        self.writer = threading.Thread(
-            target=self._write_loop, args=(ingest,), name="writer", daemon=True
-        )
-        self.writer.start()
-        for folder_reader in self.folder_readers:
-            folder_reader.start()
         for port in self.config.ports:
-            reader = make_reader(port, self.queue, self.stop_event, self.config.database)
-            self.readers.append(reader)
-            reader.start()
+            self.ingest.add_port(port)
+        try:
+            self._open_db()
+            if len(self.spool):  # before folder sources read their cursors
+                self._move_spool()
+        except (StorageError, sqlite3.Error) as exc:
+            self._db_unavailable(exc)
+        if self.store is None:
+            # acquisition goes on into the spool, so the spool must be writable now
+            secure_file(self.spool.path, self.config.database_group)
+            if not len(self.spool):
+                self.spool.path.unlink()
+        else:
+            self._start_folders()
+        self.writer = threading.Thread(target=self._write_loop, name="writer", daemon=True)
+        self.writer.start()
+        for port in self.config.ports:
+            self._start_source(port)
 
-    def _write_loop(self, ingest: Ingest) -> None:
+    def _start_folders(self) -> None:
+        """Folder sources resume at their journaled cursors: start them once the database
+        is open and the spool moved in (else they would read rows again)."""
+        if self._folders_started or not self.config.folders:
+            return
+        assert self.ingest is not None and self.store is not None
+        readers = folder_readers(
+            self.config, self.ingest, self.store, self.queue, self._folder_stop
+        )
+        self._folders_started = True
+        for r in readers:
+            self.folders[r.folder.name] = r
+            r.start()
+
+    def _make_source(self, port: PortConfig) -> PortReader:
+        return make_reader(
+            port, self.queue, threading.Event(), self.config.database, **self.reader_options
+        )
+
+    def _start_source(self, port: PortConfig) -> None:
+        assert self.ingest is not None
+        self.ingest.add_port(port)
+        source = self._make_source(port)
+        self.sources[port.name] = source
+        source.start()
+
+    # -- reload (SIGHUP) -----------------------------------------------------------------
+    def reload(self, config: Config) -> None:
+        """Apply a new configuration: stop removed or changed ports, start new ones."""
+        new = {p.name: p for p in config.ports}
+        stopping = []
+        for name, source in list(self.sources.items()):
+            if new.get(name) != source.port:
+                source.stop.set()
+                stopping.append(source)
+                del self.sources[name]
+        for source in stopping:
+            source.join(5.0)
+            log.info("port %s: removed by the new configuration", source.port.name)
+        for name, port in new.items():
+            if name not in self.sources:
+                log.info("port %s: added by the new configuration", name)
+                self._start_source(port)
+        for key in ("database", "database_group", "method", "drivers_dir", "folders"):
+            if getattr(config, key) != getattr(self.config, key):
+                log.warning(
+                    "%s: %s changed; that takes effect at the next restart", config.source, key
+                )
+        self.config = dataclasses.replace(
+            self.config, ports=config.ports, log_level=config.log_level, source=config.source
+        )
+
+    # -- supervision ---------------------------------------------------------------------
+    def hung(self) -> list[str]:
+        """Loops that died or whose heartbeat stopped for longer than ``hung_after_s``."""
+        now = time.monotonic()
+        out = [
+            f"port {name}"
+            for name, s in self.sources.items()
+            if not s.is_alive() or now - s.heartbeat > self.hung_after_s
+        ]
+        out += [
+            f"folder {name}"
+            for name, f in self.folders.items()
+            if not f.is_alive() or now - f.heartbeat > self.hung_after_s + f.folder.poll_seconds
+        ]
+        w = self.writer
+        if w is not None and (not w.is_alive() or now - self.writer_heartbeat > self.hung_after_s):
+            out.append("database writer")
+        return out
+
+    def describe(self) -> str:
+        """STATUS= text: the database, then every port's state and last frame."""
+        if self.db_problem:
+            db = f"database unavailable, {len(self.spool)} batch(es) kept in the spool"
+        elif len(self.spool):
+            db = f"moving {len(self.spool)} batch(es) from the spool"
+        else:
+            db = "database ok"
+        parts = [s.describe() for s in self.sources.values()]
+        for f in self.folders.values():
+            text = f"folder {f.folder.name}: {f.state}"
+            if f.last_frame_at is not None:
+                text += ", last file row " + time.strftime(
+                    "%H:%M:%S", time.localtime(f.last_frame_at)
+                )
+            parts.append(text)
+        return f"{db}; {'; '.join(parts) or 'no ports or folders configured'}"
+
+    def supervise(self, notifier: Notifier) -> None:
+        """Call often from the main thread: STATUS=, and WATCHDOG=1 only while all loops live."""
+        notifier.status(self.describe())
+        hung = frozenset(self.hung())
+        if hung != self._hung_reported:
+            if hung:
+                log.error(
+                    "%s not responding for over %g s: no longer feeding the watchdog "
+                    "(systemd restarts the service)",
+                    ", ".join(sorted(hung)),
+                    self.hung_after_s,
+                )
+            else:
+                log.info("every acquisition loop responds again")
+            self._hung_reported = hung
+        if not hung and notifier.watchdog_due():
+            notifier.watchdog()
+
+    # -- the writer thread ---------------------------------------------------------------
+    def _beat(self) -> None:
+        self.writer_heartbeat = time.monotonic()
+
+    def _write_loop(self) -> None:
         while True:
-            item = self.queue.get()
+            self._beat()
+            if (
+                not self.recovered.is_set()
+                and self.store is not None
+                and not self.stopping.is_set()
+            ):
+                try:
+                    self._recover()
+                except (sqlite3.Error, StorageError) as exc:
+                    self._db_unavailable(exc)
+            if len(self.spool) and time.monotonic() >= self._retry_at:
+                self._move_spool()
+            try:
+                item = self.queue.get(timeout=0.25)
+            except queue.Empty:
+                continue
             items = [item]
             while item is not None and len(items) < WRITER_BATCH:
                 try:
@@ -79,38 +250,147 @@ class Service:
                 except queue.Empty:
                     break
                 items.append(item)
-            for batch in items:
-                if batch is None:
-                    return
-                self._handle(ingest, batch)
+            stop = items[-1] is None
+            batches = [b for b in items if b is not None]
+            if batches:
+                self._handle(batches)
+            if stop:
+                if len(self.spool) and self.db_problem is None:
+                    self._move_spool()
+                return
 
-    def _handle(self, ingest: Ingest, batch: Batch) -> None:
-        delay = 0.5
+    def _handle(self, batches: list[Batch]) -> None:
+        assert self.ingest is not None
+        if self.ingest.store is None or len(self.spool):  # keep the order: behind the spool
+            for b in batches:
+                self._to_spool(b)
+            return
+        # stopping with a backlog: past half the stop timeout, only journal (fast, one
+        # transaction); the next start decodes what is left pending
+        decode = not self.stopping.is_set() or time.monotonic() < self._decode_until
+        try:
+            self.ingest.handle(*batches, decode=decode)
+        except (sqlite3.Error, StorageError) as exc:
+            self._db_unavailable(exc)
+            for b in batches:  # those already in are found by their keys when moved
+                self._to_spool(b)
+        except Exception:  # a bug must not stop the writer; journaled frames stay pending
+            log.exception(
+                "writing %d batch(es) failed; their frames are decoded at the next start",
+                len(batches),
+            )
+
+    def _open_db(self) -> None:
+        assert self.ingest is not None
+        db = open_writer(
+            self.config.database,
+            report_method=self.config.method,
+            group=self.config.database_group,
+            busy_timeout_ms=self.busy_timeout_ms,
+        )
+        self.ingest.store = Store(db)
+        self.recovered.clear()
+
+    def _recover(self) -> None:
+        """In the writer thread: decode what an earlier stop left pending."""
+        assert self.ingest is not None
+        n = self.ingest.recover(self.stopping)
+        self.recovered.set()
+        if n:
+            log.info("decoded %d frame(s) left pending by an earlier stop", n)
+
+    def _close_db(self) -> None:
+        if self.ingest is not None and self.ingest.store is not None:
+            self.ingest.store.db.close()
+            self.ingest.store = None
+
+    def _db_unavailable(self, exc: BaseException) -> None:
+        text = str(exc)
+        if self.db_problem is None:
+            log.error(
+                "database %s does not take writes (%s): acquisition goes on, received bytes "
+                "are kept in %s until it does",
+                self.config.database,
+                text,
+                self.spool.path,
+            )
+        self.db_problem = text
+        if not any(word in text for word in _TRANSIENT):
+            self._close_db()  # read-only, I/O error, unopenable: reopen before the next try
+        self._retry_at = time.monotonic() + self._retry_delay
+        self._retry_delay = min(self._retry_delay * 2, self.retry_max_s)
+
+    def _to_spool(self, batch: Batch) -> None:
+        delay, since = 0.5, time.monotonic()
+        reported = False
         while True:
             try:
-                ingest.handle(batch)
+                self.spool.append(batch)
                 return
-            except (sqlite3.Error, BiaError) as exc:
-                # keep the bytes in hand and retry; the reader waits (bounded queue)
-                log.error("database write failed (%s); retrying in %.1f s", exc, delay)
-                if self.stop_event.wait(delay) and delay > 4:
-                    self.writer_error = exc
+            except (OSError, StorageError) as exc:
+                if not reported:
                     log.error(
-                        "giving up on %d chunk(s) from port %s at stop",
-                        len(batch.chunks),
-                        batch.port,
+                        "cannot write the spool %s either (%s): holding received bytes in "
+                        "memory, ports wait",
+                        self.spool.path,
+                        exc,
                     )
+                    reported = True
+                if self.stopping.is_set() and time.monotonic() - since > 2.0:
+                    n = sum(len(c.data) for c in batch.chunks)
+                    self.lost_bytes += n
+                    log.error("stopping: %d byte(s) from port %s could not be kept", n, batch.port)
                     return
-                delay = min(delay * 2, 30.0)
+            end = time.monotonic() + delay
+            while time.monotonic() < end:
+                self._beat()
+                time.sleep(min(0.25, delay))
+            delay = min(delay * 2, 5.0)
 
+    def _move_spool(self) -> None:
+        """Move every spooled batch into the database, in order; empty the spool after."""
+        assert self.ingest is not None
+        try:
+            if self.ingest.store is None:
+                self._open_db()
+            batches = self.spool.read()
+            for i in range(0, len(batches), WRITER_BATCH):
+                self._beat()
+                self.ingest.handle(*batches[i : i + WRITER_BATCH])
+        except (sqlite3.Error, StorageError) as exc:
+            self._db_unavailable(exc)
+            return
+        self.spool.clear()
+        log.info(
+            "database %s takes writes: moved %d batch(es) from the spool",
+            self.config.database,
+            len(batches),
+        )
+        self.db_problem = None
+        self._retry_delay = self.retry_initial_s
+        if self.writer is not None:  # the database opened late: folders start now
+            self._start_folders()
+
+    # -- stop ----------------------------------------------------------------------------
     def stop(self, timeout_s: float = 5.0) -> None:
         """Stop reading (finishing a frame in hand), write what is queued, close."""
-        self.stop_event.set()
-        for r in [*self.readers, *self.folder_readers]:
-            r.join(timeout_s)
+        deadline = time.monotonic() + timeout_s
+        self._decode_until = time.monotonic() + timeout_s / 2
+        self.stopping.set()
+        self._folder_stop.set()
+        for s in self.sources.values():
+            s.stop.set()
+        for t in [*self.sources.values(), *self.folders.values()]:
+            t.join(max(0.1, deadline - time.monotonic() - 1.0))
         if self.writer is not None:
-            self.queue.put(None)
-            self.writer.join(timeout_s)
-        if self.store is not None:
-            self.store.db.close()
-            self.store = None
+            while self.writer.is_alive():
+                try:
+                    self.queue.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    if time.monotonic() > deadline:
+                        break
+            self.writer.join(max(0.1, deadline - time.monotonic()))
+            if self.writer.is_alive():
+                log.error("the database writer did not finish in time; queued bytes are lost")
+        self._close_db()

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bia_acq.service import Service
+    from bia_acq.systemd import Notifier
 
 from bia_acq.cli import DEFAULT_DRIVER, Stop, log, positive_float, positive_int, setup_logging
 
@@ -37,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.service import Service
     from bia_acq.simulator.device import VirtualAnalyzer
     from bia_acq.store.writer import SavedMeasurement
+    from bia_acq.systemd import Notifier
 
     stop = Stop()
-    stop.install()
+    stop.install(hangup=args.config is not None)
     simulator = None
     sim_thread = None
     if args.config:
@@ -80,23 +87,55 @@ def run(args: argparse.Namespace) -> int:
         if args.count and stored >= args.count:
             done.set()
 
+    notifier = Notifier()
     service = Service(config, on_saved=on_saved)
     try:
         service.start()
         log.info("storing into %s", config.database)
+        notifier.ready(service.describe())
         if sim_thread is not None:
             sim_thread.start()
         deadline = time.monotonic() + args.duration if args.duration else None
         while not stop.event.is_set() and not done.is_set():
             if deadline is not None and time.monotonic() >= deadline:
                 break
+            if stop.reload.is_set():
+                stop.reload.clear()
+                _reload(args, service, notifier)
+            service.supervise(notifier)
             stop.event.wait(0.1)
     finally:
+        notifier.stopping()
         stop.event.set()
         service.stop()
         if sim_thread is not None and sim_thread.is_alive():
             sim_thread.join(2)
         if simulator is not None:
             simulator.close()
+        notifier.close()
     log.info("stopped after %d stored measurement(s)", stored)
+    if service.lost_bytes:
+        log.error("%d received byte(s) could not be kept", service.lost_bytes)
+        return 1
     return 0
+
+
+def _reload(args: argparse.Namespace, service: Service, notifier: Notifier) -> None:
+    """SIGHUP: read the configuration again; a broken file keeps the running one."""
+    import dataclasses
+
+    from bia_acq.config import load_config
+    from bia_acq.errors import BiaError
+
+    notifier.reloading()
+    try:
+        config = load_config(args.config)
+        if args.db:
+            config = dataclasses.replace(config, database=args.db)
+    except BiaError as exc:
+        log.error("reload refused, the running configuration stays: %s", exc)
+    else:
+        logging.getLogger().setLevel(getattr(logging, (args.log_level or config.log_level).upper()))
+        log.info("reloading %s", config.source)
+        service.reload(config)
+    notifier.ready(service.describe())

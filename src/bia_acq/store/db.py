@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import grp
+import logging
 import os
 import secrets
 import sqlite3
+import stat
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -12,24 +16,58 @@ from sqlite_utils import Database
 from bia_acq.errors import StorageError
 from bia_acq.store.schema import MIGRATION_SET, migrations
 
+log = logging.getLogger(__name__)
+
 BUSY_TIMEOUT_MS = 5000
 
 
-def _create_owner_only(path: Path) -> None:
-    """Create an empty database file with mode 0600 (patient data)."""
+def file_mode(group: str | None) -> int:
+    """0600, or 0640 when a reporting group may read (never write) the file."""
+    return 0o640 if group else 0o600
+
+
+def secure_file(path: Path, group: str | None = None) -> None:
+    """Create ``path`` if needed with the private mode; fix mode and group if we own it.
+
+    Patient data: owner-only (0600), or owner plus a configured reporting group,
+    read-only for the group (0640). A file someone else owns is left alone.
+    """
+    mode = file_mode(group)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, mode)
     except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) and path.exists():
+            return  # read-only file: the caller finds out when it writes
         raise StorageError(
-            f"cannot create database {path}: {exc.strerror} "
+            f"cannot create {path}: {exc.strerror} "
             "(check that the folder exists and is writable by this user)"
         ) from exc
-    os.close(fd)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.geteuid():
+            return
+        gid = grp.getgrnam(group).gr_gid if group else st.st_gid
+        if gid != st.st_gid:
+            os.fchown(fd, -1, gid)
+        if stat.S_IMODE(st.st_mode) != mode:
+            log.info("%s: mode %o -> %o", path, stat.S_IMODE(st.st_mode), mode)
+            os.fchmod(fd, mode)
+    except (OSError, KeyError) as exc:
+        raise StorageError(
+            f"cannot set the owner/mode of {path}: {exc} "
+            "(check database_group in the configuration)"
+        ) from exc
+    finally:
+        os.close(fd)
 
 
-def open_writer(path: str | os.PathLike[str], *, report_method: str | None = None) -> Database:
+def open_writer(
+    path: str | os.PathLike[str],
+    *,
+    report_method: str | None = None,
+    group: str | None = None,
+    busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+) -> Database:
     """Open (creating if needed) the database for the single writer.
 
     The file is created owner-only; WAL and synchronous=FULL so a committed
@@ -37,10 +75,11 @@ def open_writer(path: str | os.PathLike[str], *, report_method: str | None = Non
     written by a newer bia-acq is refused.
     """
     p = Path(path)
-    _create_owner_only(p)
+    secure_file(p, group)
+    conn = None
     try:
         conn = sqlite3.connect(p, check_same_thread=False, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         db = Database(conn)
         db.enable_wal()
         conn.execute("PRAGMA synchronous = FULL")
@@ -59,7 +98,11 @@ def open_writer(path: str | os.PathLike[str], *, report_method: str | None = Non
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [report_method],
                 )
-    except sqlite3.DatabaseError as exc:
+    except (sqlite3.DatabaseError, StorageError) as exc:
+        if conn is not None:
+            conn.close()
+        if isinstance(exc, StorageError):
+            raise
         raise StorageError(
             f"cannot open database {p}: {exc} "
             "(is it a bia-acq database, on a writable disk, not held by another writer?)"

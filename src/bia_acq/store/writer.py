@@ -29,6 +29,13 @@ def utc_text(epoch: float) -> str:
 
 
 @dataclass(frozen=True)
+class Journaled:
+    raw_frame_id: int
+    status: str
+    new: bool
+
+
+@dataclass(frozen=True)
 class PendingFrame:
     raw_frame_id: int
     port: str
@@ -72,17 +79,41 @@ class Store:
 
     # -- journal -------------------------------------------------------------
     def journal(
-        self, port: str, driver: str, chunks: Sequence[Chunk], received_epoch: float
-    ) -> list[int]:
-        """Commit every chunk; return the raw_frame ids (frames 'pending')."""
-        ids: list[int] = []
+        self,
+        port: str,
+        driver: str,
+        chunks: Sequence[Chunk],
+        received_epoch: float,
+        key: str | None = None,
+    ) -> list[Journaled]:
+        """Commit every chunk (frames 'pending'); return its row id and status.
+
+        With a batch ``key``, chunk ``i`` is journaled as ``KEY.i`` once: a
+        batch journaled before comes back with its existing rows and statuses
+        (``new`` False), so a retried or replayed batch is never stored twice.
+        """
+        out: list[Journaled] = []
         when = utc_text(received_epoch)
+        keys = [f"{key}.{i}" for i in range(len(chunks))] if key else [None] * len(chunks)
         with self.db.atomic():
-            for c in chunks:
+            seen: dict[str, tuple[int, str]] = {}
+            if key:
+                seen = {
+                    k: (int(i), st)
+                    for k, i, st in self.conn.execute(
+                        "SELECT chunk_key, id, status FROM raw_frame WHERE chunk_key IN "
+                        f"({', '.join('?' for _ in keys)})",
+                        keys,
+                    )
+                }
+            for k, c in zip(keys, chunks, strict=True):
+                if k is not None and k in seen:
+                    out.append(Journaled(*seen[k], new=False))
+                    continue
                 status = "pending" if c.kind == "frame" else "discarded"
                 cur = self.conn.execute(
                     "INSERT INTO raw_frame (port, driver, kind, received_at_utc, received_at_epoch,"
-                    " data, sha256, status, reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " data, sha256, status, reason, chunk_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         port,
                         driver,
@@ -93,10 +124,11 @@ class Store:
                         hashlib.sha256(c.data).hexdigest(),
                         status,
                         c.reason,
+                        k,
                     ),
                 )
-                ids.append(int(cur.lastrowid or 0))
-        return ids
+                out.append(Journaled(int(cur.lastrowid or 0), status, new=True))
+        return out
 
     def save_cursor(self, cursor: FileCursor) -> None:
         """Remember how far a file is journaled (call inside the journal's transaction)."""

@@ -1,0 +1,198 @@
+"""Link supervision over real ptys: absent ports, unplug and replug, stale partial frames,
+a port in use, and several ports that never stop each other."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import serial
+from ptyline import PtyLine, make_frames
+
+from bia_acq.config import Config, PortConfig
+from bia_acq.drivers import Profile, get_profile
+from bia_acq.model import Reading
+from bia_acq.protocols import base
+from bia_acq.protocols.base import Chunk, Framer
+from bia_acq.protocols.tanita import TanitaProtocol
+from bia_acq.service import Service
+
+FRAMES = make_frames(10, seed=3)
+FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
+
+
+def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.02)
+
+
+def port(name: str, line: PtyLine, profile: Profile | None = None, **kw: object) -> PortConfig:
+    p = profile or get_profile("tanita-mc780")
+    return PortConfig(name, str(line.link), p.name, p, p.serial, **kw)  # type: ignore[arg-type]
+
+
+def rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    c = sqlite3.connect(db, timeout=5)
+    try:
+        return c.execute(sql, args).fetchall()
+    finally:
+        c.close()
+
+
+def stored(db: Path, name: str) -> int:
+    return int(
+        rows(
+            db,
+            "SELECT count(*) FROM measurement m JOIN device d ON d.id = m.device_id "
+            "WHERE d.port = ?",
+            name,
+        )[0][0]
+    )
+
+
+def test_absent_port_is_waited_for_unplug_journals_the_partial_and_replug_resumes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bia_acq")
+    db = tmp_path / "a.db"
+    line = PtyLine(tmp_path / "analyzer")
+    service = Service(Config(database=db, ports=(port("p1", line),)), reader_options=FAST)
+    service.start()
+    try:
+        reader = service.sources["p1"]
+        wait_until(lambda: reader.state == "waiting")
+        time.sleep(0.6)  # several retries, one log line
+        assert sum("p1: waiting" in r.getMessage() for r in caplog.records) == 1
+        line.plug()
+        line.wait_reader()
+        line.write(FRAMES[0])
+        wait_until(lambda: stored(db, "p1") == 1)
+        line.write(FRAMES[1][:200])  # the cable is pulled in the middle of a frame
+        time.sleep(0.2)
+        line.unplug()
+        wait_until(lambda: reader.state == "waiting")
+        assert reader.is_alive()
+        line.plug()  # the adapter comes back under the same name
+        line.wait_reader()
+        line.write(FRAMES[2])
+        wait_until(lambda: stored(db, "p1") == 2)
+    finally:
+        service.stop()
+        line.unplug()
+    assert rows(db, "SELECT kind, status, reason, data FROM raw_frame ORDER BY id") == [
+        ("frame", "decoded", None, FRAMES[0]),
+        ("truncated", "discarded", "device disconnected inside a frame", FRAMES[1][:200]),
+        ("frame", "decoded", None, FRAMES[2]),
+    ]
+    states = [r.getMessage().split(" (")[0] for r in caplog.records if r.name == "bia_acq.acquire"]
+    assert [s for s in states if "bytes kept" not in s] == [
+        "port p1: waiting",
+        "port p1: connected",
+        "port p1: disconnected",
+        "port p1: waiting",
+        "port p1: connected",
+        "port p1: stopped",
+    ]
+
+
+def test_a_stale_partial_frame_is_dropped_after_the_configured_silence(tmp_path: Path) -> None:
+    db = tmp_path / "a.db"
+    with PtyLine(tmp_path / "analyzer") as line:
+        service = Service(Config(database=db, ports=(port("p1", line, silence_s=0.3),)))
+        service.start()
+        try:
+            line.wait_reader()
+            line.write(FRAMES[0][:100])
+            time.sleep(0.6)  # the analyzer stopped mid-frame
+            line.write(FRAMES[0])  # and sends the whole frame again
+            wait_until(lambda: stored(db, "p1") == 1)
+        finally:
+            service.stop()
+    assert rows(db, "SELECT kind, status, reason FROM raw_frame ORDER BY id") == [
+        ("truncated", "discarded", "no bytes for 0.3 s inside a frame"),
+        ("frame", "decoded", None),
+    ]
+
+
+def test_a_port_in_use_is_a_clear_state_and_retried(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bia_acq")
+    db = tmp_path / "a.db"
+    with PtyLine(tmp_path / "analyzer") as line:
+        other = serial.Serial(line.path, exclusive=True)  # another program has the port
+        service = Service(Config(database=db, ports=(port("p1", line),)), reader_options=FAST)
+        service.start()
+        try:
+            wait_until(lambda: service.sources["p1"].state == "in use")
+            assert "p1: in use" in service.describe()
+            other.close()
+            wait_until(lambda: service.sources["p1"].state == "connected")
+            line.wait_reader()
+            line.write(FRAMES[0])
+            wait_until(lambda: stored(db, "p1") == 1)
+        finally:
+            other.close()
+            service.stop()
+    msgs = [r.getMessage() for r in caplog.records if "p1: in use" in r.getMessage()]
+    assert len(msgs) == 1 and "in use by another process" in msgs[0]
+
+
+class _BuggyFramer(Framer):
+    def feed(self, data: bytes, now: float | None = None) -> list[Chunk]:
+        if b"\x07" in data:
+            raise RuntimeError("framer bug")
+        return super().feed(data, now)
+
+
+class BuggyProtocol(TanitaProtocol):
+    """A driver with bugs: its framer raises on BEL, its decoder on every frame."""
+
+    name = "buggy"
+
+    def framer(self) -> Framer:
+        return _BuggyFramer(start=b"{", end=b"\r\n")
+
+    def decode(self, frame: bytes) -> Reading:
+        raise ZeroDivisionError("decoder bug")
+
+
+def test_one_failing_port_or_driver_never_stops_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(base.BUILTIN, "buggy", f"{__name__}:BuggyProtocol")
+    buggy = Profile("buggy-test", "", "buggy", get_profile("tanita-mc780").serial)
+    db = tmp_path / "a.db"
+    with PtyLine(tmp_path / "a") as a, PtyLine(tmp_path / "b") as b:
+        cfg = Config(database=db, ports=(port("a", a, buggy), port("b", b)))
+        service = Service(cfg, reader_options=FAST)
+        service.start()
+        try:
+            a.wait_reader()
+            b.wait_reader()
+            b.write(FRAMES[0])
+            a.write(FRAMES[1])  # a's decoder fails: rejected, kept
+            wait_until(lambda: bool(rows(db, "SELECT 1 FROM raw_frame WHERE port = 'a'")))
+            a.write(b"{ab\x07cd")  # a's framer fails: a's loop restarts, the bytes are kept
+            b.write(FRAMES[2])
+            wait_until(lambda: stored(db, "b") == 2)
+            a.unplug()  # a's cable is pulled
+            b.write(FRAMES[3], pieces=5, pause_s=0.02)
+            wait_until(lambda: stored(db, "b") == 3)
+            assert service.sources["a"].is_alive() and service.sources["b"].is_alive()
+            assert service.hung() == []
+        finally:
+            service.stop()
+    assert rows(db, "SELECT status, reason FROM raw_frame WHERE port = 'a' AND kind = 'frame'") == [
+        ("rejected", "internal decoder error: ZeroDivisionError: decoder bug")
+    ]
+    assert rows(db, "SELECT status FROM raw_frame WHERE port = 'b'") == [("decoded",)] * 3
+    kept = rows(db, "SELECT data FROM raw_frame WHERE port = 'a' ORDER BY id")
+    assert b"".join(bytes(d) for (d,) in kept) == FRAMES[1] + b"{ab\x07cd"  # every byte
