@@ -21,7 +21,7 @@ import pytest
 from ptyline import PtyLine, make_frames
 
 from bia_acq.acquire import Batch, Ingest
-from bia_acq.config import Config, PortConfig
+from bia_acq.config import Config, FolderConfig, PortConfig
 from bia_acq.drivers import all_profiles, get_profile
 from bia_acq.protocols.base import Chunk
 from bia_acq.service import Service
@@ -43,11 +43,15 @@ class Rig:
         return spool_path(self.db)
 
     def count(self, sql: str = "SELECT count(*) FROM measurement") -> int:
-        c = sqlite3.connect(self.db, timeout=5)
-        try:
-            return int(c.execute(sql).fetchone()[0])
-        finally:
-            c.close()
+        return count(self.db, sql)
+
+
+def count(db: Path, sql: str = "SELECT count(*) FROM measurement") -> int:
+    c = sqlite3.connect(db, timeout=5)
+    try:
+        return int(c.execute(sql).fetchone()[0])
+    finally:
+        c.close()
 
 
 def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -236,3 +240,43 @@ def test_the_spool_is_private_and_group_readable_when_configured(tmp_path: Path)
     b = Batch("inbody", "inbody-lookinbody-csv", [Chunk("frame", b"x\n")], 5.0, cursor, 3)
     spool.append(b)
     assert spool.read()[-1] == b
+
+
+def test_a_folder_source_spools_with_its_cursor_and_resumes_after_restart(tmp_path: Path) -> None:
+    lines = (Path(__file__).parent / "data" / "lookinbody-export.csv").read_bytes().split(b"\n")
+    header, row1, row2 = (line + b"\n" for line in lines[:3])
+    folder = tmp_path / "export"
+    folder.mkdir()
+    export = folder / "a.csv"
+    export.write_bytes(header)
+    profile = all_profiles()["inbody-lookinbody-csv"]
+    db = tmp_path / "acq.db"
+    config = Config(
+        database=db,
+        folders=(FolderConfig("inbody", folder, profile.name, profile, poll_seconds=0.1),),
+    )
+
+    def make() -> Service:
+        return Service(config, busy_timeout_ms=100, retry_initial_s=0.1, retry_max_s=0.3)
+
+    service = make()
+    service.start()
+    try:
+        lock = sqlite3.connect(db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")
+        with export.open("ab") as fh:
+            fh.write(row1 + row2)
+        wait_until(lambda: len(service.spool) >= 1)
+        lock.execute("ROLLBACK")
+        lock.close()
+        wait_until(lambda: not spool_path(db).exists() and count(db) == 2)
+        assert count(db, "SELECT offset_bytes FROM source_file") == export.stat().st_size
+    finally:
+        service.stop()
+    frames_before = count(db, "SELECT count(*) FROM raw_frame")
+    service = make()  # a restart resumes at the cursor: nothing read twice
+    service.start()
+    time.sleep(0.5)
+    service.stop()
+    assert count(db, "SELECT count(*) FROM raw_frame") == frames_before
+    assert count(db) == 2
