@@ -210,3 +210,148 @@ def m006_worklist(db: Database) -> None:
             CHECK (magnitude_only IN (0, 1));
         """
     )
+
+
+#: Segment pairs compared for left–right asymmetry (``v_edema_trend``).
+LIMB_PAIRS = {
+    "right_arm": "left_arm",
+    "left_arm": "right_arm",
+    "right_leg": "left_leg",
+    "left_leg": "right_leg",
+}
+
+
+@migrations(name="m002_reader_views")
+def m002_reader_views(db: Database) -> None:
+    """Readers' schema: the ``method`` table (band limits in SQL) and the edema views.
+
+    ``method`` is filled and updated by the writer at every start from
+    :data:`bia_acq.core.estimate.METHODS` (``store.db.open_writer``). The views
+    read results of the method in ``meta.report_method`` (its highest stored
+    version per measurement), only for measurements with a subject. Their time
+    columns are ``measured_at_utc`` / ``measured_at_epoch``: the device clock in
+    UTC, or the receive time when the device sent no clock. No view formats
+    time (no ``strftime``): ISO-8601 text and epoch seconds are passed through.
+    """
+    pairs = " ".join(f"WHEN '{a}' THEN '{b}'" for a, b in LIMB_PAIRS.items())
+    db.executescript(
+        f"""
+        CREATE TABLE method (
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            description TEXT NOT NULL,
+            citation TEXT NOT NULL,
+            ecw_tbw_normal_max REAL NOT NULL,
+            ecw_tbw_slight_max REAL NOT NULL,
+            bands_source TEXT NOT NULL,
+            updated_at_utc TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        ) STRICT;
+
+        CREATE VIEW v_edema_result AS
+        SELECT
+            m.id AS measurement_id,
+            m.subject_id,
+            s.pseudonym AS subject_pseudonym,
+            s.external_id AS subject_external_id,
+            coalesce(m.measured_at_utc, m.received_at_utc) AS measured_at_utc,
+            coalesce(m.measured_at_epoch, m.received_at_epoch) AS measured_at_epoch,
+            r.segment,
+            r.method,
+            r.method_version,
+            r.ecw_l,
+            r.icw_l,
+            r.tbw_l,
+            r.ecw_tbw_ratio,
+            r.phase_angle_50khz_deg,
+            r.r0_ohm,
+            r.rinf_ohm,
+            r.classification,
+            r.fit_status,
+            mt.ecw_tbw_normal_max,
+            mt.ecw_tbw_slight_max
+        FROM segment_result r
+        JOIN measurement m ON m.id = r.measurement_id
+        JOIN subject s ON s.id = m.subject_id
+        LEFT JOIN method mt ON mt.name = r.method AND mt.version = r.method_version
+        WHERE r.method = (SELECT value FROM meta WHERE key = 'report_method')
+          AND r.method_version = (
+              SELECT max(x.method_version) FROM segment_result x
+              WHERE x.measurement_id = r.measurement_id AND x.segment = r.segment
+                AND x.method = r.method);
+
+        CREATE VIEW v_edema_trend AS
+        WITH r AS (SELECT * FROM v_edema_result),
+        numbered AS (
+            SELECT r.*, row_number() OVER (
+                PARTITION BY subject_id, segment ORDER BY measured_at_epoch, measurement_id
+            ) AS visit_number
+            FROM r
+        ),
+        base AS (
+            SELECT subject_id, segment, measurement_id, measured_at_utc, measured_at_epoch,
+                   ecw_tbw_ratio, ecw_l
+            FROM (
+                SELECT r.*, row_number() OVER (
+                    PARTITION BY subject_id, segment ORDER BY measured_at_epoch, measurement_id
+                ) AS n
+                FROM r WHERE ecw_tbw_ratio IS NOT NULL
+            ) WHERE n = 1
+        )
+        SELECT
+            t.subject_id,
+            t.subject_pseudonym,
+            t.subject_external_id,
+            t.measurement_id,
+            t.visit_number,
+            t.measured_at_utc,
+            t.measured_at_epoch,
+            t.segment,
+            t.method,
+            t.method_version,
+            t.ecw_l,
+            t.icw_l,
+            t.tbw_l,
+            t.ecw_tbw_ratio,
+            t.phase_angle_50khz_deg,
+            t.r0_ohm,
+            t.classification,
+            t.fit_status,
+            t.ecw_tbw_normal_max,
+            t.ecw_tbw_slight_max,
+            b.measurement_id AS baseline_measurement_id,
+            b.measured_at_utc AS baseline_measured_at_utc,
+            (t.measured_at_epoch - b.measured_at_epoch) / 86400.0 AS days_since_baseline,
+            b.ecw_tbw_ratio AS baseline_ecw_tbw_ratio,
+            t.ecw_tbw_ratio - b.ecw_tbw_ratio AS ecw_tbw_ratio_change,
+            t.ecw_l - b.ecw_l AS ecw_l_change,
+            CASE WHEN t.segment IN ('right_arm', 'left_arm') THEN 'arms'
+                 WHEN t.segment IN ('right_leg', 'left_leg') THEN 'legs' END AS limb_pair,
+            o.ecw_tbw_ratio AS other_side_ecw_tbw_ratio,
+            t.ecw_tbw_ratio - o.ecw_tbw_ratio AS ecw_tbw_ratio_minus_other_side,
+            o.r0_ohm / t.r0_ohm AS r0_other_side_over_this,
+            100.0 * (t.ecw_l - o.ecw_l) / o.ecw_l AS ecw_vs_other_side_pct
+        FROM numbered t
+        LEFT JOIN base b ON b.subject_id = t.subject_id AND b.segment = t.segment
+        LEFT JOIN r o ON o.measurement_id = t.measurement_id
+            AND o.segment = CASE t.segment {pairs} END;
+
+        CREATE VIEW v_edema_latest AS
+        SELECT
+            subject_id, subject_pseudonym, subject_external_id, segment,
+            measurement_id, measured_at_utc, measured_at_epoch, visits,
+            method, method_version, ecw_l, icw_l, tbw_l, ecw_tbw_ratio,
+            ecw_tbw_normal_max, ecw_tbw_slight_max, classification, phase_angle_50khz_deg,
+            baseline_measured_at_utc, baseline_ecw_tbw_ratio, ecw_tbw_ratio_change,
+            days_since_baseline, limb_pair, other_side_ecw_tbw_ratio,
+            ecw_tbw_ratio_minus_other_side, r0_other_side_over_this, ecw_vs_other_side_pct
+        FROM (
+            SELECT t.*,
+                row_number() OVER (
+                    PARTITION BY subject_id, segment
+                    ORDER BY measured_at_epoch DESC, measurement_id DESC) AS n,
+                count(*) OVER (PARTITION BY subject_id, segment) AS visits
+            FROM v_edema_trend t WHERE ecw_tbw_ratio IS NOT NULL
+        ) WHERE n = 1;
+        """
+    )
