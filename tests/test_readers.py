@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from readers import RECOVERY_DAYS, RECOVERY_ID, fill_clinic
+from readers import RECOVERY_DAYS, RECOVERY_ID
 
 from bia_acq.core.estimate import METHODS
 from bia_acq.store.db import open_readonly, open_writer
@@ -19,11 +19,9 @@ VIEWS = ("v_measurement_wide", "v_edema_result", "v_edema_trend", "v_edema_lates
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
-@pytest.fixture(scope="module")
-def clinic(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("clinic") / "clinic.db"
-    fill_clinic(path)
-    return path
+@pytest.fixture
+def clinic(clinic_db: Path) -> Path:
+    return clinic_db
 
 
 def test_method_table_holds_every_method_with_its_bands(tmp_path: Path) -> None:

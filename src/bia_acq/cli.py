@@ -55,6 +55,7 @@ COMMANDS = (
     "check_config",
     "drivers",
     "worklist",
+    "report",
     "datasette_metadata",
 )
 
