@@ -56,6 +56,7 @@ COMMANDS = (
     "drivers",
     "worklist",
     "report",
+    "export",
     "datasette_metadata",
 )
 
