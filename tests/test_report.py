@@ -110,3 +110,18 @@ def test_report_mistakes_are_one_line_and_never_echo_the_id(
     assert proc.returncode == 2 and b"--out" in proc.stderr
     proc = run_cli("report", "--db", str(tmp_path / "none.db"), "--all", "--out", str(tmp_path))
     assert proc.returncode == 1 and b"does not exist" in proc.stderr
+
+
+def test_text_from_the_device_is_escaped(clinic_db: Path) -> None:
+    from bia_acq.report.data import find_subject, load_subject
+    from bia_acq.report.html import render_subject
+    from bia_acq.store.db import open_readonly
+
+    conn = open_readonly(clinic_db)
+    data = load_subject(conn, find_subject(conn, RECOVERY_ID))
+    conn.close()
+    data.external_id = '<script>alert("x")</script>&'
+    html = render_subject(data, generated_utc="2026-11-24T00:00:00Z")
+    assert (
+        "<script" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in html
+    )

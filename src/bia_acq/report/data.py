@@ -80,7 +80,8 @@ def find_subject(conn: sqlite3.Connection, key: str) -> int:
     if row is None:
         raise SubjectNotFound(
             "no subject in this database has that patient ID or pseudonym "
-            "(the ID as the analyzer sent it, e.g. with leading zeros; `--all` lists every subject)"
+            "(give the ID exactly as the analyzer sent it, leading zeros included, or the "
+            "P-… pseudonym; `bia-acq report --all` lists every subject)"
         )
     return int(row[0])
 
