@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 args.out / name, render_subject(data, generated_utc=now, index_href="index.html")
             )
             pages.append((data, name))
+        pages.sort(key=lambda p: p[0].external_id)
         _write(
             args.out / "index.html",
             render_index(pages, generated_utc=now, db_name=args.db.name),

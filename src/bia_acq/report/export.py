@@ -119,10 +119,14 @@ SNOMED_SYSTEM = "http://snomed.info/sct"
 #: bia-acq's own code system for quantities LOINC has no code for (README "Exports")
 LOCAL_SYSTEM = "urn:bia-acq:code"
 
-#: LOINC codes, each checked against LOINC 2.82's part definitions:
-#: 29463-7 Body weight and 8302-2 Body height (HL7 FHIR R4 bodyweight/bodyheight profiles);
-#: 101683-1 Body water mass (component Body water, property Mass, ^Patient, Qn, example
-#: unit kg); 107160-4 Phase angle Xc/R [Ratio] Bioelectrical impedance analysis (method BIA).
+#: LOINC codes, each checked against LOINC's own term definitions (LOINC 2.82 parts, as
+#: mirrored at https://www.healthassure.in/codes/loinc-101683-1-body-water-mass and
+#: .../loinc-107160-4-phase-angle-xcr-ratio-bioelectrical-impedance-analysis):
+#: 101683-1 Body water mass: component Body water, property Mass, system ^Patient, scale
+#: Qn, example unit kg; 107160-4 Phase angle Xc/R [Ratio] Bioelectrical impedance analysis:
+#: method BIA, ^Patient. 29463-7 Body weight and 8302-2 Body height are the codes the
+#: HL7 FHIR vital-signs profiles fix (hl7.org/fhir bodyweight.html, bodyheight.html).
+#: No LOINC term was found for ECW, ICW, ECW/TBW or segmental impedance.
 LOINC = {
     "weight": ("29463-7", "Body weight"),
     "height": ("8302-2", "Body height"),
@@ -130,9 +134,12 @@ LOINC = {
     "phase-angle-50khz": ("107160-4", "Phase angle Xc/R [Ratio] Bioelectrical impedance analysis"),
 }
 
-#: SNOMED CT body structures for bodySite: limbs as in the VA's FHIR PHR mapping
-#: (department-of-veterans-affairs/mhv-fhir-phr-mapping, ConceptMap to SNOMED CT), trunk
-#: 22943007 and whole body 38266002 as used in published FHIR examples.
+#: SNOMED CT body structures for bodySite. Limbs as mapped in the VA's FHIR PHR mapping
+#: (github.com/department-of-veterans-affairs/mhv-fhir-phr-mapping, input/fsh/qualifiers.fsh:
+#: R ARM 6921000, L ARM 80768000, R LEG 62175007, L LEG 32153003) and in Estonian FHIR
+#: blood-pressure body-site value sets (6921000, 80768000); trunk 22943007 "Trunk
+#: structure" and whole body 38266002 "Entire body as a whole" as in published FHIR/CDA
+#: examples (e.g. Medizininformatik-Initiative observations).
 BODY_SITE = {
     "right_arm": ("6921000", "Structure of right upper limb"),
     "left_arm": ("80768000", "Structure of left upper limb"),

@@ -280,7 +280,7 @@ def render_index(
         f'<h1>Edema reports</h1><p class="sub">{len(rows)} subject(s) in {escape(db_name)}</p>'
         '<table><tr><th class="l">Patient ID</th><th class="l">Pseudonym</th>'
         '<th class="l">Latest visit (UTC)</th><th>Visits</th><th>Whole-body ECW/TBW</th>'
-        '<th class="l">Classification</th><th class="l">Highest segment</th></tr>'
+        '<th class="l">Classification</th><th class="l">Segment highest in its band</th></tr>'
         + "".join(rows)
         + "</table>"
         + _footer(generated_utc)
