@@ -125,3 +125,20 @@ def test_text_from_the_device_is_escaped(clinic_db: Path) -> None:
     assert (
         "<script" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in html
     )
+
+
+def test_a_database_without_reader_views_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).execute(
+        "CREATE TABLE measurement (id INTEGER PRIMARY KEY)"
+    ).connection.close()
+    for args in (["report", "--all", "--out", str(tmp_path / "r")], ["export", "--format", "csv"]):
+        proc = run_cli(*args, "--db", str(old))
+        assert (
+            proc.returncode == 1
+            and b"no reader views" in proc.stderr
+            and b"bia-acq run" in proc.stderr
+        )
+        assert b"Traceback" not in proc.stderr

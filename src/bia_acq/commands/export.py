@@ -37,12 +37,18 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from bia_acq.report import csvout, fhir, hl7v2
+    from bia_acq.report.data import require_reader_schema
     from bia_acq.report.export import database_fingerprint, measurements, parse_since
     from bia_acq.report.html import utc_now_text
     from bia_acq.store.db import open_readonly
 
     since = parse_since(args.since) if args.since else None
     conn = open_readonly(args.db)
+    try:
+        require_reader_schema(conn, args.db)
+    except BaseException:
+        conn.close()
+        raise
     now = utc_now_text()
     buf = io.StringIO(newline="")
     try:

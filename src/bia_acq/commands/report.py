@@ -42,11 +42,21 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bia_acq.report.data import find_subject, load_subject, subject_ids
+    from bia_acq.report.data import (
+        find_subject,
+        load_subject,
+        require_reader_schema,
+        subject_ids,
+    )
     from bia_acq.report.html import render_index, render_subject, utc_now_text
     from bia_acq.store.db import open_readonly
 
     conn = open_readonly(args.db)
+    try:
+        require_reader_schema(conn, args.db)
+    except BaseException:
+        conn.close()
+        raise
     now = utc_now_text()
     try:
         if args.subject is not None:

@@ -71,6 +71,23 @@ class SubjectData:
         return sorted(by_id.values(), key=lambda v: (v["measured_at_epoch"], v["measurement_id"]))
 
 
+def require_reader_schema(conn: sqlite3.Connection, path: object) -> None:
+    """Refuse, with what to do, a database written before the reader views existed."""
+    try:
+        row = conn.execute(
+            "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'bia_acq'"
+            " AND name = 'm002_reader_views'"
+        ).fetchone()
+    except sqlite3.DatabaseError:
+        row = None
+    if row is None:
+        raise BiaError(
+            f"database {path} has no reader views (it is not a bia-acq database, or was "
+            "written by an older bia-acq): start the service on it once (`bia-acq run --db "
+            f"{path} --count 1`, or with its configuration) to upgrade it"
+        )
+
+
 def find_subject(conn: sqlite3.Connection, key: str) -> int:
     """The subject.id whose patient ID or pseudonym is ``key``."""
     row = conn.execute(
