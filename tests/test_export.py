@@ -220,3 +220,33 @@ def test_hl7_escaping_round_trips_any_text(text: str) -> None:
     raw = str(msg.segment("PID")[3][0][0])
     assert "|" not in raw and "^" not in raw and "\r" not in raw
     assert msg.unescape(raw) == text
+
+
+def test_magnitude_only_impedance_is_exported_as_a_magnitude() -> None:
+    from bia_acq.report.export import Export, quantities
+
+    e = Export(
+        {"weight_kg": None, "height_cm": None},
+        impedance=[
+            {
+                "segment": "right_arm",
+                "freq_khz": 50.0,
+                "r_ohm": 410.2,
+                "x_ohm": None,
+                "magnitude_only": 1,
+            },
+            {
+                "segment": "left_arm",
+                "freq_khz": 5.0,
+                "r_ohm": 390.0,
+                "x_ohm": -12.5,
+                "magnitude_only": 0,
+            },
+        ],
+    )
+    got = {(q.code, q.segment, q.value) for q in quantities(e)}
+    assert got == {
+        ("impedance-magnitude-50khz", "right_arm", 410.2),
+        ("resistance-5khz", "left_arm", 390.0),
+        ("reactance-5khz", "left_arm", -12.5),
+    }

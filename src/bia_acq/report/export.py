@@ -98,7 +98,8 @@ def measurements(
         e.impedance = [
             dict(r)
             for r in conn.execute(
-                "SELECT segment, freq_khz, r_ohm, x_ohm FROM impedance WHERE measurement_id = ?"
+                "SELECT segment, freq_khz, r_ohm, x_ohm, magnitude_only FROM impedance"
+                " WHERE measurement_id = ?"
                 " ORDER BY segment, freq_khz",
                 (mid,),
             )
@@ -296,6 +297,18 @@ def quantities(e: Export) -> list[Quantity]:
     for z in e.impedance:
         f, seg = _khz(z["freq_khz"]), z["segment"]
         where = SEGMENT_TEXT.get(seg, seg)
+        if z.get("magnitude_only"):  # the device measured |Z| only (r_ohm holds it)
+            out.append(
+                Quantity(
+                    f"impedance-magnitude-{f}khz",
+                    f"Impedance magnitude |Z| at {f} kHz, {where}",
+                    z["r_ohm"],
+                    "Ohm",
+                    "ohm",
+                    segment=seg,
+                )
+            )
+            continue
         out.append(
             Quantity(
                 f"resistance-{f}khz",
