@@ -250,3 +250,16 @@ def test_magnitude_only_impedance_is_exported_as_a_magnitude() -> None:
         ("resistance-5khz", "left_arm", 390.0),
         ("reactance-5khz", "left_arm", -12.5),
     }
+
+
+def test_readme_documents_every_csv_column_and_code() -> None:
+    from bia_acq.report.export import BODY_SITE, LOINC
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Exports") : readme.index("## Simulator")]
+    for column in CSV_COLUMNS:
+        assert f"`{column}`" in section, column
+    for code, _ in LOINC.values():
+        assert f"`{code}`" in section, code
+    for code, _ in BODY_SITE.values():
+        assert f"`{code}`" in section, code
