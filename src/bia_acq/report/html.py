@@ -176,11 +176,16 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         if not r or not lft:
             continue
         diff = r["ecw_tbw_ratio_minus_other_side"]
-        side = "right" if isinstance(diff, float) and diff > 0 else "left"
+        if not isinstance(diff, float):
+            side = "–"
+        elif abs(diff) < 0.0005:
+            side = "equal"
+        else:
+            side = "right higher" if diff > 0 else "left higher"
         asym_rows.append(
             f'<tr><td class="l">{pair}</td><td>{_num(r["ecw_tbw_ratio"], 3)}</td>'
             f"<td>{_num(lft['ecw_tbw_ratio'], 3)}</td><td>{_num(diff, 3, True)}</td>"
-            f'<td class="l">{side} higher</td>'
+            f'<td class="l">{side}</td>'
             f"<td>{_num(lft['r0_other_side_over_this'], 3)}</td></tr>"
         )
     asym = (
