@@ -32,6 +32,16 @@ def run_cli(*args: str, cwd: Path | None = None, input: bytes | None = None, tim
     )
 
 
+@pytest.fixture(scope="session")
+def clinic_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with an injury-recovery patient and three others (see readers.py)."""
+    from readers import fill_clinic
+
+    path = tmp_path_factory.mktemp("clinic") / "clinic.db"
+    fill_clinic(path)
+    return path
+
+
 @pytest.fixture
 def example_frame() -> bytes:
     return EXAMPLE_FRAME

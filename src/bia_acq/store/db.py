@@ -9,12 +9,18 @@ import os
 import secrets
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 from sqlite_utils import Database
 
+from bia_acq.core.estimate import METHODS
 from bia_acq.errors import StorageError
 from bia_acq.store.schema import MIGRATION_SET, migrations
+from bia_acq.store.writer import utc_text
+
+#: The method views report when no configuration chose one.
+DEFAULT_METHOD = "hanai-bis"
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +104,12 @@ def open_writer(
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     [report_method],
                 )
+            else:  # views need one; keep whatever an earlier start chose
+                db.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES ('report_method', ?)",
+                    [DEFAULT_METHOD],
+                )
+            sync_methods(db)
     except (sqlite3.DatabaseError, StorageError) as exc:
         if conn is not None:
             conn.close()
@@ -108,6 +120,37 @@ def open_writer(
             "(is it a bia-acq database, on a writable disk, not held by another writer?)"
         ) from exc
     return db
+
+
+def sync_methods(db: Database) -> None:
+    """Write every known method with its citation and ECW/TBW band limits to ``method``.
+
+    Readers (views, reports, Datasette) take band limits from this table, so
+    it is refreshed at every writer start; rows of methods this version no
+    longer knows stay, as stored results still name them.
+    """
+    now = utc_text(time.time())
+    db.conn.executemany(
+        "INSERT INTO method (name, version, description, citation, ecw_tbw_normal_max,"
+        " ecw_tbw_slight_max, bands_source, updated_at_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (name, version) DO UPDATE SET description = excluded.description,"
+        " citation = excluded.citation, ecw_tbw_normal_max = excluded.ecw_tbw_normal_max,"
+        " ecw_tbw_slight_max = excluded.ecw_tbw_slight_max,"
+        " bands_source = excluded.bands_source, updated_at_utc = excluded.updated_at_utc",
+        [
+            (
+                m.name,
+                m.version,
+                m.description,
+                m.citation,
+                m.bands.normal_max,
+                m.bands.slight_max,
+                m.bands.source,
+                now,
+            )
+            for m in METHODS.values()
+        ],
+    )
 
 
 def _refuse_newer(db: Database, path: Path) -> None:

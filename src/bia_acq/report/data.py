@@ -1,0 +1,154 @@
+"""What a report shows, read from the views through a read-only connection."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from typing import Any
+
+from bia_acq.errors import BiaError
+
+#: Segments in the order reports list them: pairs side by side.
+SEGMENT_ORDER = ("whole_body", "right_arm", "left_arm", "trunk", "right_leg", "left_leg")
+SEGMENT_LABEL = {
+    "whole_body": "Whole body",
+    "right_arm": "Right arm",
+    "left_arm": "Left arm",
+    "trunk": "Trunk",
+    "right_leg": "Right leg",
+    "left_leg": "Left leg",
+}
+
+
+class SubjectNotFound(BiaError):
+    """No subject matches; the message never repeats the ID (it is health data)."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    version: str
+    description: str
+    citation: str
+    normal_max: float
+    slight_max: float
+    bands_source: str
+
+
+@dataclass
+class SubjectData:
+    """One subject: identity, latest attributes, method, trend and latest rows per segment."""
+
+    subject_id: int
+    pseudonym: str
+    external_id: str
+    attributes: dict[str, Any]
+    method: MethodInfo | None
+    trend: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def visits(self) -> list[dict[str, Any]]:
+        """Distinct measurements, oldest first, with each segment's ratio by name."""
+        by_id: dict[int, dict[str, Any]] = {}
+        for seg, rows in self.trend.items():
+            for r in rows:
+                v = by_id.setdefault(
+                    r["measurement_id"],
+                    {
+                        "measurement_id": r["measurement_id"],
+                        "measured_at_utc": r["measured_at_utc"],
+                        "measured_at_epoch": r["measured_at_epoch"],
+                        "days_since_baseline": r["days_since_baseline"],
+                    },
+                )
+                v[seg] = r["ecw_tbw_ratio"]
+                v[seg + "_classification"] = r["classification"]
+                v[seg + "_change"] = r["ecw_tbw_ratio_change"]
+        return sorted(by_id.values(), key=lambda v: (v["measured_at_epoch"], v["measurement_id"]))
+
+
+def require_reader_schema(conn: sqlite3.Connection, path: object) -> None:
+    """Refuse, with what to do, a database written before the reader views existed."""
+    try:
+        row = conn.execute(
+            "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'bia_acq'"
+            " AND name = 'm002_reader_views'"
+        ).fetchone()
+    except sqlite3.DatabaseError:
+        row = None
+    if row is None:
+        raise BiaError(
+            f"database {path} has no reader views (it is not a bia-acq database, or was "
+            "written by an older bia-acq): start the service on it once (`bia-acq run --db "
+            f"{path} --count 1`, or with its configuration) to upgrade it"
+        )
+
+
+def find_subject(conn: sqlite3.Connection, key: str) -> int:
+    """The subject.id whose patient ID or pseudonym is ``key``."""
+    row = conn.execute(
+        "SELECT id FROM subject WHERE external_id = ? OR pseudonym = ? ORDER BY external_id = ? DESC",
+        (key, key, key),
+    ).fetchone()
+    if row is None:
+        raise SubjectNotFound(
+            "no subject in this database has that patient ID or pseudonym "
+            "(give the ID exactly as the analyzer sent it, leading zeros included, or the "
+            "P-… pseudonym; `bia-acq report --all` lists every subject)"
+        )
+    return int(row[0])
+
+
+def subject_ids(conn: sqlite3.Connection) -> list[int]:
+    """Subjects with at least one result of the reporting method, by pseudonym."""
+    rows = conn.execute(
+        "SELECT DISTINCT subject_id, subject_pseudonym FROM v_edema_latest ORDER BY subject_pseudonym"
+    )
+    return [int(r[0]) for r in rows]
+
+
+def _method(conn: sqlite3.Connection, name: str, version: str) -> MethodInfo | None:
+    row = conn.execute(
+        "SELECT name, version, description, citation, ecw_tbw_normal_max, ecw_tbw_slight_max,"
+        " bands_source FROM method WHERE name = ? AND version = ?",
+        (name, version),
+    ).fetchone()
+    return MethodInfo(*row) if row else None
+
+
+def load_subject(conn: sqlite3.Connection, subject_id: int) -> SubjectData:
+    """Everything a report shows about one subject."""
+    conn.row_factory = sqlite3.Row
+    s = conn.execute(
+        "SELECT id, pseudonym, external_id FROM subject WHERE id = ?", (subject_id,)
+    ).fetchone()
+    if s is None:
+        raise SubjectNotFound("no such subject")
+    last = conn.execute(
+        "SELECT sex, age_years, height_cm, weight_kg, warnings_json FROM measurement"
+        " WHERE subject_id = ? ORDER BY coalesce(measured_at_epoch, received_at_epoch) DESC, id DESC"
+        " LIMIT 1",
+        (subject_id,),
+    ).fetchone()
+    data = SubjectData(
+        subject_id=int(s["id"]),
+        pseudonym=s["pseudonym"],
+        external_id=s["external_id"],
+        attributes=dict(last) if last else {},
+        method=None,
+    )
+    for r in conn.execute(
+        "SELECT * FROM v_edema_trend WHERE subject_id = ? ORDER BY measured_at_epoch, measurement_id",
+        (subject_id,),
+    ):
+        data.trend.setdefault(r["segment"], []).append(dict(r))
+    for r in conn.execute("SELECT * FROM v_edema_latest WHERE subject_id = ?", (subject_id,)):
+        data.latest[r["segment"]] = dict(r)
+    ref = data.latest.get("whole_body") or next(iter(data.latest.values()), None)
+    if ref is not None:
+        data.method = _method(conn, ref["method"], ref["method_version"])
+    return data

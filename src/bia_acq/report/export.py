@@ -1,0 +1,341 @@
+"""Measurements for export: one read-only query shared by the CSV, FHIR and HL7 writers.
+
+Exports cover measurements with a subject (the analyzer sent a patient ID) and the
+results of the reporting method (``meta.report_method``, highest version), as the views
+do. Patient identifiers are pseudonymised unless the caller asks for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from bia_acq.errors import ConfigError
+from bia_acq.report.data import SEGMENT_ORDER, find_subject
+
+
+@dataclass
+class Export:
+    """One measurement with everything an export writes."""
+
+    measurement: dict[str, Any]
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # by segment
+    impedance: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def subject_pseudonym(self) -> str:
+        return str(self.measurement["subject_pseudonym"])
+
+    def subject_identifier(self, include_identifiers: bool) -> str:
+        m = self.measurement
+        return str(m["subject_external_id"] if include_identifiers else m["subject_pseudonym"])
+
+
+def parse_since(text: str) -> float:
+    """``--since``: an ISO date or date-time; without a zone it is UTC. Epoch seconds."""
+    try:
+        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r} is not a date",
+            key="--since",
+            fix="use an ISO date such as 2026-09-01 or 2026-09-01T08:00",
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.timestamp()
+
+
+def database_fingerprint(conn: sqlite3.Connection) -> str:
+    """A stable, non-secret ID of this database (for resource IDs that stay the same)."""
+    key = conn.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()[0]
+    return hashlib.sha256(b"bia-acq export id\x00" + str(key).encode()).hexdigest()[:32]
+
+
+def method_bands(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, Any]]:
+    conn.row_factory = sqlite3.Row
+    return {(r["name"], r["version"]): dict(r) for r in conn.execute("SELECT * FROM method")}
+
+
+def measurements(
+    conn: sqlite3.Connection, *, subject: str | None = None, since_epoch: float | None = None
+) -> Iterator[Export]:
+    """Measurements with a subject, oldest first, with results and impedances."""
+    conn.row_factory = sqlite3.Row
+    where: list[str] = ["m.subject_id IS NOT NULL"]
+    params: list[float] = []
+    if subject is not None:
+        where.append("m.subject_id = ?")
+        params.append(find_subject(conn, subject))
+    if since_epoch is not None:
+        where.append("coalesce(m.measured_at_epoch, m.received_at_epoch) >= ?")
+        params.append(since_epoch)
+    rows = conn.execute(
+        "SELECT m.id AS measurement_id, m.subject_id, s.pseudonym AS subject_pseudonym,"
+        " s.external_id AS subject_external_id,"
+        " coalesce(m.measured_at_utc, m.received_at_utc) AS measured_at_utc,"
+        " coalesce(m.measured_at_epoch, m.received_at_epoch) AS measured_at_epoch,"
+        " m.received_at_utc, m.device_clock, m.sex, m.age_years, m.height_cm, m.weight_kg,"
+        " d.id AS device_id, d.driver AS device_driver, d.port AS device_port,"
+        " d.model AS device_model, d.serial_number AS device_serial_number"
+        " FROM measurement m JOIN device d ON d.id = m.device_id"
+        " JOIN subject s ON s.id = m.subject_id"
+        f" WHERE {' AND '.join(where)} ORDER BY measured_at_epoch, m.id",
+        params,
+    ).fetchall()
+    for row in rows:
+        e = Export(dict(row))
+        mid = row["measurement_id"]
+        for r in conn.execute(
+            "SELECT * FROM v_edema_trend WHERE measurement_id = ?", (mid,)
+        ).fetchall():
+            e.results[r["segment"]] = dict(r)
+        e.impedance = [
+            dict(r)
+            for r in conn.execute(
+                "SELECT segment, freq_khz, r_ohm, x_ohm, magnitude_only FROM impedance"
+                " WHERE measurement_id = ?"
+                " ORDER BY segment, freq_khz",
+                (mid,),
+            )
+        ]
+        yield e
+
+
+def slug(segment: str) -> str:
+    """``right_leg`` → ``right-leg`` (codes use hyphens)."""
+    return re.sub(r"[^a-z0-9]+", "-", segment.lower()).strip("-")
+
+
+# -- what each measurement exports, shared by FHIR and HL7 v2 -----------------------------
+
+LOINC_SYSTEM = "http://loinc.org"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+SNOMED_SYSTEM = "http://snomed.info/sct"
+#: bia-acq's own code system for quantities LOINC has no code for (README "Exports")
+LOCAL_SYSTEM = "urn:bia-acq:code"
+
+#: LOINC codes, each checked against LOINC's own term definitions (LOINC 2.82 parts, as
+#: mirrored at https://www.healthassure.in/codes/loinc-101683-1-body-water-mass and
+#: .../loinc-107160-4-phase-angle-xcr-ratio-bioelectrical-impedance-analysis):
+#: 101683-1 Body water mass: component Body water, property Mass, system ^Patient, scale
+#: Qn, example unit kg; 107160-4 Phase angle Xc/R [Ratio] Bioelectrical impedance analysis:
+#: method BIA, ^Patient. 29463-7 Body weight and 8302-2 Body height are the codes the
+#: HL7 FHIR vital-signs profiles fix (hl7.org/fhir bodyweight.html, bodyheight.html).
+#: No LOINC term was found for ECW, ICW, ECW/TBW or segmental impedance.
+LOINC = {
+    "weight": ("29463-7", "Body weight"),
+    "height": ("8302-2", "Body height"),
+    "body-water-mass": ("101683-1", "Body water mass"),
+    "phase-angle-50khz": ("107160-4", "Phase angle Xc/R [Ratio] Bioelectrical impedance analysis"),
+}
+
+#: SNOMED CT body structures for bodySite. Limbs as mapped in the VA's FHIR PHR mapping
+#: (github.com/department-of-veterans-affairs/mhv-fhir-phr-mapping, input/fsh/qualifiers.fsh:
+#: R ARM 6921000, L ARM 80768000, R LEG 62175007, L LEG 32153003) and in Estonian FHIR
+#: blood-pressure body-site value sets (6921000, 80768000); trunk 22943007 "Trunk
+#: structure" and whole body 38266002 "Entire body as a whole" as in published FHIR/CDA
+#: examples (e.g. Medizininformatik-Initiative observations).
+BODY_SITE = {
+    "right_arm": ("6921000", "Structure of right upper limb"),
+    "left_arm": ("80768000", "Structure of left upper limb"),
+    "trunk": ("22943007", "Trunk structure"),
+    "right_leg": ("62175007", "Structure of right lower limb"),
+    "left_leg": ("32153003", "Structure of left lower limb"),
+    "whole_body": ("38266002", "Entire body as a whole"),
+}
+PATH_TEXT = {
+    "whole_body_right": "hand to foot, right side",
+    "whole_body_left": "hand to foot, left side",
+    "leg_to_leg": "foot to foot",
+}
+SEGMENT_TEXT = {
+    "right_arm": "right arm",
+    "left_arm": "left arm",
+    "trunk": "trunk",
+    "right_leg": "right leg",
+    "left_leg": "left leg",
+    "whole_body": "whole body",
+    **PATH_TEXT,
+}
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One exported quantity: a FHIR Observation, an HL7 v2 OBX."""
+
+    code: str  # in LOCAL_SYSTEM
+    display: str
+    value: float
+    unit: str  # UCUM
+    unit_text: str
+    loinc: tuple[str, str] | None = None
+    segment: str | None = None  # a segment or measurement path; None: the patient
+    classification: str | None = None
+    normal_max: float | None = None
+    method: str | None = None
+    vital_sign: bool = False
+
+
+def _khz(f: float) -> str:
+    return f"{f:g}"
+
+
+def quantities(e: Export) -> list[Quantity]:
+    """Every quantity of one measurement: weight, height, results, impedances."""
+    m = e.measurement
+    out: list[Quantity] = []
+    if m["weight_kg"] is not None:
+        out.append(
+            Quantity(
+                "weight",
+                "Body weight",
+                m["weight_kg"],
+                "kg",
+                "kilogram",
+                LOINC["weight"],
+                vital_sign=True,
+            )
+        )
+    if m["height_cm"] is not None:
+        out.append(
+            Quantity(
+                "height",
+                "Body height",
+                m["height_cm"],
+                "cm",
+                "centimeter",
+                LOINC["height"],
+                vital_sign=True,
+            )
+        )
+    for seg in [s for s in SEGMENT_ORDER if s in e.results]:
+        r = e.results[seg]
+        where = SEGMENT_TEXT.get(seg, seg)
+        method = f"{r['method']} v{r['method_version']}"
+        whole = seg == "whole_body"
+        if r["ecw_l"] is not None:
+            out.append(
+                Quantity(
+                    "ecw",
+                    f"Extracellular water, {where}",
+                    r["ecw_l"],
+                    "L",
+                    "liter",
+                    segment=seg,
+                    method=method,
+                )
+            )
+        if r["icw_l"] is not None:
+            out.append(
+                Quantity(
+                    "icw",
+                    f"Intracellular water, {where}",
+                    r["icw_l"],
+                    "L",
+                    "liter",
+                    segment=seg,
+                    method=method,
+                )
+            )
+        if r["tbw_l"] is not None:
+            if whole:  # LOINC has body water as a mass; 1 L of body water taken as 1 kg
+                out.append(
+                    Quantity(
+                        "body-water-mass",
+                        "Body water mass",
+                        r["tbw_l"],
+                        "kg",
+                        "kilogram",
+                        LOINC["body-water-mass"],
+                        method=method,
+                    )
+                )
+            else:
+                out.append(
+                    Quantity(
+                        "tbw",
+                        f"Total body water, {where}",
+                        r["tbw_l"],
+                        "L",
+                        "liter",
+                        segment=seg,
+                        method=method,
+                    )
+                )
+        if r["ecw_tbw_ratio"] is not None:
+            out.append(
+                Quantity(
+                    "ecw-tbw-ratio",
+                    f"ECW/TBW, {where}",
+                    r["ecw_tbw_ratio"],
+                    "1",
+                    "ratio",
+                    segment=seg,
+                    classification=r["classification"],
+                    normal_max=r["ecw_tbw_normal_max"],
+                    method=method,
+                )
+            )
+        if r["phase_angle_50khz_deg"] is not None:
+            out.append(
+                Quantity(
+                    "phase-angle-50khz",
+                    f"Phase angle at 50 kHz, {where}",
+                    r["phase_angle_50khz_deg"],
+                    "deg",
+                    "degree",
+                    LOINC["phase-angle-50khz"] if whole else None,
+                    segment=None if whole else seg,
+                )
+            )
+    for z in e.impedance:
+        f, seg = _khz(z["freq_khz"]), z["segment"]
+        where = SEGMENT_TEXT.get(seg, seg)
+        if z.get("magnitude_only"):  # the device measured |Z| only (r_ohm holds it)
+            out.append(
+                Quantity(
+                    f"impedance-magnitude-{f}khz",
+                    f"Impedance magnitude |Z| at {f} kHz, {where}",
+                    z["r_ohm"],
+                    "Ohm",
+                    "ohm",
+                    segment=seg,
+                )
+            )
+            continue
+        out.append(
+            Quantity(
+                f"resistance-{f}khz",
+                f"Resistance at {f} kHz, {where}",
+                z["r_ohm"],
+                "Ohm",
+                "ohm",
+                segment=seg,
+            )
+        )
+        if z["x_ohm"] is not None:
+            out.append(
+                Quantity(
+                    f"reactance-{f}khz",
+                    f"Reactance at {f} kHz, {where}",
+                    z["x_ohm"],
+                    "Ohm",
+                    "ohm",
+                    segment=seg,
+                )
+            )
+    return out
+
+
+#: classification → HL7 v3 ObservationInterpretation (FHIR) / v2 table 0078 abnormal flag
+INTERPRETATION = {
+    "normal": ("N", "Normal", "N"),
+    "slightly over": ("H", "High", "H"),
+    "edema": ("HU", "Significantly high", "H"),
+}

@@ -1,0 +1,202 @@
+"""The schema for readers: method bands in SQL, edema views, read-only reading during writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from readers import RECOVERY_DAYS, RECOVERY_ID
+
+from bia_acq.core.estimate import METHODS
+from bia_acq.store.db import open_readonly, open_writer
+
+VIEWS = ("v_measurement_wide", "v_edema_result", "v_edema_trend", "v_edema_latest")
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def clinic(clinic_db: Path) -> Path:
+    return clinic_db
+
+
+def test_method_table_holds_every_method_with_its_bands(tmp_path: Path) -> None:
+    db = open_writer(tmp_path / "a.db")
+    rows = {
+        (r[0], r[1]): (r[2], r[3])
+        for r in db.execute(
+            "SELECT name, version, ecw_tbw_normal_max, ecw_tbw_slight_max FROM method"
+        )
+    }
+    assert rows == {
+        (m.name, m.version): (m.bands.normal_max, m.bands.slight_max) for m in METHODS.values()
+    }
+    # a later start updates the limits in place (a method's bands were revised)
+    db.execute("UPDATE method SET ecw_tbw_normal_max = 0.1")
+    db.close()
+    db = open_writer(tmp_path / "a.db")
+    m = METHODS["hanai-bis"]
+    assert db.execute(
+        "SELECT ecw_tbw_normal_max FROM method WHERE name = ? AND version = ?", [m.name, m.version]
+    ).fetchone() == (m.bands.normal_max,)
+    assert db.execute("SELECT value FROM meta WHERE key = 'report_method'").fetchone() == (
+        "hanai-bis",
+    )
+    db.close()
+
+
+def test_views_never_format_time_and_pass_iso_utc_and_epoch(clinic: Path) -> None:
+    ro = open_readonly(clinic)
+    for name, sql in ro.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"):
+        assert "strftime" not in sql.lower(), name
+    for row in ro.execute("SELECT measured_at_utc, measured_at_epoch FROM v_edema_trend"):
+        assert ISO_UTC.match(row[0])
+        assert dt.datetime.fromisoformat(row[0]).timestamp() == pytest.approx(row[1], abs=1e-3)
+    ro.close()
+
+
+def test_trend_of_an_injury_recovery_patient(clinic: Path) -> None:
+    ro = open_readonly(clinic)
+    rows = ro.execute(
+        "SELECT visit_number, days_since_baseline, ecw_tbw_ratio, classification,"
+        " ecw_tbw_ratio_change, baseline_ecw_tbw_ratio, limb_pair, other_side_ecw_tbw_ratio,"
+        " ecw_tbw_ratio_minus_other_side, r0_other_side_over_this, ecw_tbw_normal_max"
+        " FROM v_edema_trend WHERE subject_external_id = ? AND segment = 'right_leg'"
+        " ORDER BY visit_number",
+        [RECOVERY_ID],
+    ).fetchall()
+    assert [r["visit_number"] for r in rows] == list(range(1, len(RECOVERY_DAYS) + 1))
+    assert [r["days_since_baseline"] for r in rows] == pytest.approx(RECOVERY_DAYS)
+    first, last = rows[0], rows[-1]
+    normal_max = METHODS["hanai-bis"].bands.normal_max
+    assert first["classification"] != "normal" and first["ecw_tbw_ratio"] > normal_max
+    assert last["classification"] == "normal" and last["ecw_tbw_ratio"] <= normal_max
+    assert first["ecw_tbw_ratio_change"] == 0
+    assert last["ecw_tbw_ratio_change"] == pytest.approx(
+        last["ecw_tbw_ratio"] - first["baseline_ecw_tbw_ratio"]
+    )
+    assert last["ecw_tbw_ratio_change"] < -0.02  # the injury's +0.035 is gone
+    # the swollen leg holds more ECW than the other one, and less later
+    assert first["limb_pair"] == "legs"
+    assert first["ecw_tbw_ratio_minus_other_side"] == pytest.approx(
+        first["ecw_tbw_ratio"] - first["other_side_ecw_tbw_ratio"]
+    )
+    assert first["ecw_tbw_ratio_minus_other_side"] > 0.02
+    assert abs(last["ecw_tbw_ratio_minus_other_side"]) < 0.015
+    assert first["r0_other_side_over_this"] > 1.1 > last["r0_other_side_over_this"]
+    assert first["ecw_tbw_normal_max"] == normal_max
+    trunk = ro.execute(
+        "SELECT DISTINCT limb_pair, ecw_tbw_ratio_minus_other_side FROM v_edema_trend"
+        " WHERE segment IN ('trunk', 'whole_body')"
+    ).fetchall()
+    assert [tuple(r) for r in trunk] == [(None, None)]
+    ro.close()
+
+
+def test_latest_is_one_row_per_subject_and_segment_from_the_last_visit(clinic: Path) -> None:
+    ro = open_readonly(clinic)
+    latest = ro.execute("SELECT * FROM v_edema_latest").fetchall()
+    keys = [(r["subject_id"], r["segment"]) for r in latest]
+    assert len(keys) == len(set(keys)) == 4 * 6
+    leg = next(
+        r for r in latest if r["subject_external_id"] == RECOVERY_ID and r["segment"] == "right_leg"
+    )
+    last = ro.execute(
+        "SELECT measurement_id, ecw_tbw_ratio FROM v_edema_trend WHERE subject_external_id = ?"
+        " AND segment = 'right_leg' ORDER BY measured_at_epoch DESC LIMIT 1",
+        [RECOVERY_ID],
+    ).fetchone()
+    assert (leg["measurement_id"], leg["ecw_tbw_ratio"]) == tuple(last)
+    assert leg["visits"] == len(RECOVERY_DAYS) and leg["classification"] == "normal"
+    assert (leg["method"], leg["method_version"]) == ("hanai-bis", METHODS["hanai-bis"].version)
+    ro.close()
+
+
+def test_reading_every_view_never_blocks_the_writer(tmp_path: Path) -> None:
+    """A reader holds a read transaction open while `bia-acq run` keeps committing."""
+    db = tmp_path / "live.db"
+    count = 8
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bia_acq",
+            "run",
+            "--db",
+            str(db),
+            "--interval",
+            "0.2",
+            "--count",
+            str(count),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # one stored measurement: the schema is there
+        assert "measurement=" in first, proc.stderr.read() if proc.stderr else ""
+        ro = open_readonly(db)
+        ro.execute("BEGIN")  # one snapshot, held while the writer goes on
+        seen = {v: ro.execute(f"SELECT * FROM {v}").fetchall() for v in VIEWS}
+        held = ro.execute("SELECT count(*) FROM measurement").fetchone()[0]
+        rest = proc.stdout.read()  # the writer finishes all its commits meanwhile
+        assert proc.wait(timeout=60) == 0
+        assert rest.count("measurement=") == count - 1
+        assert ro.execute("SELECT count(*) FROM measurement").fetchone()[0] == held
+        ro.execute("COMMIT")
+        assert ro.execute("SELECT count(*) FROM measurement").fetchone()[0] == count
+        for view in VIEWS:
+            rows = ro.execute(f"SELECT * FROM {view}").fetchall()
+            assert rows and len(rows) >= len(seen[view]), view
+        with pytest.raises(sqlite3.OperationalError):
+            ro.execute("DELETE FROM method")
+        ro.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for f in (proc.stdout, proc.stderr):
+            if f is not None:
+                f.close()
+
+
+def test_datasette_metadata_names_only_what_exists_and_its_queries_run(
+    clinic: Path, tmp_path: Path
+) -> None:
+    from conftest import run_cli
+
+    out = tmp_path / "meta.json"
+    proc = run_cli("datasette-metadata", "--db", str(clinic), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    meta = json.loads(out.read_text(encoding="utf-8"))
+    assert list(meta["databases"]) == ["clinic"]  # Datasette's name for clinic.db
+    db = meta["databases"]["clinic"]
+    ro = open_readonly(clinic)
+    objects = {
+        r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view')")
+    }
+    assert set(VIEWS) <= set(db["tables"]) <= objects
+    for name, table in db["tables"].items():
+        columns = {r[1] for r in ro.execute(f"PRAGMA table_info({name})")}
+        assert table["description"], name
+        assert set(table.get("columns", {})) <= columns, (name, set(table["columns"]) - columns)
+        assert set(table.get("units", {})) <= columns, name
+    for name in VIEWS[1:]:  # every column of the edema views is described
+        columns = {r[1] for r in ro.execute(f"PRAGMA table_info({name})")}
+        assert set(db["tables"][name]["columns"]) == columns, name
+    for name, q in db["queries"].items():
+        params = dict.fromkeys(re.findall(r":(\w+)", q["sql"]), "0.01")
+        params["pseudonym"] = ro.execute("SELECT pseudonym FROM subject").fetchone()[0]
+        rows = ro.execute(q["sql"], {k: params[k] for k in re.findall(r":(\w+)", q["sql"])})
+        assert rows.fetchall() is not None and q["title"], name
+    ro.close()

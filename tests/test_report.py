@@ -1,0 +1,144 @@
+"""Edema reports: a real subject history, rendered and loaded in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import stat
+from pathlib import Path
+
+import pytest
+from browser import check_page, print_pdf, screenshot
+from conftest import run_cli
+from readers import RECOVERY_DAYS, RECOVERY_ID
+
+from bia_acq.core.estimate import METHODS
+from bia_acq.report.svg import BAND_FILL
+
+NORMAL_MAX = METHODS["hanai-bis"].bands.normal_max
+
+
+@pytest.fixture(scope="module")
+def recovery_report(clinic_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("report") / "recovery.html"
+    proc = run_cli("report", "--db", str(clinic_db), "--subject", RECOVERY_ID, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert RECOVERY_ID.encode() not in proc.stdout + proc.stderr  # the ID is never logged
+    return out
+
+
+def test_report_shows_the_leg_falling_back_into_the_normal_band(recovery_report: Path) -> None:
+    html = recovery_report.read_text(encoding="utf-8")
+    assert stat.S_IMODE(recovery_report.stat().st_mode) == 0o600
+    assert RECOVERY_ID in html  # a clinic document names its patient
+    # the right leg's points on the trend chart, oldest first
+    leg = [
+        float(v) for v in re.findall(r"<title>Right leg \d{4}-\d\d-\d\d: ([0-9.]+)</title>", html)
+    ]
+    assert len(leg) == len(RECOVERY_DAYS)
+    assert leg[0] > NORMAL_MAX >= leg[-1]
+    assert 'class="band band-normal"' in html and f"normal ≤ {NORMAL_MAX:.3f}" in html
+    # latest-visit table and body outline say normal for the right leg
+    row = re.search(r"<tr><td class=\"l\">Right leg</td>.*?</tr>", html)
+    assert row and ">normal<" in row.group(0)
+    assert 'data-segment="right_leg"' in html and "Right − left" in html
+    assert "hanai-bis v1" in html and "@media print" in html and "size: A4" in html
+
+
+def test_report_is_self_contained(recovery_report: Path) -> None:
+    html = recovery_report.read_text(encoding="utf-8")
+    assert "<script" not in html.lower()
+    assert "default-src 'none'" in html
+    urls = set(re.findall(r"(?:https?:)?//[^\s\"'<>)]+", html))
+    assert urls <= {"http://www.w3.org/2000/svg"}, urls  # an XML namespace, never fetched
+    assert not re.search(r"\b(?:src|href)=\"(?!data:|index\.html|#)", html)
+
+
+def test_report_loads_without_errors_and_renders_in_chromium(
+    recovery_report: Path, tmp_path: Path
+) -> None:
+    from PIL import Image, ImageStat
+
+    assert check_page(recovery_report) == []
+    png = screenshot(recovery_report, tmp_path / "report.png")
+    image = Image.open(png).convert("RGB")
+    assert ImageStat.Stat(image.convert("L")).stddev[0] > 10  # not blank
+    colours = dict((c, n) for n, c in image.getcolors(1 << 20) or [])
+    green = tuple(int(BAND_FILL["normal"][i : i + 2], 16) for i in (1, 3, 5))
+    assert colours.get(green, 0) > 5000  # the chart's normal band is drawn
+    pdf = print_pdf(recovery_report, tmp_path / "report.pdf")
+    pages = [int(n) for n in re.findall(rb"/Count (\d+)", pdf)]
+    assert pdf.startswith(b"%PDF") and pages and max(pages) <= 3
+    boxes = re.findall(rb"/MediaBox \[0 0 ([0-9.]+) ([0-9.]+)\]", pdf)
+    assert boxes and all(  # A4: 210 x 297 mm = 595 x 842 points
+        abs(float(w) - 595.3) < 1 and abs(float(h) - 841.9) < 1 for w, h in boxes
+    )
+
+
+def test_the_browser_check_catches_what_it_should(recovery_report: Path, tmp_path: Path) -> None:
+    from PIL import Image, ImageStat
+
+    bad = tmp_path / "bad.html"
+    html = recovery_report.read_text(encoding="utf-8")
+    bad.write_text(html.replace("<h1>", '<img src="https://example.invalid/x.png"><h1>', 1))
+    assert any("example.invalid" in e for e in check_page(bad))
+    blank = tmp_path / "blank.html"
+    blank.write_text("<!DOCTYPE html><html><head></head><body></body></html>")
+    assert check_page(blank) == []
+    image = Image.open(screenshot(blank, tmp_path / "blank.png")).convert("L")
+    assert ImageStat.Stat(image).stddev[0] < 1
+
+
+def test_all_writes_one_page_per_subject_and_an_index(clinic_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    proc = run_cli("report", "--db", str(clinic_db), "--all", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    index = (out / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="([^"]+\.html)"', index)
+    assert len(links) == 4 and all((out / link).exists() for link in links)
+    assert sorted(p.name for p in out.iterdir()) == sorted([*links, "index.html"])
+    assert all(RECOVERY_ID not in name for name in links)  # file names are pseudonyms
+    assert check_page(out / "index.html") == []
+
+
+def test_report_mistakes_are_one_line_and_never_echo_the_id(
+    clinic_db: Path, tmp_path: Path
+) -> None:
+    proc = run_cli("report", "--db", str(clinic_db), "--subject", "9999999999999999")
+    assert proc.returncode == 2 and b"9999999999999999" not in proc.stderr
+    assert proc.stderr.count(b"\n") == 1 and b"no subject" in proc.stderr
+    proc = run_cli("report", "--db", str(clinic_db), "--all")
+    assert proc.returncode == 2 and b"--out" in proc.stderr
+    proc = run_cli("report", "--db", str(tmp_path / "none.db"), "--all", "--out", str(tmp_path))
+    assert proc.returncode == 1 and b"does not exist" in proc.stderr
+
+
+def test_text_from_the_device_is_escaped(clinic_db: Path) -> None:
+    from bia_acq.report.data import find_subject, load_subject
+    from bia_acq.report.html import render_subject
+    from bia_acq.store.db import open_readonly
+
+    conn = open_readonly(clinic_db)
+    data = load_subject(conn, find_subject(conn, RECOVERY_ID))
+    conn.close()
+    data.external_id = '<script>alert("x")</script>&'
+    html = render_subject(data, generated_utc="2026-11-24T00:00:00Z")
+    assert (
+        "<script" not in html and "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in html
+    )
+
+
+def test_a_database_without_reader_views_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = tmp_path / "old.db"
+    sqlite3.connect(old).execute(
+        "CREATE TABLE measurement (id INTEGER PRIMARY KEY)"
+    ).connection.close()
+    for args in (["report", "--all", "--out", str(tmp_path / "r")], ["export", "--format", "csv"]):
+        proc = run_cli(*args, "--db", str(old))
+        assert (
+            proc.returncode == 1
+            and b"no reader views" in proc.stderr
+            and b"bia-acq run" in proc.stderr
+        )
+        assert b"Traceback" not in proc.stderr
