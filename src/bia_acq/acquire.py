@@ -14,12 +14,13 @@ import queue
 import threading
 import time
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from bia_acq import worklist
 from bia_acq.config import PortConfig
 from bia_acq.core.estimate import estimate
+from bia_acq.core.methods import Bands
 from bia_acq.errors import DeviceDisconnected, FrameError, TransportError
 from bia_acq.link import Link
 from bia_acq.model import Reading
@@ -144,10 +145,13 @@ class Ingest:
         store: Store,
         method: str,
         *,
+        bands: Mapping[str, Bands] | None = None,
         on_saved: Callable[[SavedMeasurement], None] | None = None,
     ) -> None:
         self.store = store
         self.method = method
+        self.bands = dict(bands or {})
+        self._method_recorded = False
         self.on_saved = on_saved
         self.ports: dict[str, PortRuntime] = {}
         self.rejected = 0
@@ -204,7 +208,11 @@ class Ingest:
                 )
         if not decoded:
             return
-        results = estimate([r for _, _, r in decoded], self.method)
+        results = estimate([r for _, _, r in decoded], self.method, self.bands)
+        if not self._method_recorded:
+            m = results.method
+            self.store.record_method(m, self.bands.get(m.name, m.bands))
+            self._method_recorded = True
         for i, (raw_id, data, reading) in enumerate(decoded):
             warnings = list(results.notes[i]) + (entry_notes if entry is not None else [])
             measured_epoch = None

@@ -48,7 +48,7 @@ def positive_float(text: str) -> float:
 
 
 #: Subcommand modules in bia_acq.commands, in the order `--help` lists them.
-COMMANDS = ("run", "simulate", "decode", "check_config", "drivers", "worklist")
+COMMANDS = ("run", "simulate", "decode", "check_config", "drivers", "worklist", "methods", "recompute")
 
 
 def build_parser() -> argparse.ArgumentParser:

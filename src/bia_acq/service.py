@@ -44,7 +44,9 @@ class Service:
         """Open the database, decode what a crash left pending, start the threads."""
         db = open_writer(self.config.database, report_method=self.config.method)
         self.store = Store(db)
-        ingest = Ingest(self.store, self.config.method, on_saved=self.on_saved)
+        ingest = Ingest(
+            self.store, self.config.method, bands=self.config.thresholds, on_saved=self.on_saved
+        )
         for port in self.config.ports:
             ingest.add_port(port)
         extra = [self.config.drivers_dir] if self.config.drivers_dir else []

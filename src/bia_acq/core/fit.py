@@ -109,13 +109,13 @@ class ColeFit:
     grade: npt.NDArray[np.str_]
 
     def status_text(self) -> npt.NDArray[np.str_]:
-        """Per spectrum: 'ok' for good and fair fits, else the grade and reasons."""
+        """Per spectrum: 'ok' for good and fair fits, else the grade and the reasons."""
         out = np.empty(self.flags.shape, dtype=object)
         for idx in np.ndindex(self.flags.shape):
             g = str(self.grade[idx])
             why = describe_flags(int(self.flags[idx]) & ~FLAG_MAGNITUDE_ONLY)
             if g in ("good", "fair"):
-                out[idx] = "ok" if not why else f"ok ({why})"
+                out[idx] = "ok"  # the details are in grade and flags
             elif g == "poor":
                 out[idx] = f"poor fit (relative residual {self.rel_rms[idx]:.1%})"
             else:
@@ -389,7 +389,8 @@ def _fit_block(
     # largest rise of R over any lower frequency
     runmin_r = np.fmin.accumulate(np.where(ok, r, np.inf), axis=-1)
     rise = np.where(ok, r - runmin_r, 0.0).max(-1)
-    non_mono = rise > MONOTONE_TOL_RANGE * (rmax - rmin) + MONOTONE_TOL_LEVEL * np.abs(rmax)
+    with np.errstate(invalid="ignore"):  # rows without points: flagged above
+        non_mono = rise > MONOTONE_TOL_RANGE * (rmax - rmin) + MONOTONE_TOL_LEVEL * np.abs(rmax)
     flags |= np.where(non_mono & (npts >= min_pts), FLAG_NON_MONOTONIC, 0)
     try_fit = (flags & FATAL) == 0
     res: dict[str, npt.NDArray[np.generic]] = {
@@ -404,15 +405,35 @@ def _fit_block(
         fmax = np.nanmax(np.where(okk, ff, -np.inf), -1)
         lfc_lo = np.log(fmin) - FC_DECADES * np.log(10)
         lfc_hi = np.log(fmax) + FC_DECADES * np.log(10)
-        p0 = _start(ff, zz, okk, magnitude)
+        p0, circle_ok = _start(ff, zz, okk, magnitude)
         zmeas = np.where(okk, zz, 0.0)
         mod = np.abs(zmeas)
         w = np.where(okk & (mod > 0), 1.0 / np.where(mod > 0, mod, 1.0), 0.0)
         fsafe = np.where(okk, ff, 1.0)
         mr, mi = zmeas.real.copy(), zmeas.imag.copy()
-        p, it, conv, at = _lm(
-            np.log(fsafe), mr, mi, w, p0, lfc_lo, lfc_hi, magnitude, max_iter, tol
-        )
+        # three complex points: the arc through them is exact and determines R0, R∞
+        # and α; a free four-parameter fit would trade the arc for fc (constrained
+        # fallback, PHYSIOLOGY.md). Keep the circle fit there; iterate the rest.
+        exact = circle_ok & (npts[idx_fit] == 3)
+        p = p0.copy()
+        it = np.zeros(idx_fit.size, dtype=np.int64)
+        conv = np.ones(idx_fit.size, dtype=bool)
+        at = (p0[:, 2] >= 1.0 - 1e-9) | (p0[:, 2] <= ALPHA_MIN)
+        it_rows = np.nonzero(~exact)[0]
+        if it_rows.size:
+            sel = it_rows
+            p[sel], it[sel], conv[sel], at[sel] = _lm(
+                np.log(fsafe[sel]),
+                mr[sel],
+                mi[sel],
+                w[sel],
+                p0[sel],
+                lfc_lo[sel],
+                lfc_hi[sel],
+                magnitude,
+                max_iter,
+                tol,
+            )
         zr, zi, _ = _model(np.log(fsafe), p, False)
         dev = np.hypot(zr, zi) - mod if magnitude else np.hypot(zr - mr, zi - mi)
         cnt = np.maximum(okk.sum(-1), 1)
@@ -472,8 +493,8 @@ def _previous_valid(a: Array) -> Array:
 
 def _start(
     f: Array, z: npt.NDArray[np.complex128], ok: npt.NDArray[np.bool_], magnitude: bool
-) -> Array:
-    """Starting parameters (n, 4): circle fit where it works, else read off the spectrum."""
+) -> tuple[Array, npt.NDArray[np.bool_]]:
+    """Starting parameters (n, 4) and where they come from a valid circle fit."""
     n = z.shape[0]
     r = np.where(ok, z.real, np.nan)
     first = np.argmax(ok, -1)
@@ -501,4 +522,6 @@ def _start(
         p[use, 1] = cf.rinf[use]
         p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
         p[use, 3] = np.log(cf.fc_hz[use])
-    return p
+        use &= cf.alpha <= 1.0
+        return p, use
+    return p, np.zeros(n, dtype=bool)

@@ -210,3 +210,43 @@ def m006_worklist(db: Database) -> None:
             CHECK (magnitude_only IN (0, 1));
         """
     )
+
+
+@migrations(name="m005_core")
+def m005_core(db: Database) -> None:
+    """Fit quality per result, the methods that computed results, chosen baselines.
+
+    * ``segment_result.fit_grade`` (good, fair, poor, failed; NULL for methods
+      without a Cole fit) and ``fit_flags`` (bit set, see ``bia_acq.core.fit``).
+    * ``method``: one row per method version that stored results, with its
+      citation and the ECW/TBW bands its classifications used.
+    * ``subject_baseline``: the measurement a subject's changes are measured
+      from when a clinician chose one; without a row, the subject's first
+      measurement is the baseline.
+    """
+    db.executescript(
+        """
+        ALTER TABLE segment_result ADD COLUMN fit_grade TEXT;
+        ALTER TABLE segment_result ADD COLUMN fit_flags INTEGER;
+        CREATE INDEX segment_result_method ON segment_result (method, method_version, segment);
+
+        CREATE TABLE method (
+            name TEXT NOT NULL,
+            version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            citation TEXT NOT NULL,
+            normal_min REAL,
+            normal_max REAL NOT NULL,
+            slight_max REAL NOT NULL,
+            bands_source TEXT NOT NULL,
+            updated_at_utc TEXT NOT NULL,
+            PRIMARY KEY (name, version)
+        ) STRICT;
+
+        CREATE TABLE subject_baseline (
+            subject_id INTEGER PRIMARY KEY REFERENCES subject (id),
+            measurement_id INTEGER NOT NULL REFERENCES measurement (id),
+            chosen_at_utc TEXT NOT NULL
+        ) STRICT;
+        """
+    )

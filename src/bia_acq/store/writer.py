@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from bia_acq.core.methods import Bands, Method
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk
 
@@ -241,6 +242,13 @@ class Store:
         "phase_angle_50khz_deg",
         "classification",
         "fit_status",
+        "fit_grade",
+        "fit_flags",
+    )
+
+    INSERT_RESULT = (
+        f"INSERT OR REPLACE INTO segment_result (measurement_id, {', '.join(RESULT_COLUMNS)},"
+        f" computed_at_utc) VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)}, ?)"
     )
 
     def insert_results(
@@ -248,7 +256,34 @@ class Store:
     ) -> None:
         cols = self.RESULT_COLUMNS
         self.conn.executemany(
-            f"INSERT OR REPLACE INTO segment_result (measurement_id, {', '.join(cols)}, computed_at_utc)"
-            f" VALUES (?, {', '.join('?' for _ in cols)}, ?)",
-            [(measurement_id, *(r[k] for k in cols), now) for r in results],
+            self.INSERT_RESULT,
+            [(measurement_id, *(r.get(k) for k in cols), now) for r in results],
         )
+
+    def insert_result_tuples(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Rows already in INSERT_RESULT order (``Results.tuples``); caller holds the transaction."""
+        self.conn.executemany(self.INSERT_RESULT, rows)
+
+    def record_method(self, method: Method, bands: Bands) -> None:
+        """Upsert the method version and the bands its classifications use."""
+        now = utc_text(dt.datetime.now(dt.UTC).timestamp())
+        with self.db.atomic():
+            self.conn.execute(
+                "INSERT INTO method (name, version, kind, citation, normal_min, normal_max,"
+                " slight_max, bands_source, updated_at_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (name, version) DO UPDATE SET kind = excluded.kind,"
+                " citation = excluded.citation, normal_min = excluded.normal_min,"
+                " normal_max = excluded.normal_max, slight_max = excluded.slight_max,"
+                " bands_source = excluded.bands_source, updated_at_utc = excluded.updated_at_utc",
+                (
+                    method.name,
+                    method.version,
+                    method.kind,
+                    method.citation,
+                    bands.normal_min,
+                    bands.normal_max,
+                    bands.slight_max,
+                    bands.source,
+                    now,
+                ),
+            )
