@@ -48,7 +48,17 @@ def positive_float(text: str) -> float:
 
 
 #: Subcommand modules in bia_acq.commands, in the order `--help` lists them.
-COMMANDS = ("run", "simulate", "decode", "check_config", "drivers", "worklist", "methods", "recompute")
+COMMANDS = (
+    "run",
+    "simulate",
+    "decode",
+    "check_config",
+    "drivers",
+    "worklist",
+    "methods",
+    "recompute",
+    "baseline",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
