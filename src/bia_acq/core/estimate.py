@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -147,26 +148,25 @@ class Results:
             cols.append(obj.ravel().tolist())
         mids = np.repeat(np.asarray(measurement_ids, dtype=np.int64), s).tolist()
         segs = [seg.value for seg in self.segments] * n
-        grade = self.fit_grade.ravel().tolist() if self.fit_grade is not None else [None] * (n * s)
-        flags = self.fit_flags.ravel().tolist() if self.fit_flags is not None else [None] * (n * s)
+        k = n * s
+        grade = self.fit_grade.ravel().tolist() if self.fit_grade is not None else [None] * k
+        flags = self.fit_flags.ravel().tolist() if self.fit_flags is not None else [None] * k
         status = [x for row in self.fit_status for x in row]
-        name, version = self.method.name, self.method.version
-        cls = self.classification.ravel().tolist()
-        return [
-            (
-                mids[k],
-                segs[k],
-                name,
-                version,
-                *(c[k] for c in cols),
-                cls[k],
-                status[k],
-                grade[k],
-                flags[k],
-                computed_at,
+        return list(
+            zip(
+                mids,
+                segs,
+                repeat(self.method.name, k),
+                repeat(self.method.version, k),
+                *cols,
+                self.classification.ravel().tolist(),
+                status,
+                grade,
+                flags,
+                repeat(computed_at, k),
+                strict=False,
             )
-            for k in range(n * s)
-        ]
+        )
 
 
 #: measurement paths read from a reading, in this order

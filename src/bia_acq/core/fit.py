@@ -36,7 +36,6 @@ finite differences in the tests [D]): with q = (j f/fc)^α, G = 1/(1 + q),
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,17 +109,14 @@ class ColeFit:
 
     def status_text(self) -> npt.NDArray[np.str_]:
         """Per spectrum: 'ok' for good and fair fits, else the grade and the reasons."""
-        out = np.empty(self.flags.shape, dtype=object)
-        for idx in np.ndindex(self.flags.shape):
-            g = str(self.grade[idx])
-            why = describe_flags(int(self.flags[idx]) & ~FLAG_MAGNITUDE_ONLY)
-            if g in ("good", "fair"):
-                out[idx] = "ok"  # the details are in grade and flags
-            elif g == "poor":
-                out[idx] = f"poor fit (relative residual {self.rel_rms[idx]:.1%})"
+        out = np.where(np.isin(self.grade, ("good", "fair")), "ok", "").astype(object)
+        for idx in zip(*np.nonzero(out == ""), strict=True):
+            if self.grade[idx] == "poor":
+                out[idx] = f"poor fit (relative residual {float(self.rel_rms[idx]):.1%})"
             else:
+                why = describe_flags(int(self.flags[idx]) & ~FLAG_MAGNITUDE_ONLY)
                 out[idx] = f"no fit: {why}"
-        return out.astype(str)
+        return np.asarray(out, dtype=str)
 
 
 def _model(
@@ -464,20 +460,19 @@ def _hook_tolerance(y: Array) -> Array:
     """How far −X must fall and rise again to count as a hook, per spectrum.
 
     HOOK_TOL of the arc's height plus four times the noise, estimated from the
-    second differences of −X (robust: median absolute deviation; zero with
-    fewer than five points).
+    second differences of −X (robust: median absolute value; zero with fewer
+    than three second differences).
     """
+    n, nf = y.shape
     ymax = np.nanmax(np.where(np.isfinite(y), y, -np.inf), axis=-1)
-    d2 = (
-        y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2]
-        if y.shape[1] >= 5
-        else np.full((y.shape[0], 1), np.nan)
-    )
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: handled below
-        valid = np.isfinite(d2).sum(-1) >= 3
-        med = np.nanmedian(np.where(np.isfinite(d2), np.abs(d2), np.nan), axis=-1) if d2.size else 0
-    sigma = np.where(valid, 1.4826 * np.nan_to_num(med) / np.sqrt(6.0), 0.0)
+    sigma = np.zeros(n)
+    if nf >= 5:
+        d2 = np.abs(y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2])
+        finite = np.isfinite(d2)
+        cnt = finite.sum(-1)
+        srt = np.sort(np.where(finite, d2, np.inf), axis=-1)
+        med = np.take_along_axis(srt, np.maximum(cnt - 1, 0)[:, None] // 2, -1)[:, 0]
+        sigma = np.where(cnt >= 3, 1.4826 * med / np.sqrt(6.0), 0.0)
     return np.asarray(HOOK_TOL * np.abs(ymax) + 4.0 * sigma, dtype=float)
 
 

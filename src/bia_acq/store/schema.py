@@ -228,7 +228,6 @@ def m005_core(db: Database) -> None:
         """
         ALTER TABLE segment_result ADD COLUMN fit_grade TEXT;
         ALTER TABLE segment_result ADD COLUMN fit_flags INTEGER;
-        CREATE INDEX segment_result_method ON segment_result (method, method_version, segment);
 
         CREATE TABLE method (
             name TEXT NOT NULL,
