@@ -252,6 +252,15 @@ def _lm(
         except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
             step = np.zeros((active.size, 4))
         step = np.where(np.isfinite(step), step, 0.0)
+        # a Gauss–Newton step this small (undamped: λ small) means p is the optimum
+        # to within STEP_TOL: stop without spending an evaluation on it
+        scale = np.concatenate([np.abs(p[active, :2]), np.ones((active.size, 2))], axis=1)
+        settled = (np.abs(step) <= STEP_TOL * scale).all(-1) & (lam[active] <= 1e-2)
+        if settled.any():
+            done[active[settled]] = True
+            active, step = active[~settled], step[~settled]
+            if active.size == 0:
+                break
         trial, at_t = _project(p[active] + step, lfc_lo[active], lfc_hi[active])
         wa = w[active]
         zr_t, zi_t, jac_t = _model(f[active], trial, True, wa)

@@ -330,7 +330,10 @@ _INBODY = Bands(
     slight_max=0.400,
     source=(
         "InBody-style bands for multi-frequency regression: 0.360–0.390 normal, above 0.390 "
-        "over [V]; 0.390–0.400 'slightly over', above 0.400 edema [U]"
+        "over [V]; 0.390–0.400 'slightly over', above 0.400 edema [U]. Provisional for "
+        "lukaski-bolonchuk: its bromide-space ECW gives about 0.42–0.44 for typical adults "
+        "(175 cm, 75 kg, R50 500 Ω, Xc 60 Ω: 16.4/37.9 L), so these bands flag most people; "
+        "set thresholds: in the configuration"
     ),
 )
 _BIS_INPUTS = "Z at ≥ 3 frequencies per segment (R and X; |Z| only at ≥ 4), height, weight, sex"
