@@ -70,7 +70,10 @@ def test_first_generation_icw_is_available_and_implausible() -> None:
     assert (1 + x) ** 2.5 == pytest.approx(s * (1 + K_RHO_MEN * x))
     assert x[0] == pytest.approx(1.81, abs=0.01)  # the root besides 0 at s = 1
     assert (1 / (1 + x) < 0.36).all()  # ECW/TBW far below the ~0.43 measured by BIS
-    tbw = hanai_volumes(600.0, 400.0, 175.0, 75.0, True, icw="first-generation")[2]
+    tbw = hanai_volumes(600.0, 400.0, 175.0, 75.0, "male", icw="first-generation")[2]
+    assert hanai_volumes(600.0, 400.0, 175.0, 75.0, ["male", "female"])[0][1] == pytest.approx(
+        hanai_volumes(600.0, 400.0, 175.0, 75.0, False)[0]
+    )
     assert tbw / 75.0 > 0.75  # implausible: most of body weight would be water
     with pytest.raises(ValueError):
         hanai_volumes(600.0, 400.0, 175.0, 75.0, True, icw="third")

@@ -127,8 +127,9 @@ def s_from_ecw_tbw(ratio: npt.ArrayLike, k_rho: npt.ArrayLike, iterations: int =
 
 
 def rho(sex_male: npt.ArrayLike) -> tuple[Array, Array]:
-    """(ρ_ECW, ρ_ICW) in Ω·cm for a boolean array ``sex_male``."""
-    m = np.asarray(sex_male, dtype=bool)
+    """(ρ_ECW, ρ_ICW) in Ω·cm for ``sex_male``: booleans, or "male"/"female" text."""
+    raw = np.asarray(sex_male)
+    m = raw == "male" if raw.dtype.kind in "UO" else raw.astype(bool)
     rho_e = np.where(m, RHO_ECW_OHM_CM["male"], RHO_ECW_OHM_CM["female"])
     rho_i = np.where(m, RHO_ICW_OHM_CM["male"], RHO_ICW_OHM_CM["female"])
     return rho_e, rho_i
@@ -145,6 +146,7 @@ def hanai_volumes(
 ) -> tuple[Array, Array, Array]:
     """Whole-body (ECW, ICW, TBW) in litres from R0 and R∞, broadcasting.
 
+    ``sex_male``: booleans (True for men) or "male"/"female" text.
     ``icw="matthie2005"`` (default, second generation) or ``"first-generation"``
     (documented as implausible, see the module docstring).
     """
