@@ -24,9 +24,12 @@ Nothing questionable is returned as a number. Each spectrum gets ``flags``
 * ``failed``: too few points, resistance not falling with frequency, or no
   Cole arc: parameters are NaN.
 
-A high-frequency "hook" (stray capacitance makes −X rise again above the
-arc's peak, or X turn positive) is detected on the frequency-sorted spectrum
-and the points from its onset upwards are left out of the fit.
+A high-frequency "hook" (stray capacitance makes −X fall past the arc's
+peak and rise again, or X turn positive, above the frequency of the largest
+−X) is detected on the frequency-sorted spectrum, with an allowance for noise
+estimated from the spectrum itself, and the points from its onset upwards are
+left out of the fit. A hook so strong that −X is largest at the top of the
+band is not recognised as one; it shows as a poor fit instead.
 
 Derivatives (Cole model of PHYSIOLOGY.md, checked algebraically and against
 finite differences in the tests [D]): with q = (j f/fc)^α, G = 1/(1 + q),
@@ -372,12 +375,15 @@ def _fit_block(
     if not magnitude:
         y = np.where(ok, -z.imag, np.nan)
         tol_y = _hook_tolerance(y)[:, None]
-        runmax = np.fmax.accumulate(np.where(ok, y, -np.inf), axis=-1)
-        passed = np.logical_or.accumulate(ok & (runmax - y > tol_y), axis=-1)
+        yv = np.where(ok, y, -np.inf)
+        peak = np.argmax(yv, axis=-1)  # the arc's top; a hook can only come above it
+        ymax = np.take_along_axis(yv, peak[:, None], -1)
+        above = np.arange(nf)[None, :] > peak[:, None]
+        passed = np.logical_or.accumulate(ok & above & (ymax - y > tol_y), axis=-1)
         after = np.where(passed, y, np.inf)
         runmin = np.fmin.accumulate(after, axis=-1)
         prev_min = np.concatenate([np.full((n, 1), np.inf), runmin[:, :-1]], axis=-1)
-        hook_at = ok & ((passed & (y - prev_min > tol_y)) | (y < -tol_y))
+        hook_at = ok & ((passed & (y - prev_min > tol_y)) | (above & (y < -tol_y)))
         has_hook = hook_at.any(-1)
         first = np.where(has_hook, np.argmax(hook_at, -1), nf)
         ok &= np.arange(nf)[None, :] < first[:, None]
