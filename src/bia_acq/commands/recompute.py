@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import sqlite3
 import sys
 import time
@@ -164,12 +165,15 @@ def _compute_batch(
     ).fetchall()
     by_id = {r[0]: r for r in meas}
     rows = [by_id[int(i)] for i in batch]
-    imp = conn.execute(
-        f"SELECT measurement_id, {_SEGMENT_CASE}, freq_khz, r_ohm, x_ohm FROM impedance"
-        " WHERE measurement_id BETWEEN ? AND ?",
+    # straight from the cursor into one float array (no list of tuples); a missing
+    # reactance comes as +inf (9e999) and becomes NaN
+    cur = conn.execute(
+        f"SELECT measurement_id, {_SEGMENT_CASE}, freq_khz, r_ohm, IFNULL(x_ohm, 9e999)"
+        " FROM impedance WHERE measurement_id BETWEEN ? AND ?",
         (lo, hi),
-    ).fetchall()
-    a = np.array(imp, dtype=float).reshape(-1, 5)
+    )
+    a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 5)
+    a[:, 4] = np.where(np.isinf(a[:, 4]), np.nan, a[:, 4])
     keep = np.isin(a[:, 0].astype(np.int64), batch) & (a[:, 1] >= 0)
     a = a[keep]
     freqs, fi = np.unique(a[:, 2], return_inverse=True)
