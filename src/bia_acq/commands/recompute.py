@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import itertools
 import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,8 +20,7 @@ import numpy.typing as npt
 from bia_acq.cli import positive_int
 
 if TYPE_CHECKING:
-    from bia_acq.core.estimate import Results
-    from bia_acq.core.methods import Bands
+    from bia_acq.core.methods import Inputs
 
 DEFAULT_BATCH = 5000
 
@@ -67,7 +67,7 @@ def _since_epoch(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from bia_acq.config import load_config
-    from bia_acq.core.estimate import get_method
+    from bia_acq.core.estimate import estimate_inputs, get_method
     from bia_acq.errors import ConfigError, StorageError
     from bia_acq.store.db import open_writer
     from bia_acq.store.writer import Store
@@ -116,19 +116,35 @@ def run(args: argparse.Namespace) -> int:
     classes: Counter[str] = Counter()
     failed_fits = 0
     tty = sys.stderr.isatty()
-    for start in range(0, total, args.batch):
-        batch = ids[start : start + args.batch]
-        res = _compute_batch(conn, batch, method.name, bands)
-        now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-        rows = res.tuples(batch.tolist(), now)
-        with db.atomic():
-            store.insert_result_tuples(rows)
-        classes.update(res.classification[:, -1].tolist())
-        if res.fit_grade is not None:
-            failed_fits += int((res.fit_grade == "failed").sum())
-        done = start + len(batch)
-        line = f"recompute: {done}/{total} measurements ({100 * done // max(total, 1)}%)"
-        print(f"\r{line}" if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+    batches = [ids[s : s + args.batch] for s in range(0, total, args.batch)]
+    # a second, read-only connection reads batch k + 1 while this one computes and
+    # writes batch k (WAL: readers never block the writer, nor it them)
+    reader = sqlite3.connect(
+        f"{args.db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+    )
+    with contextlib.closing(reader), ThreadPoolExecutor(1, "recompute-reader") as pool:
+        pending = pool.submit(_read_batch, reader, batches[0]) if batches else None
+        done = 0
+        for k, batch in enumerate(batches):
+            assert pending is not None
+            inp, notes = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(_read_batch, reader, batches[k + 1])
+            res = estimate_inputs(inp, method.name, bands, notes)
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            rows = res.tuples(batch.tolist(), now)
+            with db.atomic():
+                store.insert_result_tuples(rows)
+            classes.update(res.classification[:, -1].tolist())
+            if res.fit_grade is not None:
+                failed_fits += int((res.fit_grade == "failed").sum())
+            done += len(batch)
+            pct = 100 * done // max(total, 1)
+            line = f"recompute: {done}/{total} measurements ({pct}%)"
+            if tty:  # a bar redrawn in place; one line per batch in logs
+                print(f"\r[{'#' * (pct // 4):<25}] {line}", end="", file=sys.stderr, flush=True)
+            else:
+                print(line, file=sys.stderr, flush=True)
     if tty and total:
         print(file=sys.stderr)
     took = time.perf_counter() - started
@@ -149,13 +165,11 @@ _SEGMENT_CASE = (
 )
 
 
-def _compute_batch(
-    conn: sqlite3.Connection,
-    batch: npt.NDArray[np.int64],
-    method: str,
-    bands: Mapping[str, Bands],
-) -> Results:
-    from bia_acq.core.estimate import PATHS, estimate_inputs, inputs_from_paths
+def _read_batch(
+    conn: sqlite3.Connection, batch: npt.NDArray[np.int64]
+) -> tuple[Inputs, list[list[str]]]:
+    """The batch's stored impedances and anthropometry as core inputs (and notes)."""
+    from bia_acq.core.estimate import PATHS, inputs_from_paths
 
     lo, hi = int(batch[0]), int(batch[-1])
     meas = conn.execute(
@@ -185,7 +199,7 @@ def _compute_batch(
         v = np.array([r[k] if r[k] is not None else np.nan for r in rows], dtype=float)
         return np.where(v > 0, v, np.nan)
 
-    inp, notes = inputs_from_paths(
+    return inputs_from_paths(
         freqs,
         zp,
         height_cm=col(3),
@@ -193,4 +207,3 @@ def _compute_batch(
         age_years=np.array([r[2] if r[2] is not None else np.nan for r in rows], dtype=float),
         sex=[r[1] for r in rows],
     )
-    return estimate_inputs(inp, method, bands, notes)
