@@ -23,11 +23,9 @@ from itertools import repeat
 import numpy as np
 import numpy.typing as npt
 
-from bia_acq.core.fit import describe_flags
 from bia_acq.core.methods import (
     METHODS,
     RESULT_SEGMENTS,
-    WB,
     Bands,
     Inputs,
     Method,
@@ -317,11 +315,3 @@ def estimate_inputs(
         fit_grade=grade,
         fit_flags=flags,
     )
-
-
-def fit_flag_text(flags: int) -> str:
-    """Readable text of a stored ``fit_flags`` value."""
-    return describe_flags(flags)
-
-
-_ = WB  # re-exported for callers that index the whole body

@@ -491,16 +491,6 @@ def _hook_tolerance(y: Array) -> Array:
     return np.asarray(HOOK_TOL * np.abs(ymax) + 4.0 * sigma, dtype=float)
 
 
-def _previous_valid(a: Array) -> Array:
-    """For each position the last finite value before it (NaN if none)."""
-    n, nf = a.shape
-    idx = np.where(np.isfinite(a), np.arange(nf)[None, :], -1)
-    last = np.maximum.accumulate(idx, axis=-1)
-    prev_idx = np.concatenate([np.full((n, 1), -1), last[:, :-1]], axis=-1)
-    vals = np.take_along_axis(a, np.maximum(prev_idx, 0), -1)
-    return np.where(prev_idx >= 0, vals, np.nan)
-
-
 def _start(
     f: Array, z: npt.NDArray[np.complex128], ok: npt.NDArray[np.bool_], magnitude: bool
 ) -> tuple[Array, npt.NDArray[np.bool_]]:
