@@ -121,7 +121,8 @@ def bench_fit(n: int, n_scipy: int) -> None:
     print(f"  ratio                 {ours_rate / sp_rate:12,.1f} ×")
     for k, v in e.items():
         print(f"  median |rel error| {k} {v:.5f}  (on the {n_scipy} spectra both fitted)")
-    print(f"  fit_cole grades: {dict(zip(*np.unique(fit.grade, return_counts=True), strict=True))}")
+    grades = dict(zip(*np.unique(fit.grade, return_counts=True), strict=True))
+    print(f"  fit_cole grades: {', '.join(f'{k} {v}' for k, v in grades.items())}")
 
 
 def bench_regression(n: int, n_scalar: int) -> None:
