@@ -95,7 +95,8 @@ def test_what_cannot_be_fitted_is_flagged_not_returned() -> None:
     assert list(fit.grade) == ["good", "failed", "failed"]
     assert fit.flags[1] & FLAG_TOO_FEW_POINTS and fit.flags[2] & FLAG_NON_MONOTONIC
     assert np.isnan(fit.r0[1:]).all() and np.isnan(fit.alpha[1:]).all()
-    assert "too few" in fit.status_text()[1] and fit.status_text()[0] == "ok"
+    assert fit.status_text()[1] == "fewer than 3 frequencies measured"
+    assert fit.status_text()[0] == "ok"
 
 
 def test_high_frequency_hook_is_detected_and_left_out() -> None:
@@ -108,3 +109,8 @@ def test_high_frequency_hook_is_detected_and_left_out() -> None:
     assert fit.flags & FLAG_HOOK
     assert fit.grade != "failed" and fit.n_points < len(BIS)
     assert fit.r0 == pytest.approx(600.0, rel=0.05)
+
+
+def test_no_frequencies_at_all_is_a_failed_fit_not_an_error() -> None:
+    fit = fit_cole(np.empty(0), np.empty((2, 0), dtype=complex))
+    assert fit.grade.tolist() == ["failed", "failed"] and np.isnan(fit.r0).all()

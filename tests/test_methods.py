@@ -126,15 +126,22 @@ def test_missing_inputs_skip_with_a_reason_never_crash() -> None:
         wb = estimate([no50], name).rows(0)[-1]
         assert wb["tbw_l"] is None and "no impedance at 50 kHz" in wb["fit_status"]
         assert wb["phase_angle_50khz_deg"] is None
-    # no reactance: Lukaski gives TBW only; BIS methods fit |Z| when there are ≥ 4 points
+    # R without X: Lukaski gives TBW only; BIS methods cannot fit and say so
     nox = _reading(freqs=(5.0, 20.0, 50.0, 100.0, 250.0, 500.0), reactance=False)
     lb = estimate([nox], "lukaski-bolonchuk").rows(0)[-1]
     assert lb["tbw_l"] is not None and lb["ecw_l"] is None and "TBW only" in lb["fit_status"]
     hb = estimate([nox], "hanai-bis").rows(0)
-    assert hb[0]["r0_ohm"] == pytest.approx(330.0, rel=1e-3)
-    nox3 = _reading(reactance=False)
-    hb3 = estimate([nox3], "hanai-bis").rows(0)
-    assert hb3[0]["ecw_l"] is None and hb3[0]["fit_status"].startswith("no fit")
+    assert hb[0]["ecw_l"] is None and hb[0]["fit_status"] == "fewer than 3 frequencies measured"
+    # magnitude-only points (|Z|, no phase) are not resistances: noted, not used
+    full = _reading()
+    mags = tuple(
+        Impedance(p.segment, p.freq_khz, abs(complex(p.r_ohm, p.x_ohm)), None, magnitude_only=True)
+        for p in full.impedance
+    )
+    for name in ("hanai-bis", "kushner-1992"):
+        res = estimate([Reading(**{**full.__dict__, "impedance": mags})], name)
+        assert res.rows(0)[-1]["tbw_l"] is None
+        assert any("without reactance" in n and name in n for n in res.notes[0])
     # no sex: sex-specific methods give no volumes, say so, and do not crash
     res = estimate([_reading(sex=None)], "sun-2003")
     assert res.rows(0)[-1]["tbw_l"] is None and any("sex not reported" in n for n in res.notes[0])

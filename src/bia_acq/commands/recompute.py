@@ -180,10 +180,11 @@ def _read_batch(
     by_id = {r[0]: r for r in meas}
     rows = [by_id[int(i)] for i in batch]
     # straight from the cursor into one float array (no list of tuples); a missing
-    # reactance comes as +inf (9e999) and becomes NaN
+    # reactance comes as +inf (9e999) and becomes NaN; magnitude-only points (|Z|) are
+    # not resistances and are left out, as estimate() does
     cur = conn.execute(
         f"SELECT measurement_id, {_SEGMENT_CASE}, freq_khz, r_ohm, IFNULL(x_ohm, 9e999)"
-        " FROM impedance WHERE measurement_id BETWEEN ? AND ?",
+        " FROM impedance WHERE measurement_id BETWEEN ? AND ? AND magnitude_only = 0",
         (lo, hi),
     )
     a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 5)

@@ -181,15 +181,20 @@ PATHS = (
 def impedance_arrays(
     readings: Sequence[Reading], paths: Sequence[str]
 ) -> tuple[Array, npt.NDArray[np.complex128]]:
-    """(freq_khz (F,), Z (N, P, F) complex, NaN where not measured; imag NaN: no X)."""
-    freqs = sorted({z.freq_khz for rd in readings for z in rd.impedance})
+    """(freq_khz (F,), Z (N, P, F) complex, NaN where not measured; imag NaN: no X).
+
+    Magnitude-only points (|Z| without phase) are left out: |Z| is not a
+    resistance, and a Cole fit on magnitudes alone (``fit_cole`` can do it) is not
+    what the methods were validated on; :func:`estimate` notes them instead.
+    """
+    freqs = sorted({z.freq_khz for rd in readings for z in rd.impedance if not z.magnitude_only})
     f_index = {f: k for k, f in enumerate(freqs)}
     p_index = {p: k for k, p in enumerate(paths)}
     z = np.full((len(readings), len(paths), len(freqs)), np.nan + 0j, dtype=np.complex128)
     for i, rd in enumerate(readings):
         for pt in rd.impedance:
             j = p_index.get(pt.segment)
-            if j is not None:
+            if j is not None and not pt.magnitude_only:
                 x = pt.x_ohm if pt.x_ohm is not None else np.nan
                 z[i, j, f_index[pt.freq_khz]] = complex(pt.r_ohm, x)
     return np.asarray(freqs, dtype=float), z
@@ -256,6 +261,14 @@ def estimate(
         ),
         sex=[rd.sex for rd in readings],
     )
+    name = get_method(method).name
+    for i, rd in enumerate(readings):
+        mags = sum(1 for pt in rd.impedance if pt.magnitude_only)
+        if mags:
+            notes[i].append(
+                f"{mags} impedance point(s) are magnitudes |Z| without reactance: "
+                f"{name} needs resistance and reactance and did not use them"
+            )
     return estimate_inputs(inp, method, bands, notes)
 
 

@@ -63,7 +63,7 @@ FATAL = FLAG_TOO_FEW_POINTS | FLAG_NON_MONOTONIC | FLAG_NO_ARC
 WARNING = FLAG_HOOK | FLAG_NOT_CONVERGED | FLAG_AT_BOUND | FLAG_BARELY_DETERMINED
 
 FLAG_TEXT = {
-    FLAG_TOO_FEW_POINTS: "too few frequencies to fit",
+    FLAG_TOO_FEW_POINTS: "fewer than 3 frequencies measured",
     FLAG_NON_MONOTONIC: "resistance does not fall with frequency",
     FLAG_HOOK: "high-frequency hook: points above its onset left out",
     FLAG_NO_ARC: "points do not form a Cole arc",
@@ -114,11 +114,13 @@ class ColeFit:
         """Per spectrum: 'ok' for good and fair fits, else the grade and the reasons."""
         out = np.where(np.isin(self.grade, ("good", "fair")), "ok", "").astype(object)
         for idx in zip(*np.nonzero(out == ""), strict=True):
+            flags = int(self.flags[idx])
             if self.grade[idx] == "poor":
                 out[idx] = f"poor fit (relative residual {float(self.rel_rms[idx]):.1%})"
+            elif flags & FLAG_TOO_FEW_POINTS and flags & FLAG_MAGNITUDE_ONLY:
+                out[idx] = "fewer than 4 frequencies measured (|Z| only)"
             else:
-                why = describe_flags(int(self.flags[idx]) & ~FLAG_MAGNITUDE_ONLY)
-                out[idx] = f"no fit: {why}"
+                out[idx] = describe_flags(flags & ~FLAG_MAGNITUDE_ONLY)
         return np.asarray(out, dtype=str)
 
 
@@ -313,6 +315,9 @@ def fit_cole(
     """
     z_in = np.asarray(z)
     magnitude = not np.iscomplexobj(z_in)
+    if z_in.shape[-1] == 0:  # no frequencies at all: one missing point, flagged below
+        z_in = np.full((*z_in.shape[:-1], 1), np.nan, dtype=z_in.dtype)
+        freq_hz = np.ones(1)
     zc = z_in.astype(np.complex128)
     shape = zc.shape[:-1]
     nf = zc.shape[-1]

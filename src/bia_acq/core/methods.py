@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bia_acq.core.anthropometry import segment_length_cm, segment_volume_l
-from bia_acq.core.fit import FLAG_MAGNITUDE_ONLY, ColeFit, fit_cole
+from bia_acq.core.fit import ColeFit, fit_cole
 from bia_acq.core.hanai import (
     ecw_de_lorenzo,
     icw_ecw_ratio_matthie,
@@ -93,7 +93,9 @@ class Inputs:
     """One batch of measurements as arrays (N measurements, S = 6 result segments)."""
 
     freqs_khz: Array  # (F,), sorted
-    z: npt.NDArray[np.complex128]  # (N, S, F); NaN where not measured, imag NaN: no reactance
+    #: (N, S, F) R + jX; NaN where not measured, imag NaN where only R was sent;
+    #: magnitude-only points (|Z|, no phase) are not in here: they are not resistances
+    z: npt.NDArray[np.complex128]
     height_cm: Array  # (N,)
     weight_kg: Array
     age_years: Array
@@ -163,21 +165,8 @@ class Method:
 
 
 def fit_segments(inp: Inputs) -> ColeFit:
-    """Cole fit of every segment spectrum; magnitude-only where no reactance was sent."""
-    f_hz = inp.freqs_khz * 1e3
-    z = inp.z
-    has_x = np.isfinite(z.imag).any(-1)
-    fit = fit_cole(f_hz, z)
-    mag_rows = ~has_x & (np.isfinite(z.real).sum(-1) >= 4)
-    if mag_rows.any():
-        mfit = fit_cole(f_hz, z.real[mag_rows])
-        for name in ("r0", "rinf", "alpha", "fc_hz", "rms_ohm", "rel_rms"):
-            getattr(fit, name)[mag_rows] = getattr(mfit, name)
-        fit.n_points[mag_rows] = mfit.n_points
-        fit.iterations[mag_rows] = mfit.iterations
-        fit.flags[mag_rows] = mfit.flags | FLAG_MAGNITUDE_ONLY
-        fit.grade[mag_rows] = mfit.grade
-    return fit
+    """Cole fit of every segment spectrum (points with R and X; see :func:`fit_cole`)."""
+    return fit_cole(inp.freqs_khz * 1e3, inp.z)
 
 
 def _usable(fit: ColeFit) -> npt.NDArray[np.bool_]:
@@ -336,7 +325,7 @@ _INBODY = Bands(
         "set thresholds: in the configuration"
     ),
 )
-_BIS_INPUTS = "Z at ≥ 3 frequencies per segment (R and X; |Z| only at ≥ 4), height, weight, sex"
+_BIS_INPUTS = "R and X at ≥ 3 frequencies per segment, height, weight, sex"
 _REG_INPUTS = "whole-body (hand-to-foot) R at 50 kHz, height, weight"
 
 METHODS: dict[str, Method] = {
