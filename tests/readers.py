@@ -68,6 +68,6 @@ def fill_clinic(path: Path, seed: int = 7) -> dict[str, Subject]:
     ingest.add_port(port)
     received = (T0 + dt.timedelta(days=60)).replace(tzinfo=dt.UTC).timestamp()
     for i, r in enumerate(readings):
-        ingest.handle(Batch("ward-3", [Chunk("frame", codec.encode(r))], received + i))
+        ingest.handle(Batch("ward-3", profile.name, [Chunk("frame", codec.encode(r))], received + i))
     store.db.close()
     return {s.subject_id: s for s in [patient, *others]}

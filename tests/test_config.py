@@ -30,6 +30,15 @@ def test_example_values() -> None:
     )
     assert port.serial.baudrate == 9600 and port.serial.parity == "N"
     assert str(config.database) == "/var/lib/bia-acq/bia-acq.db"
+    lb = config.thresholds["lukaski-bolonchuk"]
+    assert (lb.normal_min, lb.normal_max, lb.slight_max) == (0.36, 0.39, 0.40)
+    assert lb.source == "configured"
+    assert lb.classify([0.35, 0.38, 0.395, 0.41]).tolist() == [
+        "below normal",
+        "normal",
+        "slightly over",
+        "edema",
+    ]
 
 
 GOOD = """\
@@ -59,6 +68,22 @@ CASES = {
     "bad timezone": (GOOD + "    timezone: Mars/Olympus\n", ["ports[0].timezone", "IANA"]),
     "unknown method": ("method: magic\n" + GOOD, ["line 1", "method", "hanai-bis"]),
     "not a mapping": ("- just\n- a list\n", ["must be a mapping"]),
+    "thresholds unknown method": (
+        GOOD + "thresholds:\n  magic: {normal_max: 0.4, slight_max: 0.41}\n",
+        ["thresholds.magic", "unknown method", "hanai-bis"],
+    ),
+    "thresholds not a ratio": (
+        GOOD + "thresholds:\n  hanai-bis: {normal_max: 44, slight_max: 0.45}\n",
+        ["thresholds.hanai-bis.normal_max", "between 0 and 1"],
+    ),
+    "thresholds out of order": (
+        GOOD + "thresholds:\n  hanai-bis: {normal_max: 0.46}\n",
+        ["line 6", "thresholds.hanai-bis", "out of order", "normal_max ≤ slight_max"],
+    ),
+    "thresholds unknown key": (
+        GOOD + "thresholds:\n  hanai-bis: {normal_maximum: 0.46}\n",
+        ["thresholds.hanai-bis.normal_maximum", "did you mean 'normal_max'"],
+    ),
 }
 
 

@@ -77,7 +77,7 @@ def test_estimate_on_the_example_frame() -> None:
     rows = {r["segment"]: r for r in res.rows(0)}
     assert res.rows(0) == res.rows(1)
     wb = rows["whole_body"]
-    assert wb["method"] == "hanai-bis" and wb["method_version"] == "1"
+    assert wb["method"] == "hanai-bis" and wb["method_version"] == "2"
     # the device itself reports ECW 13.7 L, TBW 33.6 L (ECW/TBW 0.408): same ballpark
     assert 12.0 < wb["ecw_l"] < 16.0 and 30.0 < wb["tbw_l"] < 40.0
     assert 0.37 < wb["ecw_tbw_ratio"] < 0.43

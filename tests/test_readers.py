@@ -13,6 +13,7 @@ import pytest
 from readers import RECOVERY_DAYS, RECOVERY_ID
 
 from bia_acq.core.estimate import METHODS
+from bia_acq.core.methods import Bands
 from bia_acq.store.db import open_readonly, open_writer
 
 VIEWS = ("v_measurement_wide", "v_edema_result", "v_edema_trend", "v_edema_latest")
@@ -35,14 +36,21 @@ def test_method_table_holds_every_method_with_its_bands(tmp_path: Path) -> None:
     assert rows == {
         (m.name, m.version): (m.bands.normal_max, m.bands.slight_max) for m in METHODS.values()
     }
-    # a later start updates the limits in place (a method's bands were revised)
-    db.execute("UPDATE method SET ecw_tbw_normal_max = 0.1")
+    m = METHODS["hanai-bis"]
+    limit = "SELECT ecw_tbw_normal_max FROM method WHERE name = ? AND version = ?"
+    # the service's start writes the bands in force: configured thresholds override
+    db.close()
+    configured = Bands(normal_max=0.441, slight_max=0.452, source="clinic policy")
+    db = open_writer(tmp_path / "a.db", bands={"hanai-bis": configured})
+    assert db.execute(limit, [m.name, m.version]).fetchone() == (0.441,)
+    # a tool opened without the configuration (worklist, baseline) does not undo them
     db.close()
     db = open_writer(tmp_path / "a.db")
-    m = METHODS["hanai-bis"]
-    assert db.execute(
-        "SELECT ecw_tbw_normal_max FROM method WHERE name = ? AND version = ?", [m.name, m.version]
-    ).fetchone() == (m.bands.normal_max,)
+    assert db.execute(limit, [m.name, m.version]).fetchone() == (0.441,)
+    # a later service start without thresholds puts the method's own bands back
+    db.close()
+    db = open_writer(tmp_path / "a.db", bands={})
+    assert db.execute(limit, [m.name, m.version]).fetchone() == (m.bands.normal_max,)
     assert db.execute("SELECT value FROM meta WHERE key = 'report_method'").fetchone() == (
         "hanai-bis",
     )
@@ -101,7 +109,13 @@ def test_latest_is_one_row_per_subject_and_segment_from_the_last_visit(clinic: P
     ro = open_readonly(clinic)
     latest = ro.execute("SELECT * FROM v_edema_latest").fetchall()
     keys = [(r["subject_id"], r["segment"]) for r in latest]
-    assert len(keys) == len(set(keys)) == 4 * 6
+    # one row for every subject and segment that has a ratio at all (a refused fit,
+    # e.g. a noisy derived trunk, leaves its segment out)
+    with_ratio = ro.execute(
+        "SELECT DISTINCT subject_id, segment FROM v_edema_result WHERE ecw_tbw_ratio IS NOT NULL"
+    ).fetchall()
+    assert len(keys) == len(set(keys)) and set(keys) == {tuple(r) for r in with_ratio}
+    assert len({s for s, _ in keys}) == 4 and len(keys) >= 4 * 5
     leg = next(
         r for r in latest if r["subject_external_id"] == RECOVERY_ID and r["segment"] == "right_leg"
     )

@@ -41,7 +41,8 @@ def test_report_shows_the_leg_falling_back_into_the_normal_band(recovery_report:
     row = re.search(r"<tr><td class=\"l\">Right leg</td>.*?</tr>", html)
     assert row and ">normal<" in row.group(0)
     assert 'data-segment="right_leg"' in html and "Right − left" in html
-    assert "hanai-bis v1" in html and "@media print" in html and "size: A4" in html
+    version = METHODS["hanai-bis"].version
+    assert f"hanai-bis v{version}" in html and "@media print" in html and "size: A4" in html
 
 
 def test_report_is_self_contained(recovery_report: Path) -> None:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from bia_acq import worklist
 from bia_acq.config import PortConfig
 from bia_acq.core.estimate import estimate
+from bia_acq.core.methods import Bands
 from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link
@@ -215,9 +216,11 @@ class Ingest:
         *,
         on_saved: Callable[[SavedMeasurement], None] | None = None,
         profiles: Mapping[str, Profile] | None = None,
+        bands: Mapping[str, Bands] | None = None,
     ) -> None:
         self.store = store  # None while the database cannot be opened (the service spools)
         self.method = method
+        self.bands = dict(bands or {})  # configured thresholds overriding a method's own
         self.on_saved = on_saved
         self.profiles = dict(profiles or {})
         self.ports: dict[str, PortRuntime] = {}
@@ -341,7 +344,7 @@ class Ingest:
                         rt, raw_id, f"internal decoder error: {type(exc).__name__}: {exc}", None
                     )
             if decoded:
-                results = estimate([d[3] for d in decoded], self.method)
+                results = estimate([d[3] for d in decoded], self.method, self.bands)
             for i, (raw_id, data, received_epoch, reading, entry, notes) in enumerate(decoded):
                 m = store.save(
                     raw_frame_id=raw_id,

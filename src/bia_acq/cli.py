@@ -58,6 +58,9 @@ COMMANDS = (
     "report",
     "export",
     "datasette_metadata",
+    "methods",
+    "recompute",
+    "baseline",
 )
 
 

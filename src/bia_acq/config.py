@@ -11,16 +11,29 @@ import grp
 import os
 import stat
 import zoneinfo
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from bia_acq.core.estimate import METHODS
+from bia_acq.core.methods import Bands
 from bia_acq.drivers import Profile, SerialSettings, all_profiles, parse_serial
 from bia_acq.errors import BiaError, ConfigError
 from bia_acq.yamlfile import Doc, load
 
-TOP_KEYS = ("database", "database_group", "method", "ports", "folders", "drivers_dir", "log_level")
+TOP_KEYS = (
+    "database",
+    "database_group",
+    "method",
+    "thresholds",
+    "ports",
+    "folders",
+    "drivers_dir",
+    "log_level",
+)
+BAND_KEYS = ("normal_min", "normal_max", "slight_max")
 PORT_KEYS = ("name", "url", "driver", "serial", "timezone", "silence_s")
 FOLDER_KEYS = ("name", "path", "driver", "poll_seconds", "pattern", "timezone")
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -62,6 +75,8 @@ class Config:
     log_level: str = "info"
     source: str = ""
     database_group: str | None = None  # group that may read the database (mode 0640)
+    #: ECW/TBW bands per method name overriding the method's own (``thresholds:``)
+    thresholds: Mapping[str, Bands] = field(default_factory=lambda: MappingProxyType({}))
 
 
 def _text(doc: Doc, key: str, value: Any, example: str) -> str:
@@ -177,6 +192,7 @@ def parse(doc: Doc, base_dir: Path) -> Config:
         log_level=log_level,
         source=doc.file,
         database_group=group,
+        thresholds=MappingProxyType(parse_thresholds(doc, d.get("thresholds", {}))),
     )
 
 
@@ -243,6 +259,43 @@ def _folders(
         tz = _timezone(doc, key, f.get("timezone"))
         out.append(FolderConfig(name, path, driver, profiles[driver], float(poll), pattern, tz))
     return tuple(out)
+
+
+def parse_thresholds(doc: Doc, raw: Any) -> dict[str, Bands]:
+    """``thresholds: {METHOD: {normal_min, normal_max, slight_max}}`` → Bands per method."""
+    example = "e.g. thresholds: {hanai-bis: {normal_max: 0.44, slight_max: 0.45}}"
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise doc.error("thresholds", "expected a mapping of method names to bands", example)
+    out: dict[str, Bands] = {}
+    for name, spec in raw.items():
+        key = f"thresholds.{name}"
+        if name not in METHODS:
+            raise doc.error(
+                key, f"unknown method {name!r}", f"use one of: {', '.join(sorted(METHODS))}"
+            )
+        if not isinstance(spec, dict):
+            raise doc.error(key, "expected a mapping with normal_max and slight_max", example)
+        doc.check_keys(key, spec, BAND_KEYS)
+        values: dict[str, float | None] = {}
+        for k, v in spec.items():
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < 1:
+                raise doc.error(
+                    f"{key}.{k}", f"expected an ECW/TBW ratio between 0 and 1, got {v!r}"
+                )
+            values[k] = float(v)
+        bands = METHODS[name].bands.override(**values)
+        lo = bands.normal_min if bands.normal_min is not None else 0.0
+        if not lo < bands.normal_max <= bands.slight_max:
+            raise doc.error(
+                key,
+                f"bands out of order (normal_min {bands.normal_min}, normal_max "
+                f"{bands.normal_max}, slight_max {bands.slight_max})",
+                "need normal_min < normal_max ≤ slight_max",
+            )
+        out[name] = bands
+    return out
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

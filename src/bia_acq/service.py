@@ -92,7 +92,11 @@ class Service:
         """Open the database (or fall back to the spool), decode what a crash left, start."""
         extra = [self.config.drivers_dir] if self.config.drivers_dir else []
         self.ingest = Ingest(
-            None, self.config.method, on_saved=self.on_saved, profiles=all_profiles(extra)
+            None,
+            self.config.method,
+            on_saved=self.on_saved,
+            profiles=all_profiles(extra),
+            bands=self.config.thresholds,
         )
         for port in self.config.ports:
             self.ingest.add_port(port)
@@ -287,6 +291,7 @@ class Service:
             report_method=self.config.method,
             group=self.config.database_group,
             busy_timeout_ms=self.busy_timeout_ms,
+            bands=self.config.thresholds,
         )
         self.ingest.store = Store(db)
         self.recovered.clear()

@@ -27,4 +27,6 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  {f.name}: folder {f.path} ({f.pattern}) driver {f.driver}, every {f.poll_seconds:g} s"
         )
+    for name, bands in config.thresholds.items():
+        print(f"  thresholds {name}: {bands.describe()}")
     return 0

@@ -64,13 +64,17 @@ class CircleFit:
     status: npt.NDArray[np.int8]
 
 
-def circle_fit(freq_hz: npt.ArrayLike, r: npt.ArrayLike, x: npt.ArrayLike) -> CircleFit:
+def circle_fit(
+    freq_hz: npt.ArrayLike, r: npt.ArrayLike, x: npt.ArrayLike, *, check_monotonic: bool = True
+) -> CircleFit:
     """Fit a Cole arc to each spectrum by the algebraic (Kåsa) circle fit.
 
     ``freq_hz`` has shape (F,) or broadcasts with ``r``/``x`` of shape (..., F);
     NaN marks a missing point. Spectra with fewer than three points, with
     resistance rising with frequency, or whose circle does not cross the R axis
-    twice get NaN parameters and a non-zero ``status``.
+    twice get NaN parameters and a non-zero ``status``. ``check_monotonic=False``
+    skips the strict monotonicity test (noisy spectra, used as a start for
+    :func:`bia_acq.core.fit.fit_cole`, which tests with a noise allowance).
     """
     r_ = np.asarray(r, dtype=float)
     y_ = -np.asarray(x, dtype=float)  # work in the (R, −X) plane
@@ -130,14 +134,14 @@ def circle_fit(freq_hz: npt.ArrayLike, r: npt.ArrayLike, x: npt.ArrayLike) -> Ci
         mean_log_tau = np.where(use, log_tau, 0.0).sum(-1) / np.maximum(use.sum(-1), 1)
         fc = np.where(use.any(-1), 1.0 / (2 * np.pi * np.exp(mean_log_tau)), np.nan)
     status = np.full(r_.shape[:-1], FIT_OK, dtype=np.int8)
-    # resistance must fall with frequency (sorted by frequency)
-    order = np.argsort(f, axis=-1)
-    rs = np.take_along_axis(np.where(ok, r_, np.nan), order, -1)
-    diffs = np.diff(rs, axis=-1)
-    rising = np.nansum(np.where(np.isfinite(diffs), diffs > 0, False), -1) > 0
     no_arc = ~good | ~(half2 > 0) | ~(rinf > 0) | ~(alpha > 0) | ~(alpha <= 1 + 1e-9)
     status = np.where(no_arc, FIT_NO_ARC, status)
-    status = np.where(rising, FIT_NON_MONOTONIC, status)
+    if check_monotonic:  # resistance must fall with frequency (sorted by frequency)
+        order = np.argsort(f, axis=-1)
+        rs = np.take_along_axis(np.where(ok, r_, np.nan), order, -1)
+        diffs = np.diff(rs, axis=-1)
+        rising = np.nansum(np.where(np.isfinite(diffs), diffs > 0, False), -1) > 0
+        status = np.where(rising, FIT_NON_MONOTONIC, status)
     status = np.where(n < 3, FIT_TOO_FEW_POINTS, status).astype(np.int8)
     bad = status != FIT_OK
     nan = np.nan

@@ -1,91 +1,53 @@
 """From readings to results: ECW, ICW, TBW and ECW/TBW per segment and whole body.
 
 One batch of readings becomes arrays of shape (measurements, segments,
-frequencies) and goes through the vectorised fit and equations at once; one
-measurement or a million take the same path.
-
-Method ``hanai-bis`` v1: Cole arc per segment by the algebraic circle fit
-(:mod:`bia_acq.core.cole`), ECW/TBW per segment from R0/R∞ (Matthie 2005), and
-whole-body ECW (De Lorenzo 1997) and ICW from the whole-body path
-(:mod:`bia_acq.core.hanai`). Segment volumes need segment lengths and are left
-empty (NULL) by this version.
+frequencies) and goes through the method's vectorised computation at once;
+one measurement or a million take the same path. The methods themselves are
+data, in :mod:`bia_acq.core.methods`.
 
 Where the device gives no trunk impedance (MC-780) but gives a hand-to-foot
 path, the trunk is derived as Z(hand-to-foot, right) − Z(right arm) − Z(right
 leg), a series model (segments in series along the current path; Organ et
-al. 1994). Without that path the trunk is missing: it is never invented.
+al. 1994). Without that path the trunk is missing: it is never invented. The
+whole body is the hand-to-foot path where measured; otherwise arm + trunk +
+leg in series, or arm + leg with a warning when the trunk is missing too
+(regression methods then skip: that is not the path they were derived on).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 
 import numpy as np
 import numpy.typing as npt
 
-from bia_acq.core.cole import FIT_STATUS_TEXT, circle_fit
-from bia_acq.core.hanai import ecw_de_lorenzo, icw_ecw_ratio_matthie, rho
+from bia_acq.core.methods import (
+    METHODS,
+    RESULT_SEGMENTS,
+    Bands,
+    Inputs,
+    Method,
+    Volumes,
+)
 from bia_acq.errors import ConfigError
 from bia_acq.model import Reading, Segment
 
 Array = npt.NDArray[np.float64]
 
-RESULT_SEGMENTS: tuple[Segment, ...] = (
-    Segment.RIGHT_ARM,
-    Segment.LEFT_ARM,
-    Segment.TRUNK,
-    Segment.RIGHT_LEG,
-    Segment.LEFT_LEG,
-    Segment.WHOLE_BODY,
-)
-
-
-@dataclass(frozen=True)
-class Bands:
-    """Edema bands of one method: ratio ≤ normal_max normal, ≤ slight_max slightly over."""
-
-    normal_max: float
-    slight_max: float
-    source: str
-
-    def classify(self, ratio: npt.ArrayLike) -> npt.NDArray[np.str_]:
-        r = np.asarray(ratio, dtype=float)
-        out = np.where(
-            r <= self.normal_max, "normal", np.where(r <= self.slight_max, "slightly over", "edema")
-        )
-        return np.where(np.isfinite(r), out, "unknown")
-
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    version: str
-    citation: str
-    description: str
-    bands: Bands
-
-
-METHODS: dict[str, Method] = {
-    "hanai-bis": Method(
-        name="hanai-bis",
-        version="1",
-        citation=(
-            "De Lorenzo A et al. J Appl Physiol 1997;82:1542 (ECW); "
-            "Matthie JR. J Appl Physiol 2005;99:780 (ICW, second generation); "
-            "Kasa I. IEEE Trans Instrum Meas 1976;25:8 (circle fit)"
-        ),
-        description="Cole arc per segment (algebraic circle fit), Hanai mixture theory",
-        bands=Bands(
-            normal_max=0.44,
-            slight_max=0.45,
-            source=(
-                "provisional: Hanai-BIS gives ECW/TBW about 0.43 in healthy adults and "
-                "about 0.45 in haemodialysis patients; no published cut-off retrieved yet"
-            ),
-        ),
-    ),
-}
+__all__ = [
+    "METHODS",
+    "PATHS",
+    "RESULT_SEGMENTS",
+    "Bands",
+    "Method",
+    "Results",
+    "estimate",
+    "estimate_inputs",
+    "get_method",
+    "inputs_from_paths",
+]
 
 
 def get_method(name: str) -> Method:
@@ -94,8 +56,23 @@ def get_method(name: str) -> Method:
     except KeyError:
         raise ConfigError(
             f"unknown estimation method {name!r}",
-            fix=f"use one of: {', '.join(sorted(METHODS))}",
+            fix=f"use one of: {', '.join(sorted(METHODS))} (see `bia-acq methods`)",
         ) from None
+
+
+#: result columns in the order of Store.RESULT_COLUMNS after 'segment', 'method', 'method_version'
+VALUE_COLUMNS = (
+    "r0_ohm",
+    "rinf_ohm",
+    "alpha",
+    "fc_khz",
+    "fit_rms_ohm",
+    "ecw_l",
+    "icw_l",
+    "tbw_l",
+    "ecw_tbw_ratio",
+    "phase_angle_50khz_deg",
+)
 
 
 @dataclass
@@ -117,6 +94,22 @@ class Results:
     classification: npt.NDArray[np.str_]
     fit_status: list[list[str]]
     notes: list[list[str]] = field(default_factory=list)
+    fit_grade: npt.NDArray[np.str_] | None = None
+    fit_flags: npt.NDArray[np.int64] | None = None
+
+    def _values(self) -> list[Array]:
+        return [
+            self.r0_ohm,
+            self.rinf_ohm,
+            self.alpha,
+            self.fc_khz,
+            self.fit_rms_ohm,
+            self.ecw_l,
+            self.icw_l,
+            self.tbw_l,
+            self.ecw_tbw_ratio,
+            self.phase_50khz_deg,
+        ]
 
     def rows(self, i: int) -> list[dict[str, object]]:
         """The results of measurement ``i`` as one dict per segment (NaN → None)."""
@@ -126,30 +119,56 @@ class Results:
             return v if np.isfinite(v) else None
 
         out: list[dict[str, object]] = []
+        values = self._values()
         for j, seg in enumerate(self.segments):
-            out.append(
-                {
-                    "segment": seg.value,
-                    "method": self.method.name,
-                    "method_version": self.method.version,
-                    "r0_ohm": val(self.r0_ohm, j),
-                    "rinf_ohm": val(self.rinf_ohm, j),
-                    "alpha": val(self.alpha, j),
-                    "fc_khz": val(self.fc_khz, j),
-                    "fit_rms_ohm": val(self.fit_rms_ohm, j),
-                    "ecw_l": val(self.ecw_l, j),
-                    "icw_l": val(self.icw_l, j),
-                    "tbw_l": val(self.tbw_l, j),
-                    "ecw_tbw_ratio": val(self.ecw_tbw_ratio, j),
-                    "phase_angle_50khz_deg": val(self.phase_50khz_deg, j),
-                    "classification": str(self.classification[i, j]),
-                    "fit_status": self.fit_status[i][j],
-                }
-            )
+            row: dict[str, object] = {
+                "segment": seg.value,
+                "method": self.method.name,
+                "method_version": self.method.version,
+            }
+            for name, a in zip(VALUE_COLUMNS, values, strict=True):
+                row[name] = val(a, j)
+            row["classification"] = str(self.classification[i, j])
+            row["fit_status"] = self.fit_status[i][j]
+            row["fit_grade"] = None if self.fit_grade is None else str(self.fit_grade[i, j])
+            row["fit_flags"] = None if self.fit_flags is None else int(self.fit_flags[i, j])
+            out.append(row)
         return out
 
+    def tuples(self, measurement_ids: Sequence[int], computed_at: str) -> list[tuple[object, ...]]:
+        """All rows at once, in Store.RESULT_COLUMNS order with measurement_id first
+        and computed_at_utc last: the fast path for executemany (NaN → None)."""
+        n, s = self.r0_ohm.shape
+        cols: list[list[object]] = []
+        for a in self._values():
+            obj = a.astype(object)
+            obj[~np.isfinite(a)] = None
+            cols.append(obj.ravel().tolist())
+        mids = np.repeat(np.asarray(measurement_ids, dtype=np.int64), s).tolist()
+        segs = [seg.value for seg in self.segments] * n
+        k = n * s
+        grade = self.fit_grade.ravel().tolist() if self.fit_grade is not None else [None] * k
+        flags = self.fit_flags.ravel().tolist() if self.fit_flags is not None else [None] * k
+        status = [x for row in self.fit_status for x in row]
+        return list(
+            zip(
+                mids,
+                segs,
+                repeat(self.method.name, k),
+                repeat(self.method.version, k),
+                *cols,
+                self.classification.ravel().tolist(),
+                status,
+                grade,
+                flags,
+                repeat(computed_at, k),
+                strict=False,
+            )
+        )
 
-_PATHS = (
+
+#: measurement paths read from a reading, in this order
+PATHS = (
     Segment.RIGHT_ARM,
     Segment.LEFT_ARM,
     Segment.TRUNK,
@@ -162,17 +181,67 @@ _PATHS = (
 def impedance_arrays(
     readings: Sequence[Reading], paths: Sequence[str]
 ) -> tuple[Array, npt.NDArray[np.complex128]]:
-    """(freq_khz (F,), Z (N, P, F) complex, NaN where not measured)."""
-    freqs = sorted({z.freq_khz for rd in readings for z in rd.impedance})
+    """(freq_khz (F,), Z (N, P, F) complex, NaN where not measured; imag NaN: no X).
+
+    Magnitude-only points (|Z| without phase) are left out: |Z| is not a
+    resistance, and a Cole fit on magnitudes alone (``fit_cole`` can do it) is not
+    what the methods were validated on; :func:`estimate` notes them instead.
+    """
+    freqs = sorted({z.freq_khz for rd in readings for z in rd.impedance if not z.magnitude_only})
     f_index = {f: k for k, f in enumerate(freqs)}
     p_index = {p: k for k, p in enumerate(paths)}
     z = np.full((len(readings), len(paths), len(freqs)), np.nan + 0j, dtype=np.complex128)
     for i, rd in enumerate(readings):
         for pt in rd.impedance:
             j = p_index.get(pt.segment)
-            if j is not None and pt.x_ohm is not None:
-                z[i, j, f_index[pt.freq_khz]] = complex(pt.r_ohm, pt.x_ohm)
+            if j is not None and not pt.magnitude_only:
+                x = pt.x_ohm if pt.x_ohm is not None else np.nan
+                z[i, j, f_index[pt.freq_khz]] = complex(pt.r_ohm, x)
     return np.asarray(freqs, dtype=float), z
+
+
+def inputs_from_paths(
+    freqs_khz: Array,
+    zp: npt.NDArray[np.complex128],
+    *,
+    height_cm: Array,
+    weight_kg: Array,
+    age_years: Array,
+    sex: Sequence[str | None] | npt.NDArray[np.object_],
+) -> tuple[Inputs, list[list[str]]]:
+    """Build :class:`Inputs` from path arrays (N, len(PATHS), F); also the notes."""
+    n = zp.shape[0]
+    ra, la, tr, rl, ll, wbr = (zp[:, k, :] for k in range(len(PATHS)))
+    have_wbr = np.asarray(np.isfinite(wbr.real).any(-1), dtype=bool).reshape(n)
+    have_tr = np.asarray(np.isfinite(tr.real).any(-1), dtype=bool).reshape(n)
+    derive = ~have_tr & have_wbr
+    trunk = np.where(derive[:, None], wbr - ra - rl, tr)
+    series = ra + rl + np.where(have_tr[:, None], tr, 0)
+    whole = np.where(have_wbr[:, None], wbr, series)
+    notes: list[list[str]] = [[] for _ in range(n)]
+    have_series = np.asarray(np.isfinite(series.real).any(-1), dtype=bool).reshape(n)
+    only_series = ~have_wbr & ~have_tr & have_series
+    for i in np.nonzero(derive)[0]:
+        notes[i].append("trunk derived as hand-to-foot path minus right arm and right leg")
+    for i in np.nonzero(only_series)[0]:
+        notes[i].append("whole body from right arm + right leg in series; trunk not measured")
+    z = np.stack([ra, la, trunk, rl, ll, whole], axis=1)
+    sex_arr = np.asarray(sex, dtype=object)
+    inp = Inputs(
+        freqs_khz=np.asarray(freqs_khz, dtype=float),
+        z=z,
+        height_cm=np.asarray(height_cm, dtype=float),
+        weight_kg=np.asarray(weight_kg, dtype=float),
+        age_years=np.asarray(age_years, dtype=float),
+        male=sex_arr == "male",
+        known_sex=(sex_arr == "male") | (sex_arr == "female"),
+        whole_body_path=np.asarray(have_wbr | have_tr, dtype=bool),
+    )
+    return inp, notes
+
+
+def _num(v: float | int | None) -> float:
+    return float(v) if v else np.nan
 
 
 def estimate(
@@ -181,70 +250,81 @@ def estimate(
     bands: Mapping[str, Bands] | None = None,
 ) -> Results:
     """Compute results for a batch of readings with the named method."""
-    m = get_method(method)
-    band = (bands or {}).get(m.name, m.bands)
-    n = len(readings)
-    freqs, zp = impedance_arrays(readings, [p.value for p in _PATHS])
-    nf = len(freqs)
-    ra, la, tr, rl, ll, wbr = (zp[:, k, :] for k in range(6))
-    notes: list[list[str]] = [[] for _ in range(n)]
-    have_wbr = np.asarray(np.isfinite(wbr).any(-1) if nf else np.zeros(n), dtype=bool)
-    have_tr = np.asarray(np.isfinite(tr).any(-1) if nf else np.zeros(n), dtype=bool)
-    derive = ~have_tr & have_wbr
-    trunk = np.where(derive[:, None], wbr - ra - rl, tr)
-    series = ra + rl + np.where(have_tr[:, None], tr, 0)
-    whole = np.where(have_wbr[:, None], wbr, series)
-    for i in range(n):
-        if derive[i]:
-            notes[i].append("trunk derived as hand-to-foot path minus right arm and right leg")
-        if not have_wbr[i] and not have_tr[i] and np.isfinite(series[i]).any():
-            notes[i].append("whole body from right arm + right leg in series; trunk not measured")
-    z = np.stack([ra, la, trunk, rl, ll, whole], axis=1)  # (N, 6, F)
-    fit = circle_fit(freqs * 1e3, z.real, z.imag)
-    male = np.array([rd.sex == "male" for rd in readings], dtype=bool)
-    known_sex = np.array([rd.sex in ("male", "female") for rd in readings], dtype=bool)
-    rho_e, rho_i = rho(male)
-    k_rho = np.where(known_sex, rho_i / rho_e, np.nan)[:, None]
-    x = icw_ecw_ratio_matthie(fit.r0 / fit.rinf, k_rho)
-    ratio = 1.0 / (1.0 + x)
-    height = np.array([rd.height_cm or np.nan for rd in readings], dtype=float)
-    weight = np.array([rd.weight_kg or np.nan for rd in readings], dtype=float)
-    nan = np.full((n, len(RESULT_SEGMENTS)), np.nan)
-    ecw, icw = nan.copy(), nan.copy()
-    wb = len(RESULT_SEGMENTS) - 1
-    ecw[:, wb] = np.where(known_sex, ecw_de_lorenzo(height, weight, fit.r0[:, wb], rho_e), np.nan)
-    icw[:, wb] = ecw[:, wb] * x[:, wb]
-    if 50.0 in freqs:
-        z50 = z[:, :, int(np.searchsorted(freqs, 50.0))]
-        phase = np.degrees(np.arctan2(-z50.imag, z50.real))
-    else:
-        phase = nan.copy()
-    status = [[FIT_STATUS_TEXT[int(s)] for s in row] for row in fit.status]
+    freqs, zp = impedance_arrays(readings, [p.value for p in PATHS])
+    inp, notes = inputs_from_paths(
+        freqs,
+        zp,
+        height_cm=np.array([_num(rd.height_cm) for rd in readings], dtype=float),
+        weight_kg=np.array([_num(rd.weight_kg) for rd in readings], dtype=float),
+        age_years=np.array(
+            [float(rd.age_years) if rd.age_years is not None else np.nan for rd in readings]
+        ),
+        sex=[rd.sex for rd in readings],
+    )
+    name = get_method(method).name
     for i, rd in enumerate(readings):
         mags = sum(1 for pt in rd.impedance if pt.magnitude_only)
         if mags:
             notes[i].append(
                 f"{mags} impedance point(s) are magnitudes |Z| without reactance: "
-                f"{m.name} needs resistance and reactance and did not use them"
+                f"{name} needs resistance and reactance and did not use them"
             )
-        if not known_sex[i]:
-            notes[i].append("sex not reported: Hanai resistivities are sex-specific, no volumes")
-        if not (np.isfinite(height[i]) and np.isfinite(weight[i])):
-            notes[i].append("height or weight not reported: no whole-body volumes")
+    return estimate_inputs(inp, method, bands, notes)
+
+
+def estimate_inputs(
+    inp: Inputs,
+    method: str,
+    bands: Mapping[str, Bands] | None = None,
+    notes: list[list[str]] | None = None,
+) -> Results:
+    """Compute results for a batch already in arrays (used by `recompute`)."""
+    m = get_method(method)
+    band = (bands or {}).get(m.name, m.bands)
+    assert m.compute is not None
+    v: Volumes = m.compute(inp)
+    n, s = inp.n, len(RESULT_SEGMENTS)
+    all_notes = notes if notes is not None else [[] for _ in range(n)]
+    for i in range(n):
+        all_notes[i].extend(v.notes[i])
+    z50 = inp.at_khz(50.0)
+    if z50 is not None:
+        with np.errstate(invalid="ignore"):
+            phase = np.degrees(np.arctan2(-z50.imag, z50.real))
+    else:
+        phase = np.full((n, s), np.nan)
+    nan = np.full((n, s), np.nan)
+    if v.fit is not None:
+        fit = v.fit
+        status = fit.status_text().astype(object)
+        grade: npt.NDArray[np.str_] | None = fit.grade
+        flags: npt.NDArray[np.int64] | None = fit.flags
+        params = (fit.r0, fit.rinf, fit.alpha, fit.fc_hz / 1e3, fit.rms_ohm)
+    else:
+        status = np.full((n, s), "ok", dtype=object)
+        grade, flags = None, None
+        params = (nan, nan, nan, nan, nan)
+    if v.skipped.size:
+        status = np.where(v.skipped != "", v.skipped, status)
+    if z50 is None:
+        for i in range(n):
+            all_notes[i].append("no 50 kHz point: no phase angle")
     return Results(
         method=m,
         segments=RESULT_SEGMENTS,
-        r0_ohm=fit.r0,
-        rinf_ohm=fit.rinf,
-        alpha=fit.alpha,
-        fc_khz=fit.fc_hz / 1e3,
-        fit_rms_ohm=fit.rms_ohm,
-        ecw_l=ecw,
-        icw_l=icw,
-        tbw_l=ecw + icw,
-        ecw_tbw_ratio=ratio,
+        r0_ohm=params[0],
+        rinf_ohm=params[1],
+        alpha=params[2],
+        fc_khz=params[3],
+        fit_rms_ohm=params[4],
+        ecw_l=v.ecw,
+        icw_l=v.icw,
+        tbw_l=v.tbw,
+        ecw_tbw_ratio=v.ratio,
         phase_50khz_deg=phase,
-        classification=band.classify(ratio),
-        fit_status=status,
-        notes=notes,
+        classification=band.classify(v.ratio),
+        fit_status=status.tolist(),
+        notes=all_notes,
+        fit_grade=grade,
+        fit_flags=flags,
     )

@@ -9,15 +9,16 @@ import os
 import secrets
 import sqlite3
 import stat
-import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlite_utils import Database
 
 from bia_acq.core.estimate import METHODS
+from bia_acq.core.methods import Bands
 from bia_acq.errors import StorageError
 from bia_acq.store.schema import MIGRATION_SET, migrations
-from bia_acq.store.writer import utc_text
+from bia_acq.store.writer import METHOD_UPSERT, method_row
 
 #: The method views report when no configuration chose one.
 DEFAULT_METHOD = "hanai-bis"
@@ -73,12 +74,14 @@ def open_writer(
     report_method: str | None = None,
     group: str | None = None,
     busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    bands: Mapping[str, Bands] | None = None,
 ) -> Database:
     """Open (creating if needed) the database for the single writer.
 
     The file is created owner-only; WAL and synchronous=FULL so a committed
     frame survives a power cut; pending migrations are applied; a database
-    written by a newer bia-acq is refused.
+    written by a newer bia-acq is refused. ``bands`` are configured thresholds
+    overriding methods' own, written to the ``method`` table for readers.
     """
     p = Path(path)
     secure_file(p, group)
@@ -109,7 +112,7 @@ def open_writer(
                     "INSERT OR IGNORE INTO meta (key, value) VALUES ('report_method', ?)",
                     [DEFAULT_METHOD],
                 )
-            sync_methods(db)
+            sync_methods(db, bands)
     except (sqlite3.DatabaseError, StorageError) as exc:
         if conn is not None:
             conn.close()
@@ -122,34 +125,22 @@ def open_writer(
     return db
 
 
-def sync_methods(db: Database) -> None:
-    """Write every known method with its citation and ECW/TBW band limits to ``method``.
+def sync_methods(db: Database, bands: Mapping[str, Bands] | None = None) -> None:
+    """Write every known method with its citation and the ECW/TBW bands in force to ``method``.
 
     Readers (views, reports, Datasette) take band limits from this table, so
-    it is refreshed at every writer start; rows of methods this version no
-    longer knows stay, as stored results still name them.
+    the service refreshes it at every start with the configured ``thresholds``
+    overriding a method's own bands (``bands``, possibly empty); tools opened
+    without the configuration (``bands=None``) only add missing rows, so they
+    never undo configured limits. Rows of methods this version no longer knows
+    stay, as stored results still name them.
     """
-    now = utc_text(time.time())
+    if bands is None:  # a tool without the configuration: add what is missing only
+        sql = METHOD_UPSERT.split(" ON CONFLICT")[0].replace("INSERT", "INSERT OR IGNORE", 1)
+        db.conn.executemany(sql, [method_row(m, m.bands) for m in METHODS.values()])
+        return
     db.conn.executemany(
-        "INSERT INTO method (name, version, description, citation, ecw_tbw_normal_max,"
-        " ecw_tbw_slight_max, bands_source, updated_at_utc) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (name, version) DO UPDATE SET description = excluded.description,"
-        " citation = excluded.citation, ecw_tbw_normal_max = excluded.ecw_tbw_normal_max,"
-        " ecw_tbw_slight_max = excluded.ecw_tbw_slight_max,"
-        " bands_source = excluded.bands_source, updated_at_utc = excluded.updated_at_utc",
-        [
-            (
-                m.name,
-                m.version,
-                m.description,
-                m.citation,
-                m.bands.normal_max,
-                m.bands.slight_max,
-                m.bands.source,
-                now,
-            )
-            for m in METHODS.values()
-        ],
+        METHOD_UPSERT, [method_row(m, bands.get(m.name, m.bands)) for m in METHODS.values()]
     )
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from bia_acq.core.methods import Bands, Method
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk
 
@@ -63,6 +64,37 @@ class SavedMeasurement:
     subject_pseudonym: str | None
     results: list[dict[str, object]]
     warnings: list[str]
+
+
+#: One row of the ``method`` table (m002 columns, m005's kind and lower limit).
+METHOD_UPSERT = (
+    "INSERT INTO method (name, version, description, kind, citation, ecw_tbw_normal_min,"
+    " ecw_tbw_normal_max, ecw_tbw_slight_max, bands_source, updated_at_utc)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (name, version) DO UPDATE SET description = excluded.description,"
+    " kind = excluded.kind, citation = excluded.citation,"
+    " ecw_tbw_normal_min = excluded.ecw_tbw_normal_min,"
+    " ecw_tbw_normal_max = excluded.ecw_tbw_normal_max,"
+    " ecw_tbw_slight_max = excluded.ecw_tbw_slight_max,"
+    " bands_source = excluded.bands_source, updated_at_utc = excluded.updated_at_utc"
+)
+
+
+def method_row(method: Method, bands: Bands) -> tuple[object, ...]:
+    """The METHOD_UPSERT parameters for a method and the bands in force for it."""
+    now = utc_text(dt.datetime.now(dt.UTC).timestamp())
+    return (
+        method.name,
+        method.version,
+        method.description,
+        method.kind,
+        method.citation,
+        bands.normal_min,
+        bands.normal_max,
+        bands.slight_max,
+        bands.source,
+        now,
+    )
 
 
 class Store:
@@ -273,6 +305,13 @@ class Store:
         "phase_angle_50khz_deg",
         "classification",
         "fit_status",
+        "fit_grade",
+        "fit_flags",
+    )
+
+    INSERT_RESULT = (
+        f"INSERT OR REPLACE INTO segment_result (measurement_id, {', '.join(RESULT_COLUMNS)},"
+        f" computed_at_utc) VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)}, ?)"
     )
 
     def insert_results(
@@ -280,7 +319,15 @@ class Store:
     ) -> None:
         cols = self.RESULT_COLUMNS
         self.conn.executemany(
-            f"INSERT OR REPLACE INTO segment_result (measurement_id, {', '.join(cols)}, computed_at_utc)"
-            f" VALUES (?, {', '.join('?' for _ in cols)}, ?)",
-            [(measurement_id, *(r[k] for k in cols), now) for r in results],
+            self.INSERT_RESULT,
+            [(measurement_id, *(r.get(k) for k in cols), now) for r in results],
         )
+
+    def insert_result_tuples(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Rows already in INSERT_RESULT order (``Results.tuples``); caller holds the transaction."""
+        self.conn.executemany(self.INSERT_RESULT, rows)
+
+    def record_method(self, method: Method, bands: Bands) -> None:
+        """Upsert the method version and the bands its classifications use."""
+        with self.db.atomic():
+            self.conn.execute(METHOD_UPSERT, method_row(method, bands))

@@ -1,0 +1,210 @@
+"""`bia-acq recompute`: results of stored measurements from their stored impedances."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import itertools
+import sqlite3
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from bia_acq.cli import positive_int
+
+if TYPE_CHECKING:
+    from bia_acq.core.methods import Inputs
+
+DEFAULT_BATCH = 5000
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "recompute",
+        help="recompute stored measurements' results with a method (keeps earlier results)",
+        description="Recompute the results of stored measurements from their stored "
+        "impedances with METHOD, in vectorised batches, one transaction per batch. Results "
+        "of other methods and versions are kept; running it twice gives the same rows.",
+    )
+    p.add_argument("--db", type=Path, required=True, help="database file")
+    p.add_argument("--method", required=True, help="method name (see `bia-acq methods`)")
+    p.add_argument(
+        "--since",
+        help="only measurements taken at or after this date or ISO time (UTC unless it "
+        "carries an offset), e.g. 2026-01-31",
+    )
+    p.add_argument("--subject", help="only this subject: the ID the device sent or its pseudonym")
+    p.add_argument("--config", type=Path, help="configuration whose thresholds to classify with")
+    p.add_argument(
+        "--batch",
+        type=positive_int,
+        default=DEFAULT_BATCH,
+        help=f"measurements per batch and transaction (default {DEFAULT_BATCH})",
+    )
+    p.set_defaults(handler=run)
+
+
+def _since_epoch(text: str) -> float:
+    from bia_acq.errors import ConfigError
+
+    try:
+        t = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since: {text!r} is not a date or ISO time", fix="e.g. --since 2026-01-31"
+        ) from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)
+    return t.timestamp()
+
+
+def run(args: argparse.Namespace) -> int:
+    from bia_acq.config import load_config
+    from bia_acq.core.estimate import estimate_inputs, get_method
+    from bia_acq.errors import ConfigError, StorageError
+    from bia_acq.store.db import open_writer
+    from bia_acq.store.writer import Store
+
+    method = get_method(args.method)
+    bands = dict(load_config(args.config).thresholds) if args.config else {}
+    since = _since_epoch(args.since) if args.since else None
+    if not args.db.exists():
+        raise StorageError(f"database {args.db} does not exist (check --db)")
+    db = open_writer(args.db)
+    store = Store(db)
+    conn = db.conn
+    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: batches of results stay in memory
+    # Results can always be recomputed (idempotent), so this connection trades the
+    # writer's power-cut durability (synchronous=FULL) for speed: in WAL mode NORMAL
+    # still never corrupts the database, at worst the last batches are lost.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    where, params = ["1"], []
+    if args.subject is not None:
+        row = conn.execute(
+            "SELECT id FROM subject WHERE external_id = ? OR pseudonym = ?",
+            (args.subject, args.subject),
+        ).fetchone()
+        if row is None:
+            raise ConfigError(
+                f"--subject: no subject {args.subject!r} in {args.db}",
+                fix="give the ID the device sent or the pseudonym shown by `bia-acq run`",
+            )
+        where.append("subject_id = ?")
+        params.append(row[0])
+    if since is not None:
+        where.append("COALESCE(measured_at_epoch, received_at_epoch) >= ?")
+        params.append(since)
+    ids = np.array(
+        [
+            r[0]
+            for r in conn.execute(
+                f"SELECT id FROM measurement WHERE {' AND '.join(where)} ORDER BY id", params
+            )
+        ],
+        dtype=np.int64,
+    )
+    total = len(ids)
+    store.record_method(method, bands.get(method.name, method.bands))
+    started = time.perf_counter()
+    classes: Counter[str] = Counter()
+    failed_fits = 0
+    tty = sys.stderr.isatty()
+    batches = [ids[s : s + args.batch] for s in range(0, total, args.batch)]
+    # a second, read-only connection reads batch k + 1 while this one computes and
+    # writes batch k (WAL: readers never block the writer, nor it them)
+    reader = sqlite3.connect(
+        f"{args.db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
+    )
+    with contextlib.closing(reader), ThreadPoolExecutor(1, "recompute-reader") as pool:
+        pending = pool.submit(_read_batch, reader, batches[0]) if batches else None
+        done = 0
+        for k, batch in enumerate(batches):
+            assert pending is not None
+            inp, notes = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(_read_batch, reader, batches[k + 1])
+            res = estimate_inputs(inp, method.name, bands, notes)
+            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            rows = res.tuples(batch.tolist(), now)
+            with db.atomic():
+                store.insert_result_tuples(rows)
+            classes.update(res.classification[:, -1].tolist())
+            if res.fit_grade is not None:
+                failed_fits += int((res.fit_grade == "failed").sum())
+            done += len(batch)
+            pct = 100 * done // max(total, 1)
+            line = f"recompute: {done}/{total} measurements ({pct}%)"
+            if tty:  # a bar redrawn in place; one line per batch in logs
+                print(f"\r[{'#' * (pct // 4):<25}] {line}", end="", file=sys.stderr, flush=True)
+            else:
+                print(line, file=sys.stderr, flush=True)
+    if tty and total:
+        print(file=sys.stderr)
+    took = time.perf_counter() - started
+    rate = total / took if took > 0 else 0.0
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(classes.items())) or "none"
+    print(
+        f"recomputed {total} measurement(s) with {method.name} v{method.version} in {took:.2f} s "
+        f"({rate:,.0f}/s); whole body: {summary}"
+        + (f"; {failed_fits} segment fit(s) failed (see fit_status)" if failed_fits else "")
+    )
+    db.conn.close()
+    return 0
+
+
+_SEGMENT_CASE = (
+    "CASE segment WHEN 'right_arm' THEN 0 WHEN 'left_arm' THEN 1 WHEN 'trunk' THEN 2 "
+    "WHEN 'right_leg' THEN 3 WHEN 'left_leg' THEN 4 WHEN 'whole_body_right' THEN 5 ELSE -1 END"
+)
+
+
+def _read_batch(
+    conn: sqlite3.Connection, batch: npt.NDArray[np.int64]
+) -> tuple[Inputs, list[list[str]]]:
+    """The batch's stored impedances and anthropometry as core inputs (and notes)."""
+    from bia_acq.core.estimate import PATHS, inputs_from_paths
+
+    lo, hi = int(batch[0]), int(batch[-1])
+    meas = conn.execute(
+        "SELECT id, sex, age_years, height_cm, weight_kg FROM measurement"
+        " WHERE id BETWEEN ? AND ? ORDER BY id",
+        (lo, hi),
+    ).fetchall()
+    by_id = {r[0]: r for r in meas}
+    rows = [by_id[int(i)] for i in batch]
+    # straight from the cursor into one float array (no list of tuples); a missing
+    # reactance comes as +inf (9e999) and becomes NaN; magnitude-only points (|Z|) are
+    # not resistances and are left out, as estimate() does
+    cur = conn.execute(
+        f"SELECT measurement_id, {_SEGMENT_CASE}, freq_khz, r_ohm, IFNULL(x_ohm, 9e999)"
+        " FROM impedance WHERE measurement_id BETWEEN ? AND ? AND magnitude_only = 0",
+        (lo, hi),
+    )
+    a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 5)
+    a[:, 4] = np.where(np.isinf(a[:, 4]), np.nan, a[:, 4])
+    keep = np.isin(a[:, 0].astype(np.int64), batch) & (a[:, 1] >= 0)
+    a = a[keep]
+    freqs, fi = np.unique(a[:, 2], return_inverse=True)
+    zp = np.full((len(batch), len(PATHS), len(freqs)), np.nan + 0j, dtype=np.complex128)
+    mi = np.searchsorted(batch, a[:, 0].astype(np.int64))  # batch is sorted
+    zp[mi, a[:, 1].astype(np.int64), fi] = a[:, 3] + 1j * a[:, 4]
+
+    def col(k: int) -> npt.NDArray[np.float64]:
+        v = np.array([r[k] if r[k] is not None else np.nan for r in rows], dtype=float)
+        return np.where(v > 0, v, np.nan)
+
+    return inputs_from_paths(
+        freqs,
+        zp,
+        height_cm=col(3),
+        weight_kg=col(4),
+        age_years=np.array([r[2] if r[2] is not None else np.nan for r in rows], dtype=float),
+        sex=[r[1] for r in rows],
+    )

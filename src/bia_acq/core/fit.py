@@ -1,0 +1,532 @@
+"""Batched complex nonlinear least-squares fit of the Cole model.
+
+:func:`fit_cole` fits R0, R∞, α and fc to every spectrum of a batch at once:
+a Levenberg–Marquardt iteration (Marquardt 1963, diagonal scaling) with the
+analytic Jacobian of the Cole model, on R and X jointly with modulus
+weighting (each point's residual divided by its measured |Z|, the usual
+weighting of complex nonlinear least squares for bioimpedance), started from
+the algebraic circle fit of :mod:`bia_acq.core.cole`. The 4×4 normal
+equations of all spectra are solved together, so a million spectra cost a
+handful of array passes per iteration, not a million Python calls.
+
+Parameters are bounded after every step: 0 < R∞ < R0, 0.05 ≤ α ≤ 1 and fc
+within two decades of the measured band. Magnitude-only spectra (|Z| as a
+real array) are fitted on |Z| alone, from a start read off the spectrum.
+
+Nothing questionable is returned as a number. Each spectrum gets ``flags``
+(a bit set, :data:`FLAG_TEXT`) and a ``grade``:
+
+* ``good``: relative RMS residual ≤ 1 % and no warning flag;
+* ``fair``: residual ≤ 3 %, or a warning flag (hook points dropped, barely
+  determined, a parameter on its bound, not converged);
+* ``poor``: residual above 3 %: parameters are returned, but estimation
+  withholds volumes computed from them;
+* ``failed``: too few points, resistance not falling with frequency, or no
+  Cole arc: parameters are NaN.
+
+A high-frequency "hook" (stray capacitance makes −X fall past the arc's
+peak and rise again, or X turn positive, above the frequency of the largest
+−X) is detected on the frequency-sorted spectrum, with an allowance for noise
+estimated from the spectrum itself, and the points from its onset upwards are
+left out of the fit. A hook so strong that −X is largest at the top of the
+band is not recognised as one; it shows as a poor fit instead.
+
+Derivatives (Cole model of PHYSIOLOGY.md, checked algebraically and against
+finite differences in the tests [D]): with q = (j f/fc)^α, G = 1/(1 + q),
+ΔR = R0 − R∞: ∂Z/∂R0 = G, ∂Z/∂R∞ = 1 − G, ∂Z/∂α = −ΔR·G²·q·(ln(f/fc) + jπ/2),
+∂Z/∂ln fc = ΔR·G²·α·q.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from bia_acq.core.cole import circle_fit
+
+Array = npt.NDArray[np.float64]
+
+FLAG_TOO_FEW_POINTS = 1
+FLAG_NON_MONOTONIC = 2
+FLAG_HOOK = 4
+FLAG_NO_ARC = 8
+FLAG_NOT_CONVERGED = 16
+FLAG_AT_BOUND = 32
+FLAG_BARELY_DETERMINED = 64
+FLAG_MAGNITUDE_ONLY = 128
+
+#: flags that make a fit fail (parameters NaN)
+FATAL = FLAG_TOO_FEW_POINTS | FLAG_NON_MONOTONIC | FLAG_NO_ARC
+#: flags that cap the grade at "fair"
+WARNING = FLAG_HOOK | FLAG_NOT_CONVERGED | FLAG_AT_BOUND | FLAG_BARELY_DETERMINED
+
+FLAG_TEXT = {
+    FLAG_TOO_FEW_POINTS: "fewer than 3 frequencies measured",
+    FLAG_NON_MONOTONIC: "resistance does not fall with frequency",
+    FLAG_HOOK: "high-frequency hook: points above its onset left out",
+    FLAG_NO_ARC: "points do not form a Cole arc",
+    FLAG_NOT_CONVERGED: "fit did not converge",
+    FLAG_AT_BOUND: "a parameter is on its bound",
+    FLAG_BARELY_DETERMINED: "barely determined (four parameters from very few points)",
+    FLAG_MAGNITUDE_ONLY: "magnitude-only spectrum",
+}
+
+GOOD_REL_RMS = 0.01
+FAIR_REL_RMS = 0.03
+ALPHA_MIN = 0.05
+#: fc may lie this many decades outside the measured band
+FC_DECADES = 2.0
+#: a hook: past the arc's peak −X falls and rises again by this fraction of its
+#: height (plus a noise allowance)
+HOOK_TOL = 0.03
+#: non-monotonic: R rises between neighbouring frequencies by more than
+#: this fraction of its range plus this fraction of its level (noise allowance)
+MONOTONE_TOL_RANGE = 0.1
+MONOTONE_TOL_LEVEL = 0.01
+#: converged when an accepted step moves R0 and R∞ by less than this fraction
+#: and α and ln fc by less than this (absolute)
+STEP_TOL = 1e-5
+
+
+def describe_flags(flags: int) -> str:
+    """The flags of one spectrum as text ('' for none)."""
+    return "; ".join(t for bit, t in FLAG_TEXT.items() if flags & bit)
+
+
+@dataclass(frozen=True)
+class ColeFit:
+    """Result of :func:`fit_cole`: arrays of the spectra's leading shape."""
+
+    r0: Array
+    rinf: Array
+    alpha: Array
+    fc_hz: Array
+    rms_ohm: Array  # RMS of |Z_model − Z| over the fitted points
+    rel_rms: Array  # RMS of |Z_model − Z| / |Z|
+    n_points: npt.NDArray[np.int64]  # points used (after dropping a hook)
+    iterations: npt.NDArray[np.int64]
+    flags: npt.NDArray[np.int64]
+    grade: npt.NDArray[np.str_]
+
+    def status_text(self) -> npt.NDArray[np.str_]:
+        """Per spectrum: 'ok' for good and fair fits, else the grade and the reasons."""
+        out = np.where(np.isin(self.grade, ("good", "fair")), "ok", "").astype(object)
+        for idx in zip(*np.nonzero(out == ""), strict=True):
+            flags = int(self.flags[idx])
+            if self.grade[idx] == "poor":
+                out[idx] = f"poor fit (relative residual {float(self.rel_rms[idx]):.1%})"
+            elif flags & FLAG_TOO_FEW_POINTS and flags & FLAG_MAGNITUDE_ONLY:
+                out[idx] = "fewer than 4 frequencies measured (|Z| only)"
+            else:
+                out[idx] = describe_flags(flags & ~FLAG_MAGNITUDE_ONLY)
+        return np.asarray(out, dtype=str)
+
+
+def _model(
+    logf: Array, p: Array, need_jac: bool, w: Array | None = None
+) -> tuple[Array, Array, Array | None]:
+    """Cole R and X (n, F) at ln f and, if asked, the weighted Jacobian (n, 4, 2F).
+
+    Real arithmetic throughout (faster than complex): with u = (f/fc)^α,
+    c = cos(απ/2), s = sin(απ/2), D = 1 + 2uc + u², G = ((1 + uc) − j·us)/D.
+    Jacobian rows are ∂/∂(R0, R∞, α, ln fc); columns the real parts then the
+    imaginary parts of each point, multiplied by the weights ``w``.
+    """
+    r0, rinf, alpha, lfc = p[:, 0:1], p[:, 1:2], p[:, 2:3], p[:, 3:4]
+    lr = logf - lfc  # ln(f/fc)
+    u = np.exp(alpha * lr)
+    half = alpha * (np.pi / 2)
+    c, s = np.cos(half), np.sin(half)
+    uc, us = u * c, u * s
+    inv_d = 1.0 / (1.0 + 2.0 * uc + u * u)
+    gr = (1.0 + uc) * inv_d
+    gi = -us * inv_d
+    dr = r0 - rinf
+    zr = rinf + dr * gr
+    zi = dr * gi
+    if not need_jac:
+        return zr, zi, None
+    assert w is not None
+    n, nf = zr.shape
+    a = np.empty((n, 4, 2 * nf))
+    a0r = np.multiply(gr, w, out=a[:, 0, :nf])
+    a0i = np.multiply(gi, w, out=a[:, 0, nf:])
+    np.subtract(w, a0r, out=a[:, 1, :nf])
+    np.negative(a0i, out=a[:, 1, nf:])
+    # ΔR·G²·q = ΔR·G·(1 − G), since q·G = 1 − G
+    t = dr * w
+    dgr = (gr - gr * gr + gi * gi) * t
+    dgi = gi * (1.0 - 2.0 * gr) * t
+    hp = 0.5 * np.pi
+    a[:, 2, :nf] = dgi * hp - dgr * lr
+    a[:, 2, nf:] = -(dgi * lr + dgr * hp)
+    np.multiply(dgr, alpha, out=a[:, 3, :nf])
+    np.multiply(dgi, alpha, out=a[:, 3, nf:])
+    return zr, zi, a
+
+
+def _residual(
+    zr: Array,
+    zi: Array,
+    a: Array | None,
+    mr: Array,
+    mi: Array,
+    w: Array,
+    magnitude: bool,
+) -> tuple[Array, Array | None, Array | None]:
+    """Weighted cost (n,), JᵀJ (n, 4, 4) and Jᵀe (n, 4).
+
+    Complex spectra: e = (Z_model − Z)·w on real and imaginary parts.
+    Magnitude-only (``mr`` holds |Z|): e = (|Z_model| − |Z|)·w, and the
+    Jacobian of |Z| is Re(conj(Z)·∂Z)/|Z|.
+    """
+    if magnitude:
+        mod = np.sqrt(zr * zr + zi * zi)
+        e = (mod - mr) * w
+        cost = (e * e).sum(-1)
+        if a is None:
+            return cost, None, None
+        nf = zr.shape[1]
+        cr = zr / mod
+        ci = zi / mod
+        jm = a[:, :, :nf] * cr[:, None, :] + a[:, :, nf:] * ci[:, None, :]
+        return cost, np.matmul(jm, jm.transpose(0, 2, 1)), np.matmul(jm, e[..., None])[..., 0]
+    nf = zr.shape[1]
+    e = np.empty((zr.shape[0], 2 * nf))
+    np.multiply(zr - mr, w, out=e[:, :nf])
+    np.multiply(zi - mi, w, out=e[:, nf:])
+    cost = np.einsum("nf,nf->n", e, e)
+    if a is None:
+        return cost, None, None
+    return cost, np.matmul(a, a.transpose(0, 2, 1)), np.matmul(a, e[..., None])[..., 0]
+
+
+def _project(p: Array, lfc_lo: Array, lfc_hi: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
+    """Clip parameters into the bounds; also return which hit a bound."""
+    q = p.copy()
+    q[:, 0] = np.maximum(q[:, 0], 1e-6)
+    q[:, 1] = np.clip(q[:, 1], 1e-4 * q[:, 0], q[:, 0] * (1 - 1e-6))
+    q[:, 2] = np.clip(q[:, 2], ALPHA_MIN, 1.0)
+    q[:, 3] = np.clip(q[:, 3], lfc_lo, lfc_hi)
+    at = (
+        (q[:, 2] <= ALPHA_MIN)
+        | (q[:, 2] >= 1.0 - 1e-9)
+        | (q[:, 3] <= lfc_lo + 1e-9)
+        | (q[:, 3] >= lfc_hi - 1e-9)
+        | (q[:, 1] <= 1e-4 * q[:, 0] * (1 + 1e-9))
+    )
+    return q, at
+
+
+def _lm(
+    f: Array,
+    mr: Array,
+    mi: Array,
+    w: Array,
+    p0: Array,
+    lfc_lo: Array,
+    lfc_hi: Array,
+    magnitude: bool,
+    max_iter: int,
+    tol: float,
+) -> tuple[Array, npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Levenberg–Marquardt on rows of (n, F) arrays; returns p, iterations, converged, at bound."""
+    n = p0.shape[0]
+    p, at = _project(p0, lfc_lo, lfc_hi)
+    zr, zi, jac = _model(f, p, True, w)
+    cost, jtj, jte = _residual(zr, zi, jac, mr, mi, w, magnitude)
+    assert jtj is not None and jte is not None
+    lam = np.full(n, 1e-3)
+    iters = np.zeros(n, dtype=np.int64)
+    done = np.zeros(n, dtype=bool)
+    eye = np.eye(4)
+    active = np.arange(n)
+    for _ in range(max_iter):
+        if active.size == 0:
+            break
+        a = jtj[active]
+        d = np.diagonal(a, axis1=1, axis2=2)
+        damped = (
+            a
+            + (lam[active, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
+        )
+        try:
+            step = np.linalg.solve(damped, -jte[active][..., None])[..., 0]
+        except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
+            step = np.zeros((active.size, 4))
+        step = np.where(np.isfinite(step), step, 0.0)
+        # a Gauss–Newton step this small (undamped: λ small) means p is the optimum
+        # to within STEP_TOL: stop without spending an evaluation on it
+        scale = np.concatenate([np.abs(p[active, :2]), np.ones((active.size, 2))], axis=1)
+        settled = (np.abs(step) <= STEP_TOL * scale).all(-1) & (lam[active] <= 1e-2)
+        if settled.any():
+            done[active[settled]] = True
+            active, step = active[~settled], step[~settled]
+            if active.size == 0:
+                break
+        trial, at_t = _project(p[active] + step, lfc_lo[active], lfc_hi[active])
+        wa = w[active]
+        zr_t, zi_t, jac_t = _model(f[active], trial, True, wa)
+        cost_t, jtj_t, jte_t = _residual(zr_t, zi_t, jac_t, mr[active], mi[active], wa, magnitude)
+        assert jtj_t is not None and jte_t is not None
+        old = cost[active]
+        better = np.isfinite(cost_t) & (cost_t <= old)
+        moved = trial - p[active]
+        scale = np.concatenate([np.abs(p[active, :2]), np.ones((active.size, 2))], axis=1)
+        tiny_step = (np.abs(moved) <= STEP_TOL * scale).all(-1)
+        b = active[better]
+        p[b] = trial[better]
+        cost[b] = cost_t[better]
+        jtj[b] = jtj_t[better]
+        jte[b] = jte_t[better]
+        at[b] = at_t[better]
+        lam[active] = np.where(better, np.maximum(lam[active] * 0.2, 1e-12), lam[active] * 10.0)
+        iters[active] += 1
+        small_gain = better & ((old - cost_t <= tol * (old + 1e-30)) | tiny_step)
+        finished = small_gain | (lam[active] > 1e12)
+        done[active[finished]] = True
+        active = active[~finished]
+    return p, iters, done, at
+
+
+def _sorted_by_frequency(
+    f: Array, z: npt.NDArray[np.complex128]
+) -> tuple[Array, npt.NDArray[np.complex128]]:
+    order = np.argsort(f, axis=-1, kind="stable")
+    return np.take_along_axis(f, order, -1), np.take_along_axis(z, order, -1)
+
+
+def fit_cole(
+    freq_hz: npt.ArrayLike,
+    z: npt.ArrayLike,
+    *,
+    max_iter: int = 30,
+    tol: float = 1e-6,
+    chunk: int | None = None,
+) -> ColeFit:
+    """Fit the Cole model to every spectrum of a batch.
+
+    ``freq_hz`` has shape (F,) or broadcasts with ``z`` of shape (..., F):
+    complex Z = R + jX (X negative), or real |Z| for magnitude-only
+    spectra; NaN marks a missing point. Works from 3 points (complex; 4 for
+    magnitude-only) to a few hundred. Returns arrays of the leading shape.
+    """
+    z_in = np.asarray(z)
+    magnitude = not np.iscomplexobj(z_in)
+    if z_in.shape[-1] == 0:  # no frequencies at all: one missing point, flagged below
+        z_in = np.full((*z_in.shape[:-1], 1), np.nan, dtype=z_in.dtype)
+        freq_hz = np.ones(1)
+    zc = z_in.astype(np.complex128)
+    shape = zc.shape[:-1]
+    nf = zc.shape[-1]
+    f = np.broadcast_to(np.asarray(freq_hz, dtype=float), zc.shape).reshape(-1, nf)
+    zc = zc.reshape(-1, nf)
+    f1 = np.asarray(freq_hz, dtype=float)
+    if f1.ndim == 1 and f1.shape[0] == nf:  # one frequency list for all: sort once
+        order = np.argsort(f1, kind="stable")
+        f, zc = f[:, order], zc[:, order]
+    else:
+        f, zc = _sorted_by_frequency(f, zc)
+    n = zc.shape[0]
+    out = {k: np.full(n, np.nan) for k in ("r0", "rinf", "alpha", "fc_hz", "rms_ohm", "rel_rms")}
+    npts = np.zeros(n, dtype=np.int64)
+    iters = np.zeros(n, dtype=np.int64)
+    flags = np.zeros(n, dtype=np.int64)
+    if chunk is None:  # keep a block's arrays in cache: about 64k points
+        chunk = max(256, 65536 // max(nf, 1))
+    for s in range(0, n, chunk):
+        sl = slice(s, min(n, s + chunk))
+        res = _fit_block(f[sl], zc[sl], magnitude, max_iter, tol)
+        for k in out:
+            out[k][sl] = res[k]
+        npts[sl], iters[sl], flags[sl] = res["n_points"], res["iterations"], res["flags"]
+    grade = np.where(
+        flags & FATAL,
+        "failed",
+        np.where(
+            out["rel_rms"] > FAIR_REL_RMS,
+            "poor",
+            np.where((out["rel_rms"] > GOOD_REL_RMS) | (flags & WARNING > 0), "fair", "good"),
+        ),
+    )
+    return ColeFit(
+        r0=out["r0"].reshape(shape),
+        rinf=out["rinf"].reshape(shape),
+        alpha=out["alpha"].reshape(shape),
+        fc_hz=out["fc_hz"].reshape(shape),
+        rms_ohm=out["rms_ohm"].reshape(shape),
+        rel_rms=out["rel_rms"].reshape(shape),
+        n_points=npts.reshape(shape),
+        iterations=iters.reshape(shape),
+        flags=flags.reshape(shape),
+        grade=grade.reshape(shape),
+    )
+
+
+def _fit_block(
+    f: Array, z: npt.NDArray[np.complex128], magnitude: bool, max_iter: int, tol: float
+) -> dict[str, npt.NDArray[np.generic]]:
+    n, nf = z.shape
+    ok = np.isfinite(z.real) & (np.isfinite(z.imag) | magnitude) & np.isfinite(f) & (f > 0)
+    if magnitude:
+        ok &= z.real > 0
+    flags = np.zeros(n, dtype=np.int64)
+    if magnitude:
+        flags |= FLAG_MAGNITUDE_ONLY
+    r = np.where(ok, z.real, np.nan)
+    # -- hook: past the arc's peak, −X rises again (or X turns positive) --------
+    if not magnitude:
+        y = np.where(ok, -z.imag, np.nan)
+        tol_y = _hook_tolerance(y)[:, None]
+        yv = np.where(ok, y, -np.inf)
+        peak = np.argmax(yv, axis=-1)  # the arc's top; a hook can only come above it
+        ymax = np.take_along_axis(yv, peak[:, None], -1)
+        above = np.arange(nf)[None, :] > peak[:, None]
+        passed = np.logical_or.accumulate(ok & above & (ymax - y > tol_y), axis=-1)
+        after = np.where(passed, y, np.inf)
+        runmin = np.fmin.accumulate(after, axis=-1)
+        prev_min = np.concatenate([np.full((n, 1), np.inf), runmin[:, :-1]], axis=-1)
+        hook_at = ok & ((passed & (y - prev_min > tol_y)) | (above & (y < -tol_y)))
+        has_hook = hook_at.any(-1)
+        first = np.where(has_hook, np.argmax(hook_at, -1), nf)
+        ok &= np.arange(nf)[None, :] < first[:, None]
+        flags |= np.where(has_hook, FLAG_HOOK, 0)
+        r = np.where(ok, r, np.nan)
+    npts = ok.sum(-1)
+    min_pts = 4 if magnitude else 3
+    flags |= np.where(npts < min_pts, FLAG_TOO_FEW_POINTS, 0)
+    barely = npts <= (5 if magnitude else 3)
+    flags |= np.where(barely & (npts >= min_pts), FLAG_BARELY_DETERMINED, 0)
+    # -- resistance (or |Z|) must fall with frequency ---------------------------
+    rmax = np.nanmax(np.where(ok, r, -np.inf), -1)
+    rmin = np.nanmin(np.where(ok, r, np.inf), -1)
+    # largest rise of R over any lower frequency
+    runmin_r = np.fmin.accumulate(np.where(ok, r, np.inf), axis=-1)
+    rise = np.where(ok, r - runmin_r, 0.0).max(-1)
+    with np.errstate(invalid="ignore"):  # rows without points: flagged above
+        non_mono = rise > MONOTONE_TOL_RANGE * (rmax - rmin) + MONOTONE_TOL_LEVEL * np.abs(rmax)
+    flags |= np.where(non_mono & (npts >= min_pts), FLAG_NON_MONOTONIC, 0)
+    try_fit = (flags & FATAL) == 0
+    res: dict[str, npt.NDArray[np.generic]] = {
+        k: np.full(n, np.nan) for k in ("r0", "rinf", "alpha", "fc_hz", "rms_ohm", "rel_rms")
+    }
+    res["n_points"] = npts
+    res["iterations"] = np.zeros(n, dtype=np.int64)
+    idx_fit = np.nonzero(try_fit)[0]
+    if idx_fit.size:
+        ff, zz, okk = f[idx_fit], z[idx_fit], ok[idx_fit]
+        fmin = np.nanmin(np.where(okk, ff, np.inf), -1)
+        fmax = np.nanmax(np.where(okk, ff, -np.inf), -1)
+        lfc_lo = np.log(fmin) - FC_DECADES * np.log(10)
+        lfc_hi = np.log(fmax) + FC_DECADES * np.log(10)
+        p0, circle_ok = _start(ff, zz, okk, magnitude)
+        zmeas = np.where(okk, zz, 0.0)
+        mod = np.abs(zmeas)
+        w = np.where(okk & (mod > 0), 1.0 / np.where(mod > 0, mod, 1.0), 0.0)
+        fsafe = np.where(okk, ff, 1.0)
+        mr, mi = zmeas.real.copy(), zmeas.imag.copy()
+        # three complex points: the arc through them is exact and determines R0, R∞
+        # and α; a free four-parameter fit would trade the arc for fc (constrained
+        # fallback, PHYSIOLOGY.md). Keep the circle fit there; iterate the rest.
+        exact = circle_ok & (npts[idx_fit] == 3)
+        p = p0.copy()
+        it = np.zeros(idx_fit.size, dtype=np.int64)
+        conv = np.ones(idx_fit.size, dtype=bool)
+        at = (p0[:, 2] >= 1.0 - 1e-9) | (p0[:, 2] <= ALPHA_MIN)
+        it_rows = np.nonzero(~exact)[0]
+        if it_rows.size:
+            sel = it_rows
+            p[sel], it[sel], conv[sel], at[sel] = _lm(
+                np.log(fsafe[sel]),
+                mr[sel],
+                mi[sel],
+                w[sel],
+                p0[sel],
+                lfc_lo[sel],
+                lfc_hi[sel],
+                magnitude,
+                max_iter,
+                tol,
+            )
+        zr, zi, _ = _model(np.log(fsafe), p, False)
+        dev = np.hypot(zr, zi) - mod if magnitude else np.hypot(zr - mr, zi - mi)
+        cnt = np.maximum(okk.sum(-1), 1)
+        rms = np.sqrt(np.where(okk, dev * dev, 0.0).sum(-1) / cnt)
+        rel = np.sqrt(np.where(okk, (dev * w) ** 2, 0.0).sum(-1) / cnt)
+        good = np.isfinite(p).all(-1) & np.isfinite(rms)
+        sub = np.zeros(idx_fit.size, dtype=np.int64)
+        sub |= np.where(~good, FLAG_NO_ARC, 0)
+        sub |= np.where(good & ~conv, FLAG_NOT_CONVERGED, 0)
+        sub |= np.where(good & at, FLAG_AT_BOUND, 0)
+        flags[idx_fit] |= sub
+        keep = good
+        for k, v in (
+            ("r0", p[:, 0]),
+            ("rinf", p[:, 1]),
+            ("alpha", p[:, 2]),
+            ("fc_hz", np.exp(p[:, 3])),
+            ("rms_ohm", rms),
+            ("rel_rms", rel),
+        ):
+            res[k][idx_fit] = np.where(keep, v, np.nan)
+        res["iterations"][idx_fit] = it
+    res["flags"] = flags
+    return res
+
+
+def _hook_tolerance(y: Array) -> Array:
+    """How far −X must fall and rise again to count as a hook, per spectrum.
+
+    HOOK_TOL of the arc's height plus four times the noise, estimated from the
+    second differences of −X (robust: median absolute value; zero with fewer
+    than three second differences).
+    """
+    n, nf = y.shape
+    ymax = np.nanmax(np.where(np.isfinite(y), y, -np.inf), axis=-1)
+    sigma = np.zeros(n)
+    if nf >= 5:
+        d2 = np.abs(y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2])
+        finite = np.isfinite(d2)
+        cnt = finite.sum(-1)
+        srt = np.sort(np.where(finite, d2, np.inf), axis=-1)
+        med = np.take_along_axis(srt, np.maximum(cnt - 1, 0)[:, None] // 2, -1)[:, 0]
+        sigma = np.where(cnt >= 3, 1.4826 * med / np.sqrt(6.0), 0.0)
+    return np.asarray(HOOK_TOL * np.abs(ymax) + 4.0 * sigma, dtype=float)
+
+
+def _start(
+    f: Array, z: npt.NDArray[np.complex128], ok: npt.NDArray[np.bool_], magnitude: bool
+) -> tuple[Array, npt.NDArray[np.bool_]]:
+    """Starting parameters (n, 4) and where they come from a valid circle fit."""
+    n = z.shape[0]
+    r = np.where(ok, z.real, np.nan)
+    first = np.argmax(ok, -1)
+    last = ok.shape[-1] - 1 - np.argmax(ok[:, ::-1], -1)
+    rows = np.arange(n)
+    r_lo = r[rows, first]
+    r_hi = r[rows, last]
+    span = np.maximum(r_lo - r_hi, 1e-3 * np.abs(r_lo))
+    p = np.empty((n, 4))
+    p[:, 0] = r_lo + 0.1 * span
+    p[:, 1] = np.maximum(r_hi - 0.1 * span, 1e-3 * np.abs(r_lo))
+    p[:, 2] = 0.75
+    # fc: where the curve is halfway between its ends (geometric middle as fallback)
+    mid = 0.5 * (r_lo + r_hi)
+    below = ok & (r <= mid[:, None])
+    k = np.where(below.any(-1), np.argmax(below, -1), (first + last) // 2)
+    p[:, 3] = np.log(f[rows, k])
+    if not magnitude:
+        cf = circle_fit(
+            f, np.where(ok, z.real, np.nan), np.where(ok, z.imag, np.nan), check_monotonic=False
+        )
+        use = np.isfinite(cf.r0) & np.isfinite(cf.rinf) & np.isfinite(cf.fc_hz) & (cf.fc_hz > 0)
+        use &= np.isfinite(cf.alpha) & (cf.rinf > 0)
+        p[use, 0] = cf.r0[use]
+        p[use, 1] = cf.rinf[use]
+        p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
+        p[use, 3] = np.log(cf.fc_hz[use])
+        use &= cf.alpha <= 1.0
+        return p, use
+    return p, np.zeros(n, dtype=bool)
