@@ -387,3 +387,58 @@ def test_unplug_and_replug_on_tcp_keeps_the_address() -> None:
         assert line.wait_reader(stop, 5) and line.send(b"back", stop)
         assert c.recv(4) == b"back"
         c.close()
+
+
+def test_a_polled_analyzer_with_a_scenario_validates(tmp_path: Path) -> None:
+    """PC mode: the simulator measures the subjects the work list names, from the scenario."""
+    link = tmp_path / "mc980"
+    truth = tmp_path / "truth.jsonl"
+    db = tmp_path / "acq.db"
+    for sid, sex, age, height in (
+        ("0000000042", "female", "52", "162.0"),
+        ("0000000043", "male", "61", "181.5"),
+    ):
+        proc = run_cli(
+            "worklist",
+            "add",
+            "--db",
+            str(db),
+            "--id",
+            sid,
+            "--sex",
+            sex,
+            "--age",
+            age,
+            "--height",
+            height,
+        )
+        assert proc.returncode == 0, proc.stderr
+    sim = start(
+        "simulate", "--driver", "tanita-mc980-pc", "--scenario", "dialysis-overload", "--fast",
+        "--link", str(link), "--seed", "3", "--truth", str(truth),
+    )  # fmt: skip
+    try:
+        assert sim.stdout is not None and sim.stdout.readline().startswith(b"/dev/pts/")
+        run = run_cli(
+            "run",
+            "--config",
+            str(config_for(tmp_path, str(link), "tanita-mc980-pc")),
+            "--count",
+            "2",
+        )
+        assert run.returncode == 0, run.stderr.decode()
+    finally:
+        sim.terminate()
+        sim.communicate(timeout=10)
+    recs = [json.loads(line) for line in truth.read_text().splitlines()]
+    assert [
+        (r["truth"]["subject_id"], r["truth"]["sex"], r["truth"]["height_cm"]) for r in recs
+    ] == [
+        ("0000000042", "female", 162.0),
+        ("0000000043", "male", 181.5),
+    ]
+    assert all(r["truth"]["scenario"] == "dialysis-overload" for r in recs)
+    report = json.loads(
+        run_cli("validate", "--truth", str(truth), "--db", str(db), "--json").stdout
+    )
+    assert report["matched"] == 2 and report["not_stored"] == 0
