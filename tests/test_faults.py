@@ -95,3 +95,15 @@ def test_any_fault_text_parses_or_is_a_config_error(text: str) -> None:
         assert "\n" not in str(exc)
     else:
         assert f.kind in KINDS
+
+
+def test_random_faults_do_not_change_the_subjects_of_a_seed() -> None:
+    from bia_acq.drivers import get_profile
+    from bia_acq.simulator.device import VirtualAnalyzer
+
+    profile = get_profile("tanita-mc780")
+    plain = VirtualAnalyzer(profile, seed=9)
+    faulty = VirtualAnalyzer(profile, seed=9, faults=[Fault("flip", probability=0.5)])
+    for _ in range(3):
+        faulty.line.engine.plan(1, b"{frame}\r\n")  # draws from the fault stream only
+        assert faulty.next_measurement()[0]["truth"] == plain.next_measurement()[0]["truth"]

@@ -170,7 +170,9 @@ class VirtualAnalyzer:
     ) -> None:
         self.profile = profile
         self.codec = profile.codec()
-        self.rng = np.random.default_rng(seed)
+        # separate streams: faults firing at random never change the subjects of a seed
+        people, faults_seed = np.random.SeedSequence(seed).spawn(2)
+        self.rng = np.random.default_rng(people)
         self.interval_s = interval_s
         self.count = count
         self.truth = truth
@@ -194,7 +196,7 @@ class VirtualAnalyzer:
             profile.serial,
             fast=fast,
             faults=faults,
-            rng=self.rng,
+            rng=np.random.default_rng(faults_seed),
             silence_s=float(getattr(self.codec.framer(), "silence_s", 2.0)),
             on_read=self._on_read if dialogue is not None else None,
         )
