@@ -260,17 +260,17 @@ def test_validate_with_nothing_matching_is_one_line(tmp_path: Path) -> None:
 
 
 def test_faults_on_schedule_reach_the_journal_as_expected(tmp_path: Path) -> None:
-    """split@1 garbage@3 stall@6 arrive intact; bad_checksum@2 and truncate@4 do not; unplug@5."""
+    """split@1 unplug@3 garbage@4 stall@6 arrive intact; bad_checksum@2 and truncate@5 do not."""
     truth, db, run = simulate_into_run(
         tmp_path, 6, 4, "--seed", "2",
-        "--fault", "split@1", "--fault", "bad_checksum@2", "--fault", "garbage@3=40",
-        "--fault", "truncate@4", "--fault", "unplug@5=1", "--fault", "stall@6=0.3",
+        "--fault", "split@1", "--fault", "bad_checksum@2", "--fault", "unplug@3=1",
+        "--fault", "garbage@4=40", "--fault", "truncate@5", "--fault", "stall@6=0.3",
     )  # fmt: skip
     recs = [json.loads(line) for line in truth.read_text().splitlines()]
     assert [r["faults"] for r in recs] == [
-        ["split"], ["bad_checksum"], ["garbage"], ["truncate"], ["unplug"], ["stall"],
+        ["split"], ["bad_checksum"], ["unplug"], ["garbage"], ["truncate"], ["stall"],
     ]  # fmt: skip
-    assert [r["intact"] for r in recs] == [True, False, True, False, True, True]
+    assert [r["intact"] for r in recs] == [True, False, True, True, False, True]
     conn = sqlite3.connect(db)
     kinds = conn.execute("SELECT kind, status, reason FROM raw_frame ORDER BY id").fetchall()
     conn.close()

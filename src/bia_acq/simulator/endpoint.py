@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import select
 import socket
+import struct
+import termios
 import threading
+import time
 import tty
 from abc import ABC, abstractmethod
 from pathlib import Path
@@ -80,6 +84,10 @@ class Endpoint(ABC):
         """Bytes the reader sent since the last call (b"" if none)."""
         return b""
 
+    @abstractmethod
+    def drain(self, timeout_s: float = 1.0) -> None:
+        """Wait (up to ``timeout_s``) until the reader has taken what was written."""
+
     def unplug(self) -> None:
         """Go away as a pulled cable does."""
         self.close()
@@ -94,6 +102,19 @@ class Endpoint(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _wait_outq(fd: int | None, timeout_s: float) -> None:
+    """Wait until the kernel queue of ``fd`` towards the reader is empty (TIOCOUTQ)."""
+    deadline = time.monotonic() + timeout_s
+    while fd is not None and time.monotonic() < deadline:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        except OSError:
+            return
+        if queued == 0:
+            return
+        time.sleep(0.01)
 
 
 class ReaderGone(Exception):
@@ -128,6 +149,9 @@ class PtyEndpoint(Endpoint):
             self._master = None
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
             self.link.unlink()
+
+    def drain(self, timeout_s: float = 1.0) -> None:
+        _wait_outq(self._master, timeout_s)
 
     def reader_present(self) -> bool:
         if self._master is None:
@@ -201,6 +225,11 @@ class SerialEndpoint(Endpoint):
             with contextlib.suppress(serial.SerialException, OSError):
                 port.close()
 
+    def drain(self, timeout_s: float = 1.0) -> None:
+        if self._port is not None:
+            with contextlib.suppress(serial.SerialException, OSError):
+                self._port.flush()  # tcdrain: until the UART has sent it all
+
     def reader_present(self) -> bool:
         return self._port is not None
 
@@ -268,6 +297,9 @@ class TcpEndpoint(Endpoint):
         host = f"[{self.host}]" if ":" in self.host else self.host
         self.address = f"socket://{host}:{self.port}"
         return self.address
+
+    def drain(self, timeout_s: float = 1.0) -> None:
+        _wait_outq(self._client.fileno() if self._client is not None else None, timeout_s)
 
     def _drop_client(self) -> None:
         if self._client is not None:
