@@ -94,7 +94,7 @@ def test_simulate_and_run_store_exactly_what_was_sent(tmp_path: Path) -> None:
         }
         wb = dict(results)["whole_body"]
         # the estimate tracks the simulator's ground truth (3 frequencies, 0.1 Ω rounding)
-        assert abs(wb - rec["truth"]["ecw_tbw_ratio"]) < 0.02
+        assert abs(wb - rec["truth"]["whole_body"]["ecw_tbw_ratio"]) < 0.02
     statuses = db.execute("SELECT kind, status, count(*) FROM raw_frame GROUP BY 1, 2").fetchall()
     assert statuses == [("frame", "decoded", 4)]
     assert "P-" in run.stdout.decode()

@@ -51,6 +51,8 @@ def positive_float(text: str) -> float:
 COMMANDS = (
     "run",
     "simulate",
+    "replay",
+    "validate",
     "decode",
     "check_config",
     "drivers",

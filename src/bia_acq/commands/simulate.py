@@ -4,21 +4,75 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from bia_acq.cli import DEFAULT_DRIVER, Stop, positive_float, positive_int, setup_logging
+
+
+def add_endpoint_args(p: argparse.ArgumentParser) -> None:
+    """Where the bytes go, and how fast (shared by `simulate` and `replay`)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--link", type=Path, help="on a new pseudo-terminal (the default): also symlink it here"
+    )
+    g.add_argument(
+        "--port",
+        metavar="DEVICE",
+        help="on a real serial port (e.g. /dev/ttyUSB1), opened with the profile's settings",
+    )
+    g.add_argument(
+        "--tcp",
+        metavar="HOST:PORT",
+        help="as a TCP server for socket://HOST:PORT (host defaults to 127.0.0.1; port 0: any)",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="send as fast as the reader takes (default: the profile's real line rate)",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault: KIND:PROBABILITY or KIND@N[,N...], optionally =VALUE "
+        "(kinds: split, drop, flip, garbage, bad_checksum, truncate, stall, unplug, wrong_baud)",
+    )
+
+
+def make_endpoint(args: argparse.Namespace, profile: Any) -> Any:
+    from bia_acq.errors import ConfigError
+    from bia_acq.simulator.endpoint import PtyEndpoint, SerialEndpoint, TcpEndpoint, parse_tcp
+
+    if args.port:
+        return SerialEndpoint(args.port, profile.serial)
+    if args.tcp:
+        try:
+            host, port = parse_tcp(args.tcp)
+        except ValueError as exc:
+            raise ConfigError(str(exc), key="--tcp", fix="e.g. --tcp 127.0.0.1:4001") from None
+        return TcpEndpoint(host, port)
+    return PtyEndpoint(args.link)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "simulate",
-        help="run a simulated analyzer on a new pseudo-terminal",
-        description="Create a pseudo-terminal, print its path on the first line, and send "
-        "simulated measurements while a reader has it open.",
+        help="run a simulated analyzer (pseudo-terminal, serial port or TCP)",
+        description="Send simulated measurements of a scenario's patients, encoded as the "
+        "driver's device sends them. Prints the device path (or socket URL) on the first line, "
+        "then one line per measurement sent.",
     )
     p.add_argument(
         "--driver", default=DEFAULT_DRIVER, help=f"device profile (default {DEFAULT_DRIVER})"
     )
-    p.add_argument("--link", type=Path, help="also create a symlink to the device at this path")
+    p.add_argument(
+        "--scenario",
+        default="healthy-adults",
+        help="built-in scenario name or a scenario .yaml file (default healthy-adults; "
+        "see config/scenarios/)",
+    )
+    add_endpoint_args(p)
     p.add_argument(
         "--interval", type=positive_float, default=1.0, help="seconds between measurements"
     )
@@ -34,26 +88,41 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from bia_acq.drivers import get_profile
     from bia_acq.simulator.device import VirtualAnalyzer
+    from bia_acq.simulator.faults import Fault
+    from bia_acq.simulator.population import load_scenario
 
     setup_logging(args.log_level)
     profile = get_profile(args.driver)
+    faults = [Fault.parse(f) for f in args.fault]
+    scenario = load_scenario(args.scenario)
+    endpoint = make_endpoint(args, profile)
     stop = Stop()
     stop.install()
     truth = args.truth.open("w", encoding="utf-8") if args.truth else None
 
-    def on_sent(n: int, subject: object, reading: object) -> None:
-        print(f"sent measurement {n}", flush=True)
+    def on_sent(n: int, record: dict[str, Any], reading: object) -> None:
+        t = record["truth"]
+        faults_text = f" faults={','.join(record['faults'])}" if record.get("faults") else ""
+        print(
+            f"sent measurement {n}: {t['scenario']} visit {t['visit']} "
+            f"ECW/TBW={t['whole_body']['ecw_tbw_ratio']:.3f}{faults_text}",
+            flush=True,
+        )
 
+    sim = VirtualAnalyzer(
+        profile,
+        seed=args.seed,
+        interval_s=args.interval,
+        count=args.count,
+        endpoint=endpoint,
+        truth=truth,
+        scenario=scenario,
+        faults=faults,
+        fast=args.fast,
+        on_sent=on_sent,
+    )
     try:
-        with VirtualAnalyzer(
-            profile,
-            seed=args.seed,
-            interval_s=args.interval,
-            count=args.count,
-            link=args.link,
-            truth=truth,
-            on_sent=on_sent,
-        ) as sim:
+        with sim:
             print(sim.path, flush=True)
             sim.run(stop.event)
     finally:

@@ -1,42 +1,157 @@
-"""A virtual analyzer on a pseudo-terminal.
+"""A virtual analyzer: measurements encoded by the profile's own codec, on a real line.
 
-The simulator holds the master side of a pty; the slave side is a real tty that
-``bia-acq run`` (or any terminal program) opens like ``/dev/ttyUSB0``. Like a
-real analyzer it only talks while something listens: it sends a measurement
-when a reader has the port open (the master sees no hang-up), so nothing it
-sends falls into an unread buffer that pyserial flushes on open.
+The pieces, each usable on its own (the fault-injection suite uses them as a
+library):
+
+* an :class:`~bia_acq.simulator.endpoint.Endpoint` (new pty, real serial port,
+  TCP server) carries the bytes;
+* a :class:`Line` paces them at the profile's line rate (start bit, data bits,
+  parity, stop bits at the profile's baud rate; ``fast`` sends as fast as the
+  reader takes them), applies faults (:mod:`bia_acq.simulator.faults`) and
+  hands bytes the reader sent to an ``on_read`` hook;
+* :class:`VirtualAnalyzer` draws measurements from a source (a scenario's
+  population, :mod:`bia_acq.simulator.population`), encodes them, sends them
+  every ``interval_s`` while a reader is there, and writes what it sent and
+  the ground truth to ``truth`` as JSON lines.
+
+Polled devices: a :class:`Dialogue` set on the analyzer gets every byte the
+reader sends (through :meth:`Line.service_input`) and returns the device's
+answer; with ``unsolicited = False`` the analyzer sends nothing on its own and
+the dialogue calls :meth:`VirtualAnalyzer.take_measurement` when the reader
+asks for one.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-import errno
 import json
 import logging
 import os
-import select
 import threading
 import time
-import tty
-from collections.abc import Callable
-from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from bia_acq.drivers import Profile
+from bia_acq.drivers import Profile, SerialSettings
+from bia_acq.errors import FrameError
 from bia_acq.model import Reading
-from bia_acq.simulator.population import CONDITIONS, Subject, make_subject, measure, truth_record
+from bia_acq.simulator.endpoint import Endpoint, PtyEndpoint
+from bia_acq.simulator.faults import Fault, FaultEngine, Plan, bits_per_char
+from bia_acq.simulator.population import Population, Scenario, load_scenario
 
 if TYPE_CHECKING:
     from bia_acq.simulator.pcmode import PCModeDevice
 
 log = logging.getLogger(__name__)
 
+DEFAULT_SCENARIO = "healthy-adults"
+
+
+class Line:
+    """An endpoint with the line's pacing, faults and an input hook."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        settings: SerialSettings,
+        *,
+        fast: bool = False,
+        faults: Sequence[Fault] = (),
+        rng: np.random.Generator | None = None,
+        silence_s: float = 2.0,
+        on_read: Callable[[bytes], bytes | None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.settings = settings
+        self.fast = fast
+        self.char_s = bits_per_char(settings) / settings.baudrate
+        self.engine = FaultEngine(
+            faults, settings, rng or np.random.default_rng(), silence_s=silence_s
+        )
+        self.on_read = on_read
+        self.unplugs = 0
+
+    def send(self, data: bytes, stop: threading.Event) -> bool:
+        """Write ``data`` at the line rate (or at once if ``fast``); False if the reader left."""
+        if self.fast:
+            return self.endpoint.write(data, stop)
+        step = max(1, round(0.01 / self.char_s))  # about 10 ms of characters per write
+        t0 = time.monotonic()
+        for i in range(0, len(data), step):
+            piece = data[i : i + step]
+            if not self.endpoint.write(piece, stop):
+                return False
+            due = t0 + (i + len(piece)) * self.char_s
+            delay = due - time.monotonic()
+            if delay > 0 and stop.wait(delay):
+                return False
+        return True
+
+    def service_input(self, stop: threading.Event) -> None:
+        """Pass what the reader sent to ``on_read`` and send its answer."""
+        data = self.endpoint.read()
+        if data and self.on_read is not None:
+            answer = self.on_read(data)
+            if answer:
+                self.send(answer, stop)
+
+    def wait_reader(self, stop: threading.Event, timeout_s: float | None = None) -> bool:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while not stop.is_set():
+            if self.endpoint.reader_present():
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            stop.wait(0.02)
+        return False
+
+    def unplug(self, seconds: float, stop: threading.Event) -> None:
+        """Pull the cable for ``seconds``; plug it back in at the same link/address."""
+        self.unplugs += 1
+        self.endpoint.drain()  # bytes already on the wire still arrive
+        self.endpoint.unplug()
+        log.warning("unplugged for %g s", seconds)
+        stop.wait(seconds)
+        address = self.endpoint.replug()
+        log.warning("plugged back in at %s", address)
+
+    def send_frame(self, n: int, frame: bytes, stop: threading.Event) -> Plan | None:
+        """Send frame number ``n`` with whatever faults fire; None if the reader left."""
+        plan = self.engine.plan(n, frame)
+        if plan.unplug_s:
+            self.unplug(plan.unplug_s, stop)
+            if not self.wait_reader(stop):
+                return None
+        for piece, pause in plan.pieces:
+            if not self.send(piece, stop):
+                return None
+            if pause and stop.wait(pause):
+                return None
+        return plan
+
+
+class Dialogue(Protocol):
+    """The answering side of a polled device's command dialogue.
+
+    Optional methods, called when present: ``tick(device, now) -> bytes | None``
+    about every 5 ms while a reader is connected (for answers that come later,
+    such as a measurement that takes time: send it with
+    :meth:`VirtualAnalyzer.send_measurement`), and ``reader_gone()`` when the
+    reader closes the port. :class:`~bia_acq.simulator.pcmode.PCModeDevice` is
+    the one for profiles with a ``dialogue`` (Tanita PC mode).
+    """
+
+    #: whether the device sends measurements without being asked
+    unsolicited: bool
+
+    def received(self, data: bytes, device: VirtualAnalyzer) -> bytes | None:
+        """Bytes the reader sent -> the device's answer (None: no answer)."""
+
 
 class VirtualAnalyzer:
-    """Sends simulated measurements, encoded by the profile's own codec, on a pty."""
+    """Sends simulated measurements, encoded by the profile's own codec."""
 
     def __init__(
         self,
@@ -46,57 +161,58 @@ class VirtualAnalyzer:
         interval_s: float = 1.0,
         count: int | None = None,
         link: str | os.PathLike[str] | None = None,
+        endpoint: Endpoint | None = None,
         truth: IO[str] | None = None,
-        subjects: int = 6,
-        on_sent: Callable[[int, Subject, Reading], None] | None = None,
+        scenario: str | os.PathLike[str] | Scenario | Population | None = None,
+        faults: Sequence[Fault] = (),
+        fast: bool = False,
+        dialogue: Dialogue | None = None,
+        on_sent: Callable[[int, dict[str, Any], Reading], None] | None = None,
     ) -> None:
         self.profile = profile
         self.codec = profile.codec()
-        self.rng = np.random.default_rng(seed)
+        # separate streams: faults firing at random never change the subjects of a seed
+        people, faults_seed = np.random.SeedSequence(seed).spawn(2)
+        self.rng = np.random.default_rng(people)
         self.interval_s = interval_s
         self.count = count
-        self.link = Path(link) if link else None
         self.truth = truth
         self.on_sent = on_sent
-        self.sent = 0
-        opts = {**profile.options, **profile.simulator}  # the simulator section may override
-        self.freqs = [float(f) for f in opts.get("frequencies_khz", [5, 50, 250])]
-        self.segments = [
-            str(s) for s in opts.get("segments", ["right_arm", "left_arm", "right_leg", "left_leg"])
-        ]
-        self.subjects = [
-            make_subject(self.rng, f"{1001 + i:016d}", CONDITIONS[i % len(CONDITIONS)])
-            for i in range(subjects)
-        ]
-        self._master: int | None = None
-        self.path = ""
         self.pcmode: PCModeDevice | None = None
-        if profile.dialogue is not None:
+        if dialogue is None and profile.dialogue is not None:
             from bia_acq.simulator.pcmode import PCModeDevice
 
-            self.pcmode = PCModeDevice(self)
+            dialogue = self.pcmode = PCModeDevice(self)
+        self.dialogue = dialogue
+        self.sent = 0
+        if isinstance(scenario, Population):
+            self.population = scenario
+        else:
+            if not isinstance(scenario, Scenario):
+                scenario = load_scenario(scenario or DEFAULT_SCENARIO)
+            self.population = Population(scenario, profile, self.rng)
+        self.endpoint = endpoint or PtyEndpoint(link)
+        self.line = Line(
+            self.endpoint,
+            profile.serial,
+            fast=fast,
+            faults=faults,
+            rng=np.random.default_rng(faults_seed),
+            silence_s=float(getattr(self.codec.framer(), "silence_s", 2.0)),
+            on_read=self._on_read if dialogue is not None else None,
+        )
+        self.path = ""
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
+    # -- lifecycle -------------------------------------------------------------------
     def open(self) -> str:
-        """Create the pty (and the link, if asked); return the device path."""
-        master, slave = os.openpty()
-        tty.setraw(slave)  # no echo, no CR/LF translation, even before a reader sets it
-        self.path = os.ttyname(slave)
-        os.close(slave)  # readers open the path; the master then sees them come and go
-        os.set_blocking(master, False)
-        self._master = master
-        if self.link is not None:
-            tmp = self.link.with_name(self.link.name + ".tmp")
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(self.path)
-            tmp.replace(self.link)
+        """Open the endpoint; return the device path or socket URL a reader uses."""
+        self.path = self.endpoint.open()
         return self.path
 
     def close(self) -> None:
-        if self._master is not None:
-            os.close(self._master)
-            self._master = None
-        if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
-            self.link.unlink()
+        self.endpoint.close()
 
     def __enter__(self) -> VirtualAnalyzer:
         self.open()
@@ -106,89 +222,109 @@ class VirtualAnalyzer:
         self.close()
 
     def reader_present(self) -> bool:
-        """True while some process has the slave side open."""
-        assert self._master is not None
-        p = select.poll()
-        p.register(self._master, select.POLLHUP)
-        return not p.poll(0)
+        return self.endpoint.reader_present()
 
-    def _drain(self) -> None:
-        assert self._master is not None
-        try:
-            while os.read(self._master, 4096):
-                pass
-        except OSError:
-            pass
-
-    def _write_all(self, data: bytes, stop: threading.Event) -> bool:
-        assert self._master is not None
-        view = memoryview(data)
-        while view and not stop.is_set():
-            try:
-                n = os.write(self._master, view)
-                view = view[n:]
-            except BlockingIOError:
-                select.select([], [self._master], [], 0.05)
-            except OSError as exc:
-                if exc.errno == errno.EIO:  # reader went away mid-frame
-                    return False
-                raise
-        return not view
-
-    def next_measurement(self) -> tuple[Subject, Reading]:
-        subject = self.subjects[int(self.rng.integers(len(self.subjects)))]
-        reading = measure(
-            subject,
-            self.freqs,
-            self.segments,
-            self.rng,
-            dt.datetime.now(),
-            model=str(self.profile.simulator.get("model", self.profile.name)),
+    def start(self) -> str:
+        """Open and run in a background thread (for tests); return the path or URL."""
+        path = self.open()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self.run, args=(self._stop,), name="virtual-analyzer", daemon=True
         )
-        own = self.profile.simulator.get("device_values")
-        if isinstance(own, dict):  # the device's own keys for what it computes itself
-            truth = truth_record(subject)
-            values: dict[str, float | int | str] = {
-                str(k): round(float(truth[str(q)]), 3 if "ratio" in str(q) else 1)  # type: ignore[arg-type]
-                for k, q in own.items()
-            }
-            reading = dataclasses.replace(reading, device_values=values)
-        return subject, reading
+        self._thread.start()
+        return path
 
-    def record_sent(self, subject: Subject, reading: Reading) -> None:
-        """Count a measurement that went out; write its truth record."""
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Stop a :meth:`start`-ed analyzer and close it."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+        self.close()
+
+    # -- measurements ----------------------------------------------------------------
+    def _record(self, reading: Reading, truth: dict[str, Any]) -> dict[str, Any]:
+        # what the receiver decodes from the frame (rounding, polar form, |Z| only),
+        # so validation matches the stored measurement exactly
+        frame = self.codec.encode(reading)
+        try:
+            delivered = self.codec.decode(frame)
+        except FrameError:
+            delivered = reading
+        return {"seq": self.sent + 1, "reading": delivered.to_json(), "truth": truth}
+
+    def take_measurement(self) -> tuple[bytes, dict[str, Any], Reading]:
+        """The next measurement: frame bytes, its truth record (unsent) and the reading."""
+        reading, truth = self.population.next_measurement(dt.datetime.now())
+        return self.codec.encode(reading), self._record(reading, truth), reading
+
+    def next_measurement(self) -> tuple[dict[str, Any], Reading]:
+        """The next measurement's truth record and reading, not encoded, not counted."""
+        _, record, reading = self.take_measurement()
+        return record, reading
+
+    def send_measurement(
+        self, reading: Reading, truth: dict[str, Any], stop: threading.Event | None = None
+    ) -> bool:
+        """Encode, send (with any faults due) and record one measurement; False if lost."""
+        record = self._record(reading, truth)
+        plan = self.line.send_frame(self.sent + 1, self.codec.encode(reading), stop or self._stop)
+        if plan is None:
+            return False  # the reader went away mid-frame: that measurement is lost
+        record["faults"] = plan.fired
+        record["intact"] = plan.intact
+        self.record_sent(record, reading)
+        return True
+
+    def record_sent(self, record: dict[str, Any], reading: Reading) -> None:
+        """Count a measurement as sent; write its truth line."""
         self.sent += 1
+        record["seq"] = self.sent
         if self.truth is not None:
-            rec = {"seq": self.sent, "reading": reading.to_json(), "truth": truth_record(subject)}
-            self.truth.write(json.dumps(rec) + "\n")
+            self.truth.write(json.dumps(record) + "\n")
             self.truth.flush()
         if self.on_sent is not None:
-            self.on_sent(self.sent, subject, reading)
+            self.on_sent(self.sent, record, reading)
+
+    def _on_read(self, data: bytes) -> bytes | None:
+        assert self.dialogue is not None
+        return self.dialogue.received(data, self)
 
     def run(self, stop: threading.Event) -> int:
         """Send until ``count`` measurements went out or ``stop`` is set."""
-        if self._master is None:
+        if not self.path:
             self.open()
-        if self.pcmode is not None:  # a polled device: it measures when told to
-            return self.pcmode.run(stop)
+        self._stop = stop
+        dialogue = self.dialogue
+        unsolicited = dialogue is None or dialogue.unsolicited
+        tick = getattr(dialogue, "tick", None)
+        gone = getattr(dialogue, "reader_gone", None)
+        present = False
         next_at = time.monotonic()
         while not stop.is_set() and (self.count is None or self.sent < self.count):
-            self._drain()
-            if not self.reader_present():
+            self.line.service_input(stop)
+            if not self.endpoint.reader_present():
+                if present and gone is not None:
+                    gone()
+                present = False
                 stop.wait(0.05)
+                continue
+            present = True
+            if not unsolicited:
+                answer = tick(self, time.monotonic()) if tick is not None else None
+                if answer:
+                    self.line.send(answer, stop)
+                stop.wait(0.005)  # commands come at least 100 ms apart: never merge two
                 continue
             delay = next_at - time.monotonic()
             if delay > 0:
                 stop.wait(min(delay, 0.05))
                 continue
-            subject, reading = self.next_measurement()
-            frame = self.codec.encode(reading)
-            if not self._write_all(frame, stop):
-                continue
-            self.record_sent(subject, reading)
-            next_at = time.monotonic() + self.interval_s
-        # give the reader time to take the last bytes before the pty can go away
+            started = time.monotonic()
+            reading, truth = self.population.next_measurement(dt.datetime.now())
+            if self.send_measurement(reading, truth, stop):
+                next_at = started + self.interval_s  # one every interval, frame time included
+        # give the reader time to take the last bytes before the endpoint goes away
         deadline = time.monotonic() + 1.0
-        while self.sent and time.monotonic() < deadline and self.reader_present():
+        while self.sent and time.monotonic() < deadline and self.endpoint.reader_present():
             time.sleep(0.05)
         return self.sent

@@ -1,7 +1,8 @@
 """The simulated analyzer in PC mode: it answers commands like a polled Tanita device.
 
-Used by :class:`~bia_acq.simulator.device.VirtualAnalyzer` for profiles with a
-``dialogue``. Behaviour follows Tanita's "MC-980MA Instructions for PC mode"
+A :class:`~bia_acq.simulator.device.Dialogue` that
+:class:`~bia_acq.simulator.device.VirtualAnalyzer` plugs in for profiles with a
+``dialogue``: it gets the bytes the PC sends and answers. Behaviour follows Tanita's "MC-980MA Instructions for PC mode"
 (see :mod:`bia_acq.dialogue`): ``M1`` enters PC mode (before it, commands go
 unanswered); ``D0``-``D5`` set tare, sex, body type, height (90-249 cm), age
 and ID, answered by their two-character head or ``Dx!``; the start command
@@ -16,18 +17,12 @@ that breaks the timing rules gets errors, as with the real device).
 from __future__ import annotations
 
 import datetime as dt
-import errno
 import logging
-import os
 import re
-import select
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
-
-from bia_acq.simulator.population import CONDITIONS, make_subject, measure
 
 if TYPE_CHECKING:
     from bia_acq.simulator.device import VirtualAnalyzer
@@ -48,6 +43,10 @@ class PCModeState:
 
 
 class PCModeDevice:
+    """The device's side of the PC-mode dialogue; measures only when told to."""
+
+    unsolicited = False
+
     def __init__(self, analyzer: VirtualAnalyzer) -> None:
         self.a = analyzer
         dialogue = analyzer.profile.dialogue
@@ -60,9 +59,6 @@ class PCModeDevice:
         #: error codes to answer the next measurements with instead of a frame (tests, demos)
         self.fail_next: list[str] = []
         self._buf = bytearray()
-
-    def _reply(self, text: str, stop: threading.Event) -> None:
-        self.a._write_all(text.encode("ascii") + b"\r\n", stop)
 
     def answer(self, command: str, now: float) -> str | None:
         s = self.state
@@ -101,78 +97,54 @@ class PCModeDevice:
             return self.start[:2]
         return "!"
 
-    def run(self, stop: threading.Event) -> int:
-        a = self.a
-        assert a._master is not None
-        while not stop.is_set() and (a.count is None or a.sent < a.count):
-            if not a.reader_present():
-                self.state = PCModeState()  # the PC went away: PC mode ends
-                self._buf.clear()
-                stop.wait(0.05)
-                continue
-            ready, _, _ = select.select([a._master], [], [], 0.02)
-            now = time.monotonic()
-            if ready:
-                try:
-                    self._buf += os.read(a._master, 4096)
-                except BlockingIOError:
-                    pass
-                except OSError as exc:
-                    if exc.errno != errno.EIO:
-                        raise
-            while b"\n" in self._buf:
-                end = self._buf.index(b"\n")
-                command = bytes(self._buf[:end]).strip(b"\r\x00 ").decode("ascii", "replace")
-                del self._buf[: end + 1]
-                if self.state.measuring_until is not None:
-                    self.ignored_while_measuring += 1
-                    log.warning("command received while measuring: ignored")
-                    continue
-                last, self.state.last_command_at = self.state.last_command_at, now
-                if last is not None and now - last < MIN_GAP_S:
-                    self.timing_violations += 1
-                    self._reply("!", stop)
-                    continue
-                reply = self.answer(command, now)
-                if reply is not None:
-                    self._reply(reply, stop)
-            s = self.state
-            if s.measuring_until is not None and now >= s.measuring_until:
-                s.measuring_until = None
-                if s.pending_error is not None:
-                    self._reply(s.pending_error, stop)
-                    s.pending_error = None
-                    continue
-                self._send_measurement(stop)
-        deadline = time.monotonic() + 1.0
-        while a.sent and time.monotonic() < deadline and a.reader_present():
-            time.sleep(0.05)
-        return a.sent
+    def reader_gone(self) -> None:
+        """The PC went away: PC mode ends."""
+        self.state = PCModeState()
+        self._buf.clear()
 
-    def _send_measurement(self, stop: threading.Event) -> None:
-        a = self.a
-        st = self.state.settings
+    def received(self, data: bytes, device: VirtualAnalyzer) -> bytes | None:
+        """Commands (one a line) in, the device's answers out."""
+        now = time.monotonic()
+        self._buf += data
+        out = bytearray()
+        while b"\n" in self._buf:
+            end = self._buf.index(b"\n")
+            command = bytes(self._buf[:end]).strip(b"\r\x00 ").decode("ascii", "replace")
+            del self._buf[: end + 1]
+            if self.state.measuring_until is not None:
+                self.ignored_while_measuring += 1
+                log.warning("command received while measuring: ignored")
+                continue
+            last, self.state.last_command_at = self.state.last_command_at, now
+            if last is not None and now - last < MIN_GAP_S:
+                self.timing_violations += 1
+                out += b"!\r\n"
+                continue
+            reply = self.answer(command, now)
+            if reply is not None:
+                out += reply.encode("ascii") + b"\r\n"
+        return bytes(out) or None
+
+    def tick(self, device: VirtualAnalyzer, now: float) -> bytes | None:
+        """When the measurement time is up: the error asked for, or the frame."""
+        s = self.state
+        if s.measuring_until is None or now < s.measuring_until:
+            return None
+        s.measuring_until = None
+        if s.pending_error is not None:
+            error, s.pending_error = s.pending_error, None
+            return error.encode("ascii") + b"\r\n"
+        st = s.settings
+        given = {
+            "sex": str(st["sex"]),
+            "age_years": int(str(st["age_years"])),
+            "height_cm": float(str(st["height_cm"])),
+        }
         sid = str(st.get("subject_id", "0" * 16))
-        condition = CONDITIONS[int(a.rng.integers(len(CONDITIONS)))]
-        subject = make_subject(
-            a.rng,
-            sid,
-            condition,
-            sex=str(st["sex"]),
-            age_years=int(st["age_years"]),  # type: ignore[call-overload]
-            height_cm=float(st["height_cm"]),  # type: ignore[arg-type]
-        )
-        reading = measure(
-            subject,
-            a.freqs,
-            a.segments,
-            a.rng,
-            dt.datetime.now(),
-            model=str(a.profile.simulator.get("model", a.profile.name)),
-        )
+        reading, truth = device.population.measure_given(dt.datetime.now(), sid, **given)
         if "body_type" in st:
             reading = replace(
                 reading, device_values={**reading.device_values, "Bt": int(str(st["body_type"]))}
             )
-        if a._write_all(a.codec.encode(reading), stop):
-            a.record_sent(subject, reading)
+        device.send_measurement(reading, truth)
+        return None

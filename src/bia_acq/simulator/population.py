@@ -1,41 +1,80 @@
-"""Simulated subjects with a known fluid status, and the spectra a device would measure.
+"""Simulated patients with a known fluid status, and the spectra a device would measure.
 
-The forward model inverts the core's own equations so the chain can be checked
-against ground truth:
+A **scenario** (YAML in ``config/scenarios/``, see :func:`load_scenario`) says
+who the subjects are and how their body water changes from visit to visit. For
+each subject and visit the model fixes the *true* ECW and ICW of every segment
+(two arms, trunk, two legs, and the unmeasured head and neck) and of the whole
+body, then builds the impedance spectra from them by inverting the core's own
+equations, adds measurement noise and rounds to the device's 0.1 Ω:
 
-* total body water from the Watson et al. 1980 formula (Am J Clin Nutr 33:27;
-  no impedance involved), ECW = ratio × TBW for a chosen ECW/TBW;
-* whole-body R0 from De Lorenzo's ECW equation solved for Re, R∞ from the
-  Matthie relation solved for s = R0/R∞ (:mod:`bia_acq.core.hanai`);
-* the hand-to-foot R0 is shared between arm, trunk and leg in series; PHYSIOLOGY
-  notes give arm ≈ 330 Ω, leg ≈ 270 Ω, trunk ≈ 30 Ω in a healthy man, and the
-  trunk about 10 % of whole-body impedance;
-* α 0.6–0.8 and fc 30–90 kHz per segment, within the NHANES 1999–2000 ranges
-  (α 0.30–0.95, fc 2–456 kHz);
-* measurement noise 0.2 Ω on R and X, then rounding to the device's 0.1 Ω.
+* **Total body water** from Watson et al. 1980 (Am J Clin Nutr 33:27; no
+  impedance involved), ECW = ECW/TBW × TBW for a baseline ratio drawn from the
+  scenario (Hanai-BIS gives about 0.43 in healthy adults: PHYSIOLOGY notes [V]).
+* **Segment water** shared by segment mass: upper extremity 5.0 %, lower
+  extremity 16.1 %, trunk 49.7 %, head and neck 8.1 % of body mass (Dempster
+  1955 as tabulated by Winter, *Biomechanics and Motor Control of Human
+  Movement*, 1990). That water follows mass is a model assumption.
+* **Whole-body R0** (hand to foot) from De Lorenzo's ECW equation solved for Re
+  (:func:`bia_acq.core.hanai.ecw_de_lorenzo`), shared between arm, trunk and leg
+  in series (arm ≈ 330 Ω, leg ≈ 270 Ω, trunk ≈ 30 Ω in a healthy man, trunk
+  about 10 % of the path: PHYSIOLOGY notes).
+* **R∞** from the segment's ECW/TBW through the inverse of Matthie's second
+  generation relation (:func:`bia_acq.core.hanai.s_from_ecw_tbw`), so the core's
+  method recovers the true ratio up to noise and the three-frequency fit.
+* **Changes** (edema, overload, dehydration) add or remove ECW and ICW of the
+  affected segments. Their R0 follows Hanai mixture theory at constant segment
+  length, as in De Lorenzo's equation: V_ECW ∝ (√W/R0)^(2/3), so
+  R0' = R0 · √(W'/W) · (V/V')^(3/2) with W the segment mass (1 L water = 1 kg).
+  Unaffected segments keep their impedance: a lymphedematous limb lowers that
+  limb's values only (PHYSIOLOGY notes).
+* **Cole shape**: α 0.6–0.8 and fc 30–90 kHz per segment, inside the NHANES
+  1999–2000 ranges (α 0.30–0.95, fc 2–456 kHz; PHYSIOLOGY notes).
+* **Noise**: ``noise_ohm`` (default 0.2 Ω) on R and X, then rounding to 0.1 Ω.
+
+The per-scenario sources (dialysis overload, post-operative swelling,
+lymphedema, pregnancy, dehydration) are cited in each scenario file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import importlib.resources
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bia_acq.core.cole import cole_impedance
-from bia_acq.core.hanai import icw_ecw_ratio_matthie, k_ecw, rho, s_from_ecw_tbw
+from bia_acq.core.hanai import k_ecw, rho, s_from_ecw_tbw
+from bia_acq.errors import ConfigError
 from bia_acq.model import Impedance, Reading, Segment
+from bia_acq.yamlfile import Doc, load, loads
 
-CONDITIONS = ("healthy", "fluid_overload", "right_leg_edema")
+if TYPE_CHECKING:
+    from bia_acq.drivers import Profile
 
-# share of hand-to-foot R0 per segment (arm, trunk, leg)
-_SHARE = {"arm": 0.50, "trunk": 0.07, "leg": 0.43}
-# healthy Hanai-BIS ECW/TBW is about 0.43; haemodialysis about 0.45 (PHYSIOLOGY notes [V])
-_RATIO = {
-    "healthy": (0.425, 0.008),
-    "fluid_overload": (0.465, 0.01),
-    "right_leg_edema": (0.425, 0.008),
-}
+#: body segments the model tracks; ``head`` (head and neck) is never measured
+PARTS = ("right_arm", "left_arm", "trunk", "right_leg", "left_leg", "head")
+#: share of body mass (Dempster 1955, via Winter 1990)
+MASS_SHARE = {"arm": 0.050, "leg": 0.161, "trunk": 0.497, "head": 0.081}
+#: share of the hand-to-foot R0 per segment in a healthy adult (PHYSIOLOGY notes)
+PATH_R0_SHARE = {"arm": 0.50, "trunk": 0.07, "leg": 0.43}
+
+WHERE = (
+    "all",
+    "legs",
+    "one_leg",
+    "one_arm",
+    "right_arm",
+    "left_arm",
+    "trunk",
+    "right_leg",
+    "left_leg",
+)
+COURSES = ("constant", "resolving", "varying", "growing")
 
 
 def watson_tbw_l(male: bool, age: float, height_cm: float, weight_kg: float) -> float:
@@ -45,107 +84,367 @@ def watson_tbw_l(male: bool, age: float, height_cm: float, weight_kg: float) -> 
     return -2.097 + 0.1069 * height_cm + 0.2466 * weight_kg
 
 
+def _kind(part: str) -> str:
+    return part.rsplit("_", 1)[-1]
+
+
+# -- scenario files ------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class SegmentTruth:
+class Change:
+    """A change of body water in some segments, over the visits."""
+
+    where: str
+    ecw_fraction: tuple[float, float] = (0.0, 0.0)  # mean, SD: extra ECW / baseline ECW
+    icw_fraction: tuple[float, float] = (0.0, 0.0)
+    course: str = "constant"
+    half_life_days: float = 7.0
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    share: float = 1.0
+    sex: str = "any"
+    age_years: tuple[float, float] = (18, 90)
+    bmi: tuple[float, float] = (25.5, 3.5)  # mean, SD (clipped to 17-45)
+    ecw_tbw: tuple[float, float] = (0.43, 0.008)
+    changes: tuple[Change, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    groups: tuple[Group, ...]
+    subjects: int = 20
+    visits: int = 1
+    visit_every_days: float = 0.0
+    noise_ohm: float = 0.2
+    sources: str = ""
+    file: str = ""
+
+
+SCENARIO_KEYS = (
+    "name",
+    "description",
+    "sources",
+    "subjects",
+    "visits",
+    "visit_every_days",
+    "noise_ohm",
+    "groups",
+)
+GROUP_KEYS = ("name", "share", "sex", "age_years", "bmi", "ecw_tbw", "changes")
+CHANGE_KEYS = ("where", "ecw_fraction", "icw_fraction", "course", "half_life_days")
+
+
+def _number(doc: Doc, key: str, v: Any, lo: float, hi: float, example: str) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float) or not lo <= v <= hi:
+        raise doc.error(
+            key, f"expected a number from {lo:g} to {hi:g}, got {v!r}", f"e.g. {example}"
+        )
+    return float(v)
+
+
+def _pair(doc: Doc, key: str, v: Any, lo: float, hi: float, example: str) -> tuple[float, float]:
+    if not (isinstance(v, list) and len(v) == 2):
+        raise doc.error(key, f"expected a pair [a, b], got {v!r}", f"e.g. {example}")
+    return (
+        _number(doc, f"{key}[0]", v[0], lo, hi, example),
+        _number(doc, f"{key}[1]", v[1], lo, hi, example),
+    )
+
+
+def _choice(doc: Doc, key: str, v: Any, allowed: tuple[str, ...]) -> str:
+    if v not in allowed:
+        raise doc.error(key, f"expected one of {', '.join(allowed)}, got {v!r}")
+    return str(v)
+
+
+def parse_scenario(doc: Doc) -> Scenario:
+    """Validate a scenario document; every mistake is one ConfigError line."""
+    d = doc.data
+    doc.check_keys("", d, SCENARIO_KEYS)
+    if not isinstance(d.get("name"), str) or not d["name"]:
+        raise doc.error("name", "missing or not text: every scenario needs a name")
+    groups_raw = d.get("groups")
+    if not isinstance(groups_raw, list) or not groups_raw:
+        raise doc.error(
+            "groups", "expected a list of at least one group", "see healthy-adults.yaml"
+        )
+    groups = []
+    for i, g in enumerate(groups_raw):
+        gk = f"groups[{i}]"
+        if not isinstance(g, dict):
+            raise doc.error(gk, "expected a mapping")
+        doc.check_keys(gk, g, GROUP_KEYS)
+        changes = []
+        raw_changes = g.get("changes", [])
+        if not isinstance(raw_changes, list):
+            raise doc.error(f"{gk}.changes", "expected a list of changes")
+        for j, c in enumerate(raw_changes):
+            ck = f"{gk}.changes[{j}]"
+            if not isinstance(c, dict):
+                raise doc.error(ck, "expected a mapping")
+            doc.check_keys(ck, c, CHANGE_KEYS)
+            if "where" not in c:
+                raise doc.error(ck, "missing 'where'", f"one of {', '.join(WHERE)}")
+            changes.append(
+                Change(
+                    where=_choice(doc, f"{ck}.where", c["where"], WHERE),
+                    ecw_fraction=_pair(
+                        doc,
+                        f"{ck}.ecw_fraction",
+                        c.get("ecw_fraction", [0, 0]),
+                        -0.5,
+                        2,
+                        "[0.3, 0.1]",
+                    ),
+                    icw_fraction=_pair(
+                        doc, f"{ck}.icw_fraction", c.get("icw_fraction", [0, 0]), -0.5, 2, "[0, 0]"
+                    ),
+                    course=_choice(doc, f"{ck}.course", c.get("course", "constant"), COURSES),
+                    half_life_days=_number(
+                        doc, f"{ck}.half_life_days", c.get("half_life_days", 7.0), 0.01, 3650, "10"
+                    ),
+                )
+            )
+        age = _pair(doc, f"{gk}.age_years", g.get("age_years", [18, 90]), 18, 100, "[18, 90]")
+        if age[0] > age[1]:
+            raise doc.error(f"{gk}.age_years", "the first age must not exceed the second")
+        groups.append(
+            Group(
+                name=str(g.get("name", f"group {i + 1}")),
+                share=_number(doc, f"{gk}.share", g.get("share", 1.0), 1e-6, 1e6, "0.5"),
+                sex=_choice(doc, f"{gk}.sex", g.get("sex", "any"), ("male", "female", "any")),
+                age_years=age,
+                bmi=_pair(doc, f"{gk}.bmi", g.get("bmi", [25.5, 3.5]), 0, 60, "[25.5, 3.5]"),
+                ecw_tbw=_pair(
+                    doc, f"{gk}.ecw_tbw", g.get("ecw_tbw", [0.43, 0.008]), 0, 0.7, "[0.43, 0.008]"
+                ),
+                changes=tuple(changes),
+            )
+        )
+    for k in ("subjects", "visits"):
+        v = d.get(k, 20 if k == "subjects" else 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise doc.error(k, f"expected a whole number of 1 or more, got {v!r}")
+    return Scenario(
+        name=d["name"],
+        description=str(d.get("description", "")),
+        groups=tuple(groups),
+        subjects=int(d.get("subjects", 20)),
+        visits=int(d.get("visits", 1)),
+        visit_every_days=_number(
+            doc, "visit_every_days", d.get("visit_every_days", 0), 0, 3650, "7"
+        ),
+        noise_ohm=_number(doc, "noise_ohm", d.get("noise_ohm", 0.2), 0, 100, "0.2"),
+        sources=str(d.get("sources", "")),
+        file=doc.file,
+    )
+
+
+def builtin_scenarios() -> dict[str, Scenario]:
+    out: dict[str, Scenario] = {}
+    for entry in importlib.resources.files("bia_acq.scenarios").iterdir():
+        if entry.name.endswith(".yaml"):
+            doc = loads(entry.read_text(encoding="utf-8"), f"<built-in>/{entry.name}", "scenario")
+            s = parse_scenario(doc)
+            out[s.name] = s
+    return out
+
+
+def load_scenario(name_or_file: str | os.PathLike[str]) -> Scenario:
+    """A built-in scenario by name, or a scenario file (ConfigError if neither)."""
+    text = os.fspath(name_or_file)
+    if text.endswith((".yaml", ".yml")) or os.sep in text:
+        return parse_scenario(load(Path(text), "scenario"))
+    known = builtin_scenarios()
+    if text not in known:
+        raise ConfigError(
+            f"unknown scenario {text!r}",
+            key="--scenario",
+            fix=f"use one of: {', '.join(sorted(known))}, or a path to a scenario .yaml file",
+        )
+    return known[text]
+
+
+# -- subjects and visits -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PartState:
+    """True state of one segment at one visit."""
+
+    ecw_l: float
+    icw_l: float
     r0_ohm: float
     rinf_ohm: float
     alpha: float
     fc_khz: float
-    ecw_tbw_ratio: float
-
-
-@dataclass(frozen=True)
-class Subject:
-    subject_id: str
-    condition: str
-    sex: str
-    age_years: int
-    height_cm: float
-    weight_kg: float
-    ecw_l: float
-    icw_l: float
-    segments: dict[str, SegmentTruth] = field(default_factory=dict)
 
     @property
     def tbw_l(self) -> float:
         return self.ecw_l + self.icw_l
 
 
+@dataclass
+class Subject:
+    """A simulated person: baseline body water per segment and their changes."""
+
+    subject_id: str
+    group: str
+    sex: str
+    age_years: int
+    height_cm: float
+    weight_kg: float  # baseline (without the changes)
+    k_rho: float
+    base: dict[str, PartState]
+    changes: list[tuple[Change, tuple[str, ...], float, float]] = field(default_factory=list)
+
+    @property
+    def male(self) -> bool:
+        return self.sex == "male"
+
+
+def _targets(where: str, rng: np.random.Generator) -> tuple[str, ...]:
+    if where == "all":
+        return PARTS
+    if where == "legs":
+        return ("right_leg", "left_leg")
+    if where in ("one_leg", "one_arm"):
+        side = "right" if rng.random() < 0.5 else "left"
+        return (f"{side}_{where.split('_')[1]}",)
+    return (where,)
+
+
 def make_subject(
     rng: np.random.Generator,
     subject_id: str,
-    condition: str = "healthy",
+    group: Group,
     *,
     sex: str | None = None,
     age_years: int | None = None,
     height_cm: float | None = None,
 ) -> Subject:
-    """A random subject; ``sex``, ``age_years``, ``height_cm`` fix those (a polled device's settings)."""
-    if condition not in CONDITIONS:
-        raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
-    male = bool(rng.random() < 0.5) if sex is None else sex == "male"
+    """Draw a subject of ``group`` (demographics, baseline water, Cole shape, changes).
+
+    ``sex``, ``age_years`` and ``height_cm`` fix those instead (what a polled
+    device was told before it measures).
+    """
+    if sex is None:
+        male = group.sex == "male" or (group.sex == "any" and bool(rng.random() < 0.5))
+    else:
+        male = sex == "male"
     sex = "male" if male else "female"
-    age = int(rng.integers(20, 85)) if age_years is None else age_years
+    age = (
+        int(rng.integers(int(group.age_years[0]), int(group.age_years[1]) + 1))
+        if age_years is None
+        else age_years
+    )
     height = (
         round(float(rng.normal(177 if male else 164, 7)), 1) if height_cm is None else height_cm
     )
-    bmi = float(np.clip(rng.normal(25.5, 3.5), 18.5, 38))
+    bmi = float(np.clip(rng.normal(*group.bmi), 17, 45))
     weight = round(bmi * (height / 100) ** 2, 1)
     tbw = watson_tbw_l(male, age, height, weight)
-    mean, sd = _RATIO[condition]
-    ratio = float(rng.normal(mean, sd))
-    if condition == "fluid_overload":
-        tbw *= 1.08  # extra water is extracellular
+    ratio = float(np.clip(rng.normal(*group.ecw_tbw), 0.30, 0.60))
     ecw = ratio * tbw
     rho_e, rho_i = (float(v) for v in rho(male))
     k_rho = rho_i / rho_e
-    r0_wb = height**2 * np.sqrt(weight) / (ecw / float(k_ecw(rho_e))) ** 1.5
-    s_wb = float(s_from_ecw_tbw(ratio, k_rho))
-    segs: dict[str, SegmentTruth] = {}
-    for side in ("right", "left"):
-        for part in ("arm", "leg"):
-            seg_ratio = ratio + float(rng.normal(0, 0.004))
-            share = _SHARE[part] * float(rng.normal(1, 0.02))
-            r0 = r0_wb * share
-            if condition == "right_leg_edema" and side == "right" and part == "leg":
-                seg_ratio += 0.035
-                r0 *= 0.85
-            s = float(s_from_ecw_tbw(seg_ratio, k_rho))
-            fc = float(rng.uniform(60, 90) if part == "arm" else rng.uniform(30, 55))
-            segs[f"{side}_{part}"] = SegmentTruth(
-                r0, r0 / s, float(rng.uniform(0.6, 0.8)), fc, seg_ratio
-            )
-    r0_t = r0_wb * _SHARE["trunk"]
-    segs["trunk"] = SegmentTruth(
-        r0_t, r0_t / s_wb, float(rng.uniform(0.6, 0.8)), float(rng.uniform(40, 80)), ratio
-    )
-    x = float(icw_ecw_ratio_matthie(s_wb, k_rho))
-    return Subject(subject_id, condition, sex, age, height, weight, ecw, ecw * x, segs)
+    # hand-to-foot R0 that De Lorenzo's equation turns back into this ECW
+    r0_path = height**2 * np.sqrt(weight) / (ecw / float(k_ecw(rho_e))) ** 1.5
+    base: dict[str, PartState] = {}
+    for part in PARTS:
+        kind = _kind(part)
+        seg_ratio = float(np.clip(ratio + rng.normal(0, 0.004), 0.30, 0.60))
+        seg_ecw = ecw * MASS_SHARE[kind]
+        seg_icw = seg_ecw * (1 - seg_ratio) / seg_ratio
+        r0 = r0_path * PATH_R0_SHARE.get(kind, 0.0) * float(rng.normal(1, 0.02))
+        s = float(s_from_ecw_tbw(seg_ratio, k_rho))
+        fc = float(
+            rng.uniform(60, 90)
+            if kind == "arm"
+            else rng.uniform(30, 55)
+            if kind == "leg"
+            else rng.uniform(40, 80)
+        )
+        base[part] = PartState(seg_ecw, seg_icw, r0, r0 / s, float(rng.uniform(0.6, 0.8)), fc)
+    changes = []
+    for c in group.changes:
+        targets = _targets(c.where, rng)
+        changes.append(
+            (c, targets, float(rng.normal(*c.ecw_fraction)), float(rng.normal(*c.icw_fraction)))
+        )
+    return Subject(subject_id, group.name, sex, age, height, weight, k_rho, base, changes)
 
 
-def measure(
-    subject: Subject,
+def _course(c: Change, day: float, rng: np.random.Generator) -> float:
+    """How much of a change is present ``day`` days after the first visit."""
+    if c.course == "resolving":
+        return float(0.5 ** (day / c.half_life_days))
+    if c.course == "growing":
+        return float(1 - 0.5 ** ((day + c.half_life_days) / c.half_life_days))
+    if c.course == "varying":
+        return float(max(rng.normal(1.0, 0.35), 0.0))
+    return 1.0
+
+
+def visit_state(
+    subject: Subject, day: float, rng: np.random.Generator
+) -> tuple[dict[str, PartState], float]:
+    """True segment states and body weight ``day`` days after the first visit."""
+    extra_e = dict.fromkeys(PARTS, 0.0)
+    extra_i = dict.fromkeys(PARTS, 0.0)
+    for c, targets, fe, fi in subject.changes:
+        amount = _course(c, day, rng)
+        for t in targets:
+            extra_e[t] += fe * amount * subject.base[t].ecw_l
+            extra_i[t] += fi * amount * subject.base[t].icw_l
+    weight = subject.weight_kg + sum(extra_e.values()) + sum(extra_i.values())
+    out: dict[str, PartState] = {}
+    for part, b in subject.base.items():
+        e = max(b.ecw_l + extra_e[part], 0.05 * b.ecw_l)
+        i = max(b.icw_l + extra_i[part], 0.05 * b.icw_l)
+        mass = subject.weight_kg * MASS_SHARE[_kind(part)]
+        new_mass = max(mass + (e - b.ecw_l) + (i - b.icw_l), 0.1 * mass)
+        r0 = b.r0_ohm * np.sqrt(new_mass / mass) * (b.ecw_l / e) ** 1.5
+        s = float(s_from_ecw_tbw(e / (e + i), subject.k_rho))
+        out[part] = PartState(e, i, float(r0), float(r0 / s), b.alpha, b.fc_khz)
+    return out, weight
+
+
+def _volumes(parts: Mapping[str, PartState]) -> dict[str, float]:
+    e = sum(p.ecw_l for p in parts.values())
+    i = sum(p.icw_l for p in parts.values())
+    return {"ecw_l": e, "icw_l": i, "tbw_l": e + i, "ecw_tbw_ratio": e / (e + i)}
+
+
+def spectra(
+    parts: Mapping[str, PartState],
     freqs_khz: list[float],
     segments: list[str],
     rng: np.random.Generator,
-    when: dt.datetime,
-    model: str | None = None,
-    noise_ohm: float = 0.2,
-) -> Reading:
-    """The Reading an analyzer would report for ``subject`` at ``when``."""
+    noise_ohm: float,
+) -> tuple[list[Impedance], dict[str, float]]:
+    """Noisy, 0.1 Ω-rounded impedance points per reported segment/path; phase at 50 kHz."""
     f_hz = np.asarray(freqs_khz, dtype=float) * 1e3
-
-    def z_of(name: str) -> np.ndarray:
-        t = subject.segments[name]
-        return np.asarray(cole_impedance(f_hz, t.r0_ohm, t.rinf_ohm, t.alpha, t.fc_khz * 1e3))
-
-    z_by: dict[str, np.ndarray] = {n: z_of(n) for n in subject.segments}
+    z_by: dict[str, np.ndarray] = {
+        n: np.asarray(cole_impedance(f_hz, p.r0_ohm, p.rinf_ohm, p.alpha, p.fc_khz * 1e3))
+        for n, p in parts.items()
+        if n != "head"
+    }
     z_by[Segment.WHOLE_BODY_RIGHT] = z_by["right_arm"] + z_by["trunk"] + z_by["right_leg"]
     z_by[Segment.WHOLE_BODY_LEFT] = z_by["left_arm"] + z_by["trunk"] + z_by["left_leg"]
     z_by[Segment.LEG_TO_LEG] = z_by["right_leg"] + z_by["left_leg"]
-    points = []
+    z_by[Segment.WHOLE_BODY] = z_by[Segment.WHOLE_BODY_RIGHT]
+    points: list[Impedance] = []
     phase50: dict[str, float] = {}
     for seg in segments:
+        if seg not in z_by:
+            continue
         z = (
             z_by[seg]
             + rng.normal(0, noise_ohm, len(f_hz))
@@ -157,57 +456,185 @@ def measure(
             )
             if f == 50:
                 phase50[seg] = round(float(np.degrees(np.arctan2(zz.imag, zz.real))), 1)
-    tbw = subject.tbw_l
-    values: dict[str, float | int | str] = {
-        "St": 0,
-        "Bt": 0,
-        "wW": round(tbw, 1),
-        "wI": round(subject.icw_l, 1),
-        "wO": round(subject.ecw_l, 1),
-        "wo": round(100 * subject.ecw_l / tbw, 1),
-    }
-    for seg, code in (
-        ("right_leg", "pR"),
-        ("left_leg", "pL"),
-        ("right_arm", "pr"),
-        ("left_arm", "pl"),
-    ):
-        if seg in phase50 and phase50[seg] != 0:
-            values[code] = phase50[seg]
-    return Reading(
-        model=model,
+    return points, phase50
+
+
+class Population:
+    """An endless stream of measurements for one scenario and one device profile.
+
+    Subjects come in cohorts of ``scenario.subjects``; a cohort is measured
+    visit by visit (all subjects at visit 1, then visit 2, ...), then a new
+    cohort with new IDs follows. The device clock of a visit is the send time
+    shifted back so the last visit falls on today: visits lie
+    ``visit_every_days`` apart in the device's clock.
+    """
+
+    def __init__(self, scenario: Scenario, profile: Profile, rng: np.random.Generator) -> None:
+        self.scenario = scenario
+        self.profile = profile
+        self.rng = rng
+        self.prefix = int(rng.integers(1000, 10000))  # IDs differ between seeds
+        self._numbered = 0
+        self._stream = self._measurements()
+
+    def _cohort(self) -> list[Subject]:
+        sc = self.scenario
+        shares = np.array([g.share for g in sc.groups], dtype=float)
+        picks = self.rng.choice(len(sc.groups), size=sc.subjects, p=shares / shares.sum())
+        out = []
+        for gi in picks:
+            self._numbered += 1
+            sid = f"{self.prefix:04d}{self._numbered:012d}"
+            out.append(make_subject(self.rng, sid, sc.groups[int(gi)]))
+        return out
+
+    def _measurements(self) -> Iterator[tuple[Subject, int, float]]:
+        sc = self.scenario
+        while True:
+            cohort = self._cohort()
+            for v in range(sc.visits):
+                for subject in cohort:
+                    yield subject, v + 1, v * sc.visit_every_days
+
+    def measure_given(
+        self, now: dt.datetime, subject_id: str, **given: Any
+    ) -> tuple[Reading, dict[str, Any]]:
+        """A measurement of a new subject with what a polled device was told.
+
+        ``given`` fixes ``sex``, ``age_years`` and ``height_cm``; the rest (group,
+        weight, body water) is drawn from the scenario as for any subject.
+        """
+        sc = self.scenario
+        shares = np.array([g.share for g in sc.groups], dtype=float)
+        group = sc.groups[int(self.rng.choice(len(sc.groups), p=shares / shares.sum()))]
+        subject = make_subject(self.rng, subject_id, group, **given)
+        return reading_for(
+            subject, 0.0, now, self.profile, self.rng, noise_ohm=sc.noise_ohm, scenario=sc.name
+        )
+
+    def next_measurement(self, now: dt.datetime) -> tuple[Reading, dict[str, Any]]:
+        """The next Reading the device sends at ``now`` and its ground truth."""
+        subject, visit, day = next(self._stream)
+        sc = self.scenario
+        span = (sc.visits - 1) * sc.visit_every_days
+        when = now - dt.timedelta(days=span - day)
+        return reading_for(
+            subject, day, when, self.profile, self.rng, noise_ohm=sc.noise_ohm, visit=visit,
+            scenario=sc.name,
+        )  # fmt: skip
+
+
+def reading_for(
+    subject: Subject,
+    day: float,
+    when: dt.datetime,
+    profile: Profile,
+    rng: np.random.Generator,
+    *,
+    noise_ohm: float = 0.2,
+    visit: int = 1,
+    scenario: str = "",
+) -> tuple[Reading, dict[str, Any]]:
+    """What ``profile``'s device reports for ``subject`` ``day`` days after the first visit.
+
+    The spectra cover the profile's ``frequencies_khz`` × ``segments`` (from
+    ``options``, overridden by the ``simulator:`` section; none if neither lists
+    them). The ``simulator:`` section shapes the rest: ``model``;
+    ``device_values`` (the keys of the device's own results this model sends, or
+    a mapping of its keys to whole-body truth quantities such as ``ecw_l``;
+    default: the Tanita set for the ``tanita`` protocol, none otherwise);
+    ``clock: false`` for devices without a clock; ``control`` (framing values).
+    Returns the reading and its ground truth (:func:`truth_record`).
+    """
+    sim = profile.simulator
+    opts = {**profile.options, **sim}  # the simulator section may override
+    freqs = [float(f) for f in opts.get("frequencies_khz", [])]
+    segments = [str(x) for x in opts.get("segments", [])]
+    parts, weight = visit_state(subject, day, rng)
+    points, phase50 = spectra(parts, freqs, segments, rng, noise_ohm) if freqs else ([], {})
+    whole = _volumes(parts)
+    values: dict[str, float | int | str] = {}
+    if profile.protocol == "tanita" or "device_values" in sim:
+        values = {
+            "St": 0,
+            "Bt": 0,
+            "wW": round(whole["tbw_l"], 1),
+            "wI": round(whole["icw_l"], 1),
+            "wO": round(whole["ecw_l"], 1),
+            "wo": round(100 * whole["ecw_tbw_ratio"], 1),
+        }
+        for seg, code in (
+            ("right_leg", "pR"),
+            ("left_leg", "pL"),
+            ("right_arm", "pr"),
+            ("left_arm", "pl"),
+        ):
+            if phase50.get(seg):
+                values[code] = phase50[seg]
+        own = sim.get("device_values")
+        if isinstance(own, dict):  # the device's own keys -> true whole-body quantities
+            values = {
+                str(k): round(float(whole[str(q)]), 3 if "ratio" in str(q) else 1)
+                for k, q in own.items()
+            }
+        elif own is not None:  # only what this model computes itself
+            keep = {str(k) for k in own}
+            values = {k: v for k, v in values.items() if k in keep}
+    control = tuple((str(k), str(v)) for k, v in sim.get("control", []) or [])
+    reading = Reading(
+        model=str(sim.get("model", profile.name)),
         subject_id=subject.subject_id,
-        measured_at=when.replace(second=0, microsecond=0),
+        measured_at=None
+        if sim.get("clock", True) is False
+        else when.replace(second=0, microsecond=0),
         sex=subject.sex,
         age_years=subject.age_years,
         height_cm=subject.height_cm,
-        weight_kg=subject.weight_kg,
+        weight_kg=round(weight, 1),
         impedance=tuple(points),
         device_values=values,
+        control=control,
     )
+    return reading, truth_record(subject, visit, day, parts, weight, scenario)
 
 
-def truth_record(subject: Subject) -> dict[str, object]:
-    """Ground truth as a JSON-able dict (for ``--truth`` files)."""
+def truth_record(
+    subject: Subject,
+    visit: int,
+    day: float,
+    parts: Mapping[str, PartState],
+    weight_kg: float,
+    scenario: str,
+) -> dict[str, Any]:
+    """Ground truth as a JSON-able dict (one ``--truth`` line's ``truth``)."""
+    whole = _volumes(parts)
+    segs: dict[str, dict[str, float]] = {}
+    for name, p in parts.items():
+        segs[name] = {
+            "ecw_l": p.ecw_l,
+            "icw_l": p.icw_l,
+            "tbw_l": p.tbw_l,
+            "ecw_tbw_ratio": p.ecw_l / p.tbw_l,
+            "r0_ohm": p.r0_ohm,
+            "rinf_ohm": p.rinf_ohm,
+            "alpha": p.alpha,
+            "fc_khz": p.fc_khz,
+        }
     return {
+        "scenario": scenario,
+        "group": subject.group,
         "subject_id": subject.subject_id,
-        "condition": subject.condition,
+        "visit": visit,
+        "day": day,
         "sex": subject.sex,
         "age_years": subject.age_years,
         "height_cm": subject.height_cm,
-        "weight_kg": subject.weight_kg,
-        "ecw_l": subject.ecw_l,
-        "icw_l": subject.icw_l,
-        "tbw_l": subject.tbw_l,
-        "ecw_tbw_ratio": subject.ecw_l / subject.tbw_l,
-        "segments": {
-            k: {
-                "r0_ohm": v.r0_ohm,
-                "rinf_ohm": v.rinf_ohm,
-                "alpha": v.alpha,
-                "fc_khz": v.fc_khz,
-                "ecw_tbw_ratio": v.ecw_tbw_ratio,
-            }
-            for k, v in subject.segments.items()
-        },
+        "weight_kg": weight_kg,
+        "changes": [
+            {"where": list(t), "ecw_fraction": fe, "icw_fraction": fi, "course": c.course}
+            for c, t, fe, fi in subject.changes
+        ],
+        "whole_body": whole,
+        **whole,  # the whole-body values at the top level too (ecw_l, ..., ecw_tbw_ratio)
+        "segments": segs,
     }
