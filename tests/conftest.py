@@ -12,7 +12,7 @@ import pytest
 from hypothesis import strategies as st
 
 from bia_acq.model import Impedance, Reading
-from bia_acq.protocols.tanita import IMPEDANCE_PREFIX, SEGMENT_SUFFIX
+from bia_acq.protocols.tanita import IMPEDANCE_PREFIX, MAGNITUDE_PREFIX, SEGMENT_SUFFIX
 
 DATA = Path(__file__).parent / "data"
 
@@ -77,8 +77,14 @@ def readings(draw: st.DrawFn) -> Reading:
     )
     keys = st.text(alphabet="ABCDEFGNOPSTUVWYZbdefghkmnoqstuvwxyz", min_size=2, max_size=3).filter(
         lambda k: (
-            k not in {"MO", "SN", "ID", "GE", "AG", "Hm", "Wk", "Da", "DT", "DA", "TI", "Ti", "CS"}
-            and not (len(k) == 2 and k[0] in IMPEDANCE_PREFIX and k[1] in SEGMENT_SUFFIX)
+            k
+            not in {"MO", "SN", "ID", "GE", "AG", "Hm", "Wk", "Da", "DT", "DA", "TI", "Ti", "CS"}
+            | {"Wp", "Ws", "Hf"}
+            and not (
+                len(k) == 2
+                and k[0] in {*IMPEDANCE_PREFIX, *MAGNITUDE_PREFIX}
+                and k[1] in SEGMENT_SUFFIX
+            )
         )
     )
     values = draw(

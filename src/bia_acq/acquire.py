@@ -27,7 +27,7 @@ from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportE
 from bia_acq.link import Link
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk, Protocol
-from bia_acq.store.writer import FileCursor, SavedMeasurement, Store
+from bia_acq.store.writer import FileCursor, SavedMeasurement, Store, ToSave
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,9 @@ class Batch:
     #: for polled analyzers: the work-list entry the frame in this batch was measured for
     worklist_id: int | None = None
     key: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: for imported captures: one key per chunk (file, byte offset, SHA-256) instead of
+    #: ``KEY.i``, so importing a file again, or a grown file, journals nothing twice
+    chunk_keys: tuple[str, ...] | None = None
 
 
 class PortReader(threading.Thread):
@@ -204,6 +207,8 @@ class PortRuntime:
     driver: str
     codec: Protocol
     zone: dt.tzinfo | None
+    #: live data: warn when the device clock is far from the receive time (not for imports)
+    live: bool = True
 
 
 class Ingest:
@@ -226,6 +231,11 @@ class Ingest:
         self.ports: dict[str, PortRuntime] = {}
         self._by_driver: dict[str, PortRuntime] = {}
         self.rejected = 0
+        self.stored = 0
+        self.duplicates = 0
+        #: level of the log line per kept junk chunk or rejected frame: WARNING for live
+        #: data, DEBUG for a bulk import (its summary counts them)
+        self.chunk_log_level = logging.WARNING
 
     def add_port(self, port: PortConfig) -> None:
         zone = zoneinfo.ZoneInfo(port.timezone) if port.timezone else None
@@ -244,20 +254,25 @@ class Ingest:
         base = self._by_driver[driver]
         return PortRuntime(port, driver, base.codec, base.zone)
 
-    def handle(self, *batches: Batch, decode: bool = True) -> None:
+    def handle(self, *batches: Batch, decode: bool = True) -> int:
         """Journal the batches (once each, by key) in one transaction, commit, then decode
         and store their new frames in a second one. With ``decode=False`` (a stop in a
-        hurry) frames stay pending: the next start decodes them."""
+        hurry) frames stay pending: the next start decodes them.
+
+        Returns how many chunks were new to the journal."""
         store = self.store
         assert store is not None
         with store.db.atomic():  # a folder's cursor moves with its journal, or not at all
             journaled = []
             for b in batches:
-                journaled.append(store.journal(b.port, b.driver, b.chunks, b.received_epoch, b.key))
+                journaled.append(
+                    store.journal(b.port, b.driver, b.chunks, b.received_epoch, b.key, b.chunk_keys)
+                )
                 if b.cursor is not None:
                     store.save_cursor(b.cursor)
+        new = sum(j.new for js in journaled for j in js)
         if not decode:
-            return
+            return new
         # frames to decode, per port: one vectorised estimate for each
         work: dict[tuple[str, str], tuple[PortRuntime, list[PendingWork]]] = {}
         for batch, js in zip(batches, journaled, strict=True):
@@ -271,7 +286,7 @@ class Ingest:
                 elif j.new:
                     quiet = (c.reason or "").startswith("dialogue: ")  # a polled device's replies
                     log.log(
-                        logging.DEBUG if quiet else logging.WARNING,
+                        logging.DEBUG if quiet else self.chunk_log_level,
                         "port %s: %d bytes kept as %s: %s",
                         batch.port,
                         len(c.data),
@@ -291,7 +306,7 @@ class Ingest:
                 continue
             work.setdefault((batch.port, batch.driver), (rt, []))[1].extend(frames)
         if not work:
-            return
+            return new
         saved: list[SavedMeasurement] = []
         with store.db.atomic():
             for rt, frames in work.values():
@@ -299,6 +314,7 @@ class Ingest:
         if self.on_saved is not None:  # after the commit
             for m in saved:
                 self.on_saved(m)
+        return new
 
     def process(
         self,
@@ -345,27 +361,35 @@ class Ingest:
                     )
             if decoded:
                 results = estimate([d[3] for d in decoded], self.method, self.bands)
-            for i, (raw_id, data, received_epoch, reading, entry, notes) in enumerate(decoded):
-                m = store.save(
-                    raw_frame_id=raw_id,
-                    frame=data,
-                    port=rt.name,
-                    driver=rt.driver,
-                    reading=reading,
-                    received_epoch=received_epoch,
-                    measured_epoch=self._measured_epoch(rt, reading),
-                    results=results.rows(i),
-                    warnings=self._warnings(
-                        rt, reading, received_epoch, [*results.notes[i], *notes]
-                    ),
+            items = []
+            for i, (raw_id, data, received_epoch, reading, _, notes) in enumerate(decoded):
+                try:
+                    notes = [*notes, *rt.codec.check(reading)]
+                except Exception:  # a codec bug must not lose the measurement
+                    log.exception("port %s: consistency check failed on frame %d", rt.name, raw_id)
+                items.append(
+                    ToSave(
+                        raw_id,
+                        data,
+                        reading,
+                        self._measured_epoch(rt, reading),
+                        results.rows(i),
+                        self._warnings(rt, reading, received_epoch, [*results.notes[i], *notes]),
+                        received_epoch,
+                    )
                 )
+            stored = store.save_many(rt.name, rt.driver, items) if items else []
+            for (raw_id, _, _, _, entry, _), m in zip(decoded, stored, strict=True):
                 if m is None:
-                    log.info(
+                    self.duplicates += 1
+                    log.log(
+                        min(self.chunk_log_level, logging.INFO),
                         "port %s: frame %d repeats a stored measurement, not stored twice",
                         rt.name,
                         raw_id,
                     )
                 else:
+                    self.stored += 1
                     saved.append(m)
                 if entry is not None:
                     if m is None:
@@ -389,7 +413,7 @@ class Ingest:
     ) -> list[str]:
         warnings = list(notes)
         measured = self._measured_epoch(rt, reading)
-        if measured is not None and abs(measured - received_epoch) > CLOCK_WARNING_S:
+        if rt.live and measured is not None and abs(measured - received_epoch) > CLOCK_WARNING_S:
             off = measured - received_epoch
             warnings.append(f"device clock is {off / 60:+.0f} min from this PC's clock")
         return warnings
@@ -399,8 +423,13 @@ class Ingest:
         assert self.store is not None
         self.store.reject(raw_id, reason, offset)
         where = f" at byte {offset}" if offset is not None else ""
-        log.warning(
-            "port %s: frame %d rejected%s: %s (kept in raw_frame)", rt.name, raw_id, where, reason
+        log.log(
+            self.chunk_log_level,
+            "port %s: frame %d rejected%s: %s (kept in raw_frame)",
+            rt.name,
+            raw_id,
+            where,
+            reason,
         )
 
     def recover(self, stop: threading.Event | None = None, group: int = 64) -> int:

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
 from bia_acq import __version__
@@ -47,6 +48,18 @@ def positive_float(text: str) -> float:
     return v
 
 
+def add_drivers_dir(p: argparse.ArgumentParser) -> None:
+    """The ``--drivers-dir`` option: extra device profiles, as a configuration's ``drivers_dir``."""
+    p.add_argument(
+        "--drivers-dir",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of extra device profiles (*.yaml), e.g. /etc/bia-acq/drivers; repeatable",
+    )
+
+
 #: Subcommand modules in bia_acq.commands, in the order `--help` lists them.
 COMMANDS = (
     "run",
@@ -54,6 +67,8 @@ COMMANDS = (
     "replay",
     "validate",
     "decode",
+    "import_",
+    "ports",
     "check_config",
     "drivers",
     "worklist",

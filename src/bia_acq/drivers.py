@@ -84,7 +84,15 @@ class Profile:
 
     def codec(self) -> Protocol:
         """A protocol codec configured with this profile's options."""
-        return load_protocol(self.protocol)(self.options)
+        cls = load_protocol(self.protocol)
+        try:
+            return cls(self.options)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ConfigError(
+                f"driver profile {self.name!r}: options: {exc}",
+                file=self.source or None,
+                fix=f"see the {self.protocol!r} protocol's options in docs/protocols.md",
+            ) from None
 
 
 PROFILE_KEYS = ("name", "description", "protocol", "serial", "options", "simulator", "dialogue")

@@ -7,6 +7,7 @@ capacitive, which is what tissue shows.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -89,7 +90,7 @@ class Reading:
 
     def __post_init__(self) -> None:
         # one canonical order, so equal readings compare equal
-        object.__setattr__(self, "impedance", tuple(sorted(self.impedance, key=_impedance_key)))
+        object.__setattr__(self, "impedance", tuple(sorted(self.impedance, key=_IMPEDANCE_KEY)))
 
     def to_json(self) -> dict[str, object]:
         """The reading as the JSON object ``bia-acq decode`` prints."""
@@ -107,8 +108,7 @@ class Reading:
         }
 
 
-def _impedance_key(z: Impedance) -> tuple[str, float]:
-    return (z.segment, z.freq_khz)
+_IMPEDANCE_KEY = operator.attrgetter("segment", "freq_khz")
 
 
 def _impedance_json(z: Impedance) -> dict[str, object]:

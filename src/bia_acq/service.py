@@ -15,6 +15,7 @@ STATUS and watchdog, and :meth:`Service.reload` on SIGHUP.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import queue
@@ -26,7 +27,7 @@ from collections.abc import Callable
 from bia_acq.acquire import Batch, Ingest, PortReader
 from bia_acq.config import Config, PortConfig
 from bia_acq.drivers import all_profiles
-from bia_acq.errors import StorageError
+from bia_acq.errors import BiaError, StorageError
 from bia_acq.folder import FolderReader, folder_readers
 from bia_acq.polled import make_reader
 from bia_acq.spool import Spool, spool_path
@@ -99,7 +100,8 @@ class Service:
             bands=self.config.thresholds,
         )
         for port in self.config.ports:
-            self.ingest.add_port(port)
+            with contextlib.suppress(BiaError):  # _start_source says why a port is not read
+                self.ingest.add_port(port)
         try:
             self._open_db()
             if len(self.spool):  # before folder sources read their cursors
@@ -139,7 +141,11 @@ class Service:
 
     def _start_source(self, port: PortConfig) -> None:
         assert self.ingest is not None
-        self.ingest.add_port(port)
+        try:
+            self.ingest.add_port(port)
+        except BiaError as exc:  # e.g. its protocol's plugin fails to import
+            log.error("port %s is not read: %s", port.name, exc)
+            return
         source = self._make_source(port)
         self.sources[port.name] = source
         source.start()

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from bia_acq.cli import add_drivers_dir
 from bia_acq.errors import BiaError
 
 
@@ -19,6 +20,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--driver", required=True, help="device profile, e.g. tanita-mc780")
     p.add_argument("file", nargs="?", default="-", help="captured bytes (default: standard input)")
+    add_drivers_dir(p)
     p.set_defaults(handler=run)
 
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.drivers import get_profile
     from bia_acq.errors import FrameError
 
-    profile = get_profile(args.driver)
+    profile = get_profile(args.driver, args.drivers_dir)
     codec = profile.codec()
     if args.file == "-":
         data = sys.stdin.buffer.read()

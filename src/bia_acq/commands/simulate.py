@@ -6,7 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bia_acq.cli import DEFAULT_DRIVER, Stop, positive_float, positive_int, setup_logging
+from bia_acq.cli import (
+    DEFAULT_DRIVER,
+    Stop,
+    add_drivers_dir,
+    positive_float,
+    positive_int,
+    setup_logging,
+)
 
 
 def add_endpoint_args(p: argparse.ArgumentParser) -> None:
@@ -82,6 +89,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--truth", type=Path, help="write what was sent and the ground truth as JSON lines"
     )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    add_drivers_dir(p)
     p.set_defaults(handler=run)
 
 
@@ -92,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.simulator.population import load_scenario
 
     setup_logging(args.log_level)
-    profile = get_profile(args.driver)
+    profile = get_profile(args.driver, args.drivers_dir)
     faults = [Fault.parse(f) for f in args.fault]
     scenario = load_scenario(args.scenario)
     endpoint = make_endpoint(args, profile)

@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "jsonlines": "bia_acq.protocols.jsonlines:JsonLinesProtocol",
     "openeit": "bia_acq.protocols.openeit:OpenEITProtocol",
     "lookinbody-csv": "bia_acq.protocols.lookinbody:LookinBodyProtocol",
+    "positional": "bia_acq.protocols.positional:PositionalProtocol",
 }
 
 ChunkKind = Literal["frame", "junk", "truncated"]
@@ -186,6 +187,14 @@ class Protocol(ABC):
     @abstractmethod
     def encode(self, reading: Reading) -> bytes:
         """A Reading -> the bytes the device would send for it."""
+
+    def check(self, reading: Reading) -> list[str]:
+        """Consistency warnings for a decoded reading (stored with it, never a rejection).
+
+        A codec that knows how its device's values relate (e.g. a phase angle
+        and R, X at the same frequency) overrides this; the default has none.
+        """
+        return []
 
 
 def _import(target: str) -> type[Protocol]:

@@ -14,11 +14,31 @@ PROTOCOLS.md of the project's shared notes:
 * Impedance headers are two letters, quantity-at-frequency then segment
   (``R`` = R at 50 kHz, ``X`` = X at 50 kHz, ``r`` = right arm, ...); reactance
   and phase are negative.
+
+Carried over from the manuals (facts only; the full table is in
+``docs/protocols.md``):
+
+* MC-980MA "Instructions for PC mode", output data format version 20101019:
+  the same control prefix, ``MO`` 8 bytes, ``ID`` 16 digits (all zeros when not
+  used), ``St`` status, ``Da``/``TI``, ``Bt``, ``GE``, ``AG``, ``Hm``, ``Pt``,
+  ``Wk``, ``FW``, ``fW``, ``MW``, ``mW``, ``sW`` (muscle score -4..4), ``bW``,
+  ``wW``, ``ww``, ``wI``...
+* SC-240 / SC-330 instruction manuals, "Connection with a personal computer":
+  a foot-to-foot analyzer sends ``ZF`` (impedance at 50 kHz, ohm, one decimal)
+  besides ``Sw`` (ideal weight), ``OV`` (degree of obesity %), ``IF``, ``rb``
+  (BMR kJ), ``rB`` (BMR kcal), ``rJ`` (BMR score), ``rA`` (metabolic age); the
+  sample output has ``Hm,170`` without decimals.
+* HD-351BT and WB-3000 manuals: in pound mode weight comes as ``Wp`` (lb) or
+  ``Ws`` (``st.lb``, e.g. ``11.05.2`` = 11 st 5.2 lb) and height as ``Hf``
+  (feet and inches); some scales send an irrelevant signal about 0.1 s after
+  the data, to be ignored.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,7 +71,79 @@ SEGMENT_SUFFIX: dict[str, Segment] = {
     "H": Segment.WHOLE_BODY_RIGHT,
     "M": Segment.WHOLE_BODY_LEFT,
 }
+#: Impedance-magnitude letters of single-frequency analyzers: letter -> kHz.
+#: The SC-240/SC-330 send ``ZF``, |Z| at 50 kHz foot to foot. Decoded as an
+#: Impedance with ``r_ohm`` = |Z| and no reactance (at 50 kHz the phase of
+#: tissue is about 5-8 degrees, so |Z| exceeds R by under 1 %).
+MAGNITUDE_PREFIX: dict[str, float] = {"Z": 50.0}
+#: Phase-angle letters: letter -> kHz. Device-computed, kept in device_values.
+PHASE_PREFIX: dict[str, float] = {"p": 50.0}
+
+#: General codes: header -> meaning (unit). Mapped ones become Reading fields;
+#: the rest are kept in ``device_values`` under the same header.
+GENERAL_CODES: dict[str, str] = {
+    "MO": "model",
+    "SN": "serial number",
+    "ID": "subject ID (all zeros when not used)",
+    "St": "measurement status (0 normal end, 1 segmental measurement error)",
+    "Da": "date dd/mm/yyyy",
+    "DT": "date yyyy/mm/dd (MC-780A) or dd/mm/yyyy (BC-601)",
+    "DA": "date yy/mm/dd (DC-320)",
+    "TI": "time hh:mm",
+    "Ti": "time hh:mm:ss (BC-601)",
+    "Bt": "body type (0 standard, 2 athletic)",
+    "GE": "sex (1 male, 2 female)",
+    "AG": "age (years)",
+    "Hm": "height (cm)",
+    "Hf": "height (feet and inches, pound mode)",
+    "Pt": "preset tare, clothes (kg)",
+    "Wk": "weight (kg)",
+    "Wp": "weight (lb)",
+    "Ws": "weight (stone and pounds)",
+    "FW": "fat (%)",
+    "fW": "fat mass (kg)",
+    "MW": "fat-free mass (kg)",
+    "mW": "muscle mass (kg)",
+    "sW": "muscle score",
+    "bW": "bone mass (kg)",
+    "wW": "total body water (kg)",
+    "ww": "total body water (%)",
+    "wI": "intracellular water (kg)",
+    "wO": "extracellular water (kg)",
+    "wo": "ECW/TBW (%)",
+    "MI": "BMI",
+    "Sw": "ideal body weight (kg)",
+    "OV": "degree of obesity (%)",
+    "IF": "visceral fat rating",
+    "rB": "BMR (kcal)",
+    "rb": "BMR (kJ)",
+    "rJ": "BMR score",
+    "rA": "metabolic age (years)",
+    "AL": "activity level (BC-601)",
+    "CS": "checksum",
+}
+#: Segmental composition: quantity letter + segment letter (e.g. ``FR`` fat % right leg).
+COMPOSITION_QUANTITY: dict[str, str] = {
+    "F": "fat (%)",
+    "f": "fat mass (kg)",
+    "M": "fat-free mass (kg)",
+    "m": "muscle mass (kg)",
+    "S": "fat score",
+    "s": "muscle score",
+}
+COMPOSITION_SEGMENT: dict[str, str] = {
+    "R": "right leg",
+    "L": "left leg",
+    "r": "right arm",
+    "l": "left arm",
+    "T": "trunk",
+}
+
+LB_KG = 0.45359237  # international pound, exact
+IN_CM = 2.54  # inch, exact
+ST_LB = 14
 _PREFIX_OF = {v: k for k, v in IMPEDANCE_PREFIX.items()}
+_MAG_OF = {v: k for k, v in MAGNITUDE_PREFIX.items()}
 _SUFFIX_OF = {v.value: k for k, v in SEGMENT_SUFFIX.items()}
 
 DATE_KEYS = ("Da", "DT", "DA")
@@ -59,6 +151,65 @@ TIME_KEYS = ("TI", "Ti")
 _SEX = {1: "male", 2: "female"}
 _SEX_CODE = {v: k for k, v in _SEX.items()}
 DEFAULT_CONTROL = (("0", "16"), ("~0", "1"), ("~1", "1"), ("~2", "1"))
+
+
+_BAD_BYTE = re.compile(rb"[^\t\x20-\x7e]")
+_INFINITIES = (math.inf, -math.inf)
+#: every impedance header -> (is resistance, (segment, kHz))
+_IMP_KEY: dict[str, tuple[bool, tuple[str, float]]] = {
+    p + s: (qty == "r", (seg.value, freq))
+    for p, (qty, freq) in IMPEDANCE_PREFIX.items()
+    for s, seg in SEGMENT_SUFFIX.items()
+}
+
+_IMP_KEYSET = frozenset(_IMP_KEY)
+#: (phase header, segment, kHz) pairs the consistency check compares with atan(X/R)
+_PHASE_CHECKS = [
+    (p + s, seg.value, freq)
+    for p, freq in PHASE_PREFIX.items()
+    for s, seg in SEGMENT_SUFFIX.items()
+]
+#: headers the per-pair loop treats specially; any other is a plain device value
+_SPECIAL = frozenset(
+    {"", "0", "Ws", "Hf", "MO", "SN", "ID", "GE", "AG", "Hm", "Wk", "Wp", *DATE_KEYS, *TIME_KEYS}
+    | set(_IMP_KEY)
+    | {m + s for m in MAGNITUDE_PREFIX for s in SEGMENT_SUFFIX}
+)
+_R_KEY = {k: sf for k, (is_r, sf) in _IMP_KEY.items() if is_r}
+_X_KEY = {k: sf for k, (is_r, sf) in _IMP_KEY.items() if not is_r}
+_R_KEYSET = frozenset(_R_KEY)
+_X_KEYSET = frozenset(_X_KEY)
+
+
+class _FieldError(Exception):
+    """A field problem, located by token index (turned into a byte offset by decode)."""
+
+    def __init__(self, reason: str, index: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.index = index
+
+
+def _split_simple(text: str) -> tuple[list[str], set[int]] | None:
+    """Split on commas when every quoted string is a whole token without commas.
+
+    Returns (tokens with quotes removed, indices of quoted tokens), or None when
+    the careful tokenizer is needed (it also gives the byte offset of an error).
+    """
+    parts = text.split(",")
+    quoted: set[int] = set()
+    i = text.find('"')
+    while i >= 0:
+        j = text.find('"', i + 1)
+        if j < 0 or (i > 0 and text[i - 1] != ",") or (j + 1 < len(text) and text[j + 1] != ","):
+            return None
+        if "," in text[i:j]:
+            return None
+        k = text.count(",", 0, i)
+        parts[k] = text[i + 1 : j]
+        quoted.add(k)
+        i = text.find('"', j + 1)
+    return parts, quoted
 
 
 def checksum(data: bytes) -> str:
@@ -91,10 +242,11 @@ def _tokens(text: str, base: int) -> list[tuple[str, int, bool]]:
 
 
 def _number(tok: str) -> int | float | None:
-    try:
-        return int(tok)
-    except ValueError:
-        pass
+    if "." not in tok:  # int() never takes a decimal point: skip its exception
+        try:
+            return int(tok)
+        except ValueError:
+            pass
     try:
         v = float(tok)
     except ValueError:
@@ -130,6 +282,45 @@ def _parse_date(key: str, text: str) -> dt.date:
     return dt.date(c, b, a)  # dd/mm/yyyy (MC-780, SC-330, MC-980 "Da"; BC-601 "DT")
 
 
+def describe(key: str) -> str | None:
+    """What a Tanita header means, from the code table; None if unknown."""
+    if key in GENERAL_CODES:
+        return GENERAL_CODES[key]
+    if len(key) == 2:
+        q, s = key[0], key[1]
+        if q in IMPEDANCE_PREFIX and s in SEGMENT_SUFFIX:
+            qty, freq = IMPEDANCE_PREFIX[q]
+            name = "resistance" if qty == "r" else "reactance"
+            return f"{name} at {freq:g} kHz, {SEGMENT_SUFFIX[s].value} (ohm)"
+        if q in MAGNITUDE_PREFIX and s in SEGMENT_SUFFIX:
+            return f"impedance |Z| at {MAGNITUDE_PREFIX[q]:g} kHz, {SEGMENT_SUFFIX[s].value} (ohm)"
+        if q in PHASE_PREFIX and s in SEGMENT_SUFFIX:
+            return f"phase angle at {PHASE_PREFIX[q]:g} kHz, {SEGMENT_SUFFIX[s].value} (degrees)"
+        if q in COMPOSITION_QUANTITY and s in COMPOSITION_SEGMENT:
+            return f"{COMPOSITION_QUANTITY[q]}, {COMPOSITION_SEGMENT[s]}"
+    return None
+
+
+_FT_IN = re.compile(r"(\d{1,2})['.](\d{1,2}(?:\.\d+)?)")
+_ST_LB = re.compile(r"(\d{1,3})\.(\d{1,2}(?:\.\d+)?)")
+
+
+def parse_feet_inches(text: str) -> float:
+    """``5'07.5`` or ``5.07.5`` (feet, inches) -> centimetres. ValueError if not."""
+    m = _FT_IN.fullmatch(text)
+    if m is None or float(m[2]) >= 12:
+        raise ValueError(text)
+    return (int(m[1]) * 12 + float(m[2])) * IN_CM
+
+
+def parse_stone_pounds(text: str) -> float:
+    """``11.05.2`` (stone, pounds) -> kilograms. ValueError if not."""
+    m = _ST_LB.fullmatch(text)
+    if m is None or float(m[2]) >= ST_LB:
+        raise ValueError(text)
+    return (int(m[1]) * ST_LB + float(m[2])) * LB_KG
+
+
 def _parse_time(text: str) -> dt.time:
     parts = text.split(":")
     if len(parts) not in (2, 3) or not all(p.isdigit() for p in parts):
@@ -146,8 +337,17 @@ class TanitaProtocol(Protocol):
     ``frequencies_khz``: frequencies the model measures (encoder writes these).
     ``unmeasured_khz``: frequencies the model sends as ``0.0`` (MC-780: 1, 500,
     1000 kHz). ``segments``: segment names the encoder writes.
-    ``date_key``/``time_key``: which clock keys the encoder writes.
+    ``date_key``/``time_key``: which clock keys the encoder writes;
+    ``date_order: dmy`` writes ``DT`` as dd/mm/yyyy (BC-601) instead of yyyy/mm/dd.
     ``checksum_brace``: write a ``}`` after the checksum.
+    ``magnitude_only``: the encoder writes |Z| (``Z`` + segment, e.g. ``ZF``)
+    instead of R and X, as single-frequency foot-to-foot scales do.
+    ``unit_control``: the control prefix carries the unit system (BC-601): with
+    ``~0,3`` the values under ``Wk`` are pounds and under ``Hm`` inches; they are
+    converted to kg and cm and the device's own values kept in device_values.
+    ``phase_tolerance_deg``, ``ecw_tbw_tolerance_pct``, ``water_tolerance_kg``:
+    tolerances of the consistency checks (defaults 0.5 degrees, 0.5 percentage
+    points, 0.3 kg: the device rounds every value to 0.1).
     """
 
     name = "tanita"
@@ -158,6 +358,11 @@ class TanitaProtocol(Protocol):
         o = self.options
         self.max_frame_bytes = int(o.get("max_frame_bytes", 8192))
         self.silence_s = float(o.get("silence_s", 2.0))
+        self.unit_control = bool(o.get("unit_control", False))
+        self.magnitude_only = bool(o.get("magnitude_only", False))
+        self.phase_tol = float(o.get("phase_tolerance_deg", 0.5))
+        self.ratio_tol = float(o.get("ecw_tbw_tolerance_pct", 0.5))
+        self.water_tol = float(o.get("water_tolerance_kg", 0.3))
 
     def framer(self) -> Framer:
         return Framer(
@@ -169,9 +374,10 @@ class TanitaProtocol(Protocol):
         body = frame.rstrip(b"\r\n")
         if not body.startswith(b"{"):
             raise FrameError("frame does not start with '{'", 0)
-        for i, b in enumerate(body):
-            if b >= 0x80 or (b < 0x20 and b != 0x09):
-                raise FrameError(f"byte 0x{b:02X} is not printable ASCII", i)
+        bad = _BAD_BYTE.search(body)
+        if bad is not None:
+            i = bad.start()
+            raise FrameError(f"byte 0x{body[i]:02X} is not printable ASCII", i)
         if body.endswith(b"}"):
             body = body[:-1]
         cs_at = body.rfind(b",CS,")
@@ -186,83 +392,161 @@ class TanitaProtocol(Protocol):
                 f"checksum mismatch: frame says {given}, bytes sum to {expected}", cs_at + 4
             )
         text = body[1:cs_at].decode("ascii")
-        toks = _tokens(text, 1)
-        if len(toks) % 2:
-            raise FrameError("a header has no value", toks[-1][1])
-        return self._fields(toks)
+        split = _split_simple(text)
+        if split is None:  # quotes around commas or stray quotes: the careful tokenizer
+            toks = _tokens(text, 1)
+            if len(toks) % 2:
+                raise FrameError("a header has no value", toks[-1][1])
+            split = ([t for t, _, _ in toks], {i for i, (_, _, q) in enumerate(toks) if q})
+        parts, quoted = split
+        if len(parts) % 2:
+            raise FrameError("a header has no value", 1 + text.rfind(",") + 1)
+        try:
+            return self._fields(parts, quoted)
+        except _FieldError as exc:  # error path only: find the byte offset of the token
+            offsets = [off for _, off, _ in _tokens(text, 1)]
+            raise FrameError(exc.reason, offsets[exc.index]) from None
 
-    def _fields(self, toks: list[tuple[str, int, bool]]) -> Reading:
+    def _fields(self, parts: list[str], quoted: set[int]) -> Reading:
+        """Header/value tokens (quotes removed; ``quoted``: indices that were quoted) -> Reading.
+
+        The hot path of every import and replay: impedance pairs, the bulk of a
+        frame, take one dictionary lookup and one float().
+        """
+        keys = parts[0::2]
+        if len(set(keys)) != len(keys):
+            seen: set[str] = set()
+            for i, k in enumerate(keys):
+                if k in seen:
+                    raise _FieldError(f"header {k!r} appears twice", 2 * i)
+                seen.add(k)
         control: list[tuple[str, str]] = []
         values: dict[str, float | int | str] = {}
-        seen: set[str] = set()
         r_pts: dict[tuple[str, float], float] = {}
         x_pts: dict[tuple[str, float], float] = {}
+        z_pts: dict[tuple[str, float], tuple[str, float]] = {}
         fields: dict[str, Any] = {}
-        date: tuple[str, str, int] | None = None
-        time: tuple[str, int] | None = None
-        for idx in range(0, len(toks), 2):
-            key, koff, kquoted = toks[idx]
-            raw, voff, quoted = toks[idx + 1]
-            if kquoted or not key:
-                raise FrameError("header is empty or quoted", koff)
-            if key in seen:
-                raise FrameError(f"header {key!r} appears twice", koff)
-            seen.add(key)
-            if key == "0" or key.startswith("~"):
-                control.append((key, raw))
-                continue
-            value: int | float | str = raw
-            if not quoted:
+        date: tuple[str, str] | None = None
+        time: str | None = None
+        imperial = False
+        # bulk step for the impedance pairs, most of a frame: set operations, map(float)
+        done = self._bulk_impedance(keys, parts[1::2], quoted, r_pts, x_pts)
+        imp_get = _IMP_KEY.get
+        rest = [j for j in range(0, len(parts), 2) if parts[j] not in done] if done else None
+        for j in range(0, len(parts), 2) if rest is None else rest:
+            key = parts[j]
+            raw = parts[j + 1]
+            if (
+                key not in _SPECIAL
+                and key[:1] != "~"
+                and not (quoted and (j in quoted or j + 1 in quoted))
+            ):
+                # a plain device value (fat %, water, phase, ...): the common case
                 number = _number(raw)
                 if number is None:
-                    raise FrameError(f"value {raw!r} of {key} is not a number", voff)
+                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1)
+                if number != 0.0 or isinstance(number, int):  # 0.0: not measured
+                    values[key] = number
+                continue
+            imp = imp_get(key)
+            if imp is not None and not (quoted and (j in quoted or j + 1 in quoted)):
+                try:
+                    v = float(raw)
+                except ValueError:
+                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1) from None
+                if v != v or v in _INFINITIES:
+                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1)
+                if v != 0:  # 0: not measured
+                    (r_pts if imp[0] else x_pts)[imp[1]] = v
+                continue
+            if j in quoted or not key:
+                raise _FieldError("header is empty or quoted", j)
+            if key == "0" or key[0] == "~":
+                control.append((key, raw))
+                if key == "~0" and self.unit_control and raw == "3":
+                    imperial = True
+                continue
+            if key in ("Ws", "Hf"):  # stone.pounds / feet'inches: text, not a number
+                try:
+                    if key == "Ws":
+                        kg = parse_stone_pounds(raw)
+                    else:
+                        cm = parse_feet_inches(raw)
+                except ValueError:
+                    what = (
+                        "stone.pounds such as 11.05.2"
+                        if key == "Ws"
+                        else "feet'inches such as 5'07.5"
+                    )
+                    raise _FieldError(f"value {raw!r} of {key} is not {what}", j + 1) from None
+                if (kg if key == "Ws" else cm) > 0:
+                    values[key] = raw
+                    if key == "Ws":
+                        fields["weight_kg"] = round(kg, 2)
+                    else:
+                        fields["height_cm"] = round(cm, 1)
+                continue
+            value: int | float | str = raw
+            if j + 1 not in quoted:
+                number = _number(raw)
+                if number is None:
+                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1)
                 value = number
                 if isinstance(value, float) and value == 0.0:
                     continue  # 0.0 means "not measured"
             if key in DATE_KEYS:
-                date = (key, str(raw), voff)
+                date = (key, str(raw))
             elif key in TIME_KEYS:
-                time = (str(raw), voff)
+                time = str(raw)
             elif key in ("MO", "SN", "ID"):
                 fields[{"MO": "model", "SN": "serial_number", "ID": "subject_id"}[key]] = str(raw)
             elif key == "GE" and isinstance(value, int) and value in _SEX:
                 fields["sex"] = _SEX[value]
             elif key == "AG" and isinstance(value, int):
                 fields["age_years"] = value
-            elif key in ("Hm", "Wk") and isinstance(value, int | float) and value > 0:
-                fields["height_cm" if key == "Hm" else "weight_kg"] = float(value)
+            elif key in ("Hm", "Wk", "Wp") and isinstance(value, int | float) and value > 0:
+                if key == "Wp" or (imperial and key == "Wk"):
+                    values[key] = value  # the device's own number, in pounds
+                    fields["weight_kg"] = round(value * LB_KG, 2)
+                elif imperial and key == "Hm":
+                    values[key] = value  # inches
+                    fields["height_cm"] = round(value * IN_CM, 1)
+                else:
+                    fields["height_cm" if key == "Hm" else "weight_kg"] = float(value)
             elif (
                 len(key) == 2
-                and key[0] in IMPEDANCE_PREFIX
+                and key[0] in MAGNITUDE_PREFIX
                 and key[1] in SEGMENT_SUFFIX
                 and isinstance(value, int | float)
+                and value > 0
             ):
-                if value == 0:
-                    continue  # not measured
-                qty, freq = IMPEDANCE_PREFIX[key[0]]
-                (r_pts if qty == "r" else x_pts)[(SEGMENT_SUFFIX[key[1]].value, freq)] = float(
-                    value
-                )
+                seg = SEGMENT_SUFFIX[key[1]].value
+                z_pts[(seg, MAGNITUDE_PREFIX[key[0]])] = (key, float(value))
             else:
                 values[key] = value
         measured_at = None
         if date is not None:
             try:
                 day = _parse_date(date[0], date[1])
-                clock = _parse_time(time[0]) if time else dt.time(0, 0)
+                clock = _parse_time(time) if time else dt.time(0, 0)
                 measured_at = dt.datetime.combine(day, clock)
             except ValueError:
                 # an unset or odd device clock is kept as sent, not a rejection
                 values[date[0]] = date[1]
                 if time:
-                    values["TI"] = time[0]
+                    values["TI"] = time
         elif time is not None:
-            values["TI"] = time[0]
+            values["TI"] = time
         points = []
         for seg_freq, r in r_pts.items():
             points.append(Impedance(seg_freq[0], seg_freq[1], r, x_pts.pop(seg_freq, None)))
         for (seg, freq), x in x_pts.items():  # a reactance without its resistance
             values[_PREFIX_OF[("x", freq)] + _SUFFIX_OF[seg]] = x
+        for seg_freq, (key, z) in z_pts.items():
+            if seg_freq in r_pts:  # R and X win; |Z| is kept as sent
+                values[key] = z
+            else:
+                points.append(Impedance(seg_freq[0], seg_freq[1], z, None, magnitude_only=True))
         return Reading(
             impedance=tuple(points),
             device_values=values,
@@ -271,9 +555,93 @@ class TanitaProtocol(Protocol):
             **fields,
         )
 
+    @staticmethod
+    def _bulk_impedance(
+        keys: list[str],
+        vals: list[str],
+        quoted: set[int],
+        r_pts: dict[tuple[str, float], float],
+        x_pts: dict[tuple[str, float], float],
+    ) -> frozenset[str]:
+        """Fill r_pts and x_pts from the unquoted impedance pairs; return the keys done.
+
+        Returns an empty set (and fills nothing) when a value is not a finite
+        number: the per-pair loop then reports it with its position.
+        """
+        found = _IMP_KEYSET.intersection(keys)
+        if quoted:
+            found -= {keys[i // 2] for i in quoted}
+        if not found:
+            return found
+        get = dict(zip(keys, vals, strict=True)).__getitem__
+        r_keys = list(_R_KEYSET.intersection(found))
+        x_keys = list(_X_KEYSET.intersection(found))
+        try:
+            r_vals = list(map(float, map(get, r_keys)))
+            x_vals = list(map(float, map(get, x_keys)))
+        except ValueError:
+            return frozenset()
+        if not (all(map(math.isfinite, r_vals)) and all(map(math.isfinite, x_vals))):
+            return frozenset()
+        for pts, ks, vs, where in (
+            (r_pts, r_keys, r_vals, _R_KEY),
+            (x_pts, x_keys, x_vals, _X_KEY),
+        ):
+            if 0.0 in vs:  # 0: not measured
+                pts.update({where[k]: v for k, v in zip(ks, vs, strict=True) if v})
+            else:
+                pts.update(zip(map(where.__getitem__, ks), vs, strict=True))
+        return found
+
+    # -- consistency -------------------------------------------------------
+    def check(self, reading: Reading) -> list[str]:
+        """Warnings where the device's own numbers disagree with each other.
+
+        Phase ``p<seg>`` vs atan(X50/R50) of the same segment, ``wo`` (ECW/TBW %)
+        vs 100·wO/wW, and ``wW`` vs ``wI`` + ``wO``: these hold on real output
+        (PROTOCOLS notes); a disagreement means a misread frame or a device
+        fault, and is stored with the measurement, not rejected.
+        """
+        out: list[str] = []
+        v = reading.device_values
+        pts = {(z.segment, z.freq_khz): z for z in reading.impedance}
+        for key, seg, freq in _PHASE_CHECKS:
+            phase = v.get(key)
+            if phase is None or isinstance(phase, str):
+                continue
+            z = pts.get((seg, freq))
+            if z is None or z.x_ohm is None:
+                continue
+            calc = math.degrees(math.atan2(z.x_ohm, z.r_ohm))
+            if abs(calc - phase) > self.phase_tol:
+                out.append(
+                    f"device phase {key} = {phase:g} deg but atan(X/R) at "
+                    f"{freq:g} kHz = {calc:.1f} deg ({seg})"
+                )
+        num: dict[str, float] = {}
+        for k in ("wW", "wI", "wO", "wo"):
+            val = v.get(k)
+            if isinstance(val, int | float):
+                num[k] = float(val)
+        if {"wW", "wO", "wo"} <= num.keys() and num["wW"] > 0:
+            calc = 100 * num["wO"] / num["wW"]
+            if abs(calc - num["wo"]) > self.ratio_tol:
+                out.append(
+                    f"device ECW/TBW wo = {num['wo']:g} % but 100*wO/wW = {calc:.1f} % "
+                    f"(wO {num['wO']:g} kg, wW {num['wW']:g} kg)"
+                )
+        if {"wW", "wI", "wO"} <= num.keys():
+            total = num["wI"] + num["wO"]
+            if abs(total - num["wW"]) > self.water_tol:
+                out.append(f"device TBW wW = {num['wW']:g} kg but wI + wO = {total:.1f} kg")
+        if v.get("St") == 1:
+            out.append("device status St = 1: segmental measurement error")
+        return out
+
     # -- encoding -----------------------------------------------------------
     def encode(self, reading: Reading) -> bytes:
         o = self.options
+        own = reading.device_values
         pairs: list[tuple[str, object]] = []
         if reading.model is not None:
             pairs.append(("MO", reading.model))
@@ -286,7 +654,9 @@ class TanitaProtocol(Protocol):
             t = reading.measured_at
             date = {
                 "Da": f"{t.day:02d}/{t.month:02d}/{t.year:04d}",
-                "DT": f"{t.year:04d}/{t.month:02d}/{t.day:02d}",
+                "DT": f"{t.day:02d}/{t.month:02d}/{t.year:04d}"
+                if o.get("date_order") == "dmy"
+                else f"{t.year:04d}/{t.month:02d}/{t.day:02d}",
                 "DA": f"{t.year % 100:02d}/{t.month:02d}/{t.day:02d}",
             }[date_key]
             pairs.append((date_key, date))
@@ -298,25 +668,41 @@ class TanitaProtocol(Protocol):
             pairs.append(("GE", _SEX_CODE[reading.sex]))
         if reading.age_years is not None:
             pairs.append(("AG", reading.age_years))
-        if reading.height_cm is not None:
+        # a value the device sent in its own units is written as it came
+        if reading.height_cm is not None and not {"Hm", "Hf"} & own.keys():
             pairs.append(("Hm", float(reading.height_cm)))
-        if reading.weight_kg is not None:
+        if reading.weight_kg is not None and not {"Wk", "Wp", "Ws"} & own.keys():
             pairs.append(("Wk", float(reading.weight_kg)))
-        pairs.extend(reading.device_values.items())
+        pairs.extend(own.items())
         unmeasured = [float(f) for f in o.get("unmeasured_khz", ())]
         by_seg: dict[str, list[Impedance]] = {}
         for z in reading.impedance:
             by_seg.setdefault(z.segment, []).append(z)
         for seg, pts in by_seg.items():
             suffix = _SUFFIX_OF[seg]
-            rows = [(z.freq_khz, z.r_ohm, z.x_ohm) for z in pts]
+            mags = [z for z in pts if z.magnitude_only or self.magnitude_only]
+            for z in mags:
+                if z.freq_khz not in _MAG_OF:
+                    raise ValueError(f"no Tanita header for |Z| at {z.freq_khz:g} kHz")
+                mag = z.r_ohm if z.magnitude_only else round(math.hypot(z.r_ohm, z.x_ohm or 0.0), 1)
+                pairs.append((_MAG_OF[z.freq_khz] + suffix, mag))
+            if len(mags) == len(pts):
+                continue
+            rows = [(z.freq_khz, z.r_ohm, z.x_ohm) for z in pts if z not in mags]
             rows += [(f, 0.0, 0.0) for f in unmeasured]
             for freq, r, x in sorted(rows, key=lambda row: row[0]):
                 pairs.append((_PREFIX_OF[("r", freq)] + suffix, float(r)))
                 if x is not None:
                     pairs.append((_PREFIX_OF[("x", freq)] + suffix, float(x)))
         control = "".join(f"{k},{v}," for k, v in reading.control or DEFAULT_CONTROL)
-        head = "{" + control + "".join(f"{k},{_fmt(v)}," for k, v in pairs)
+        head = "{" + control + "".join(f"{k},{_raw_or_fmt(k, v)}," for k, v in pairs)
         data = head.encode("ascii")
         brace = b"}" if o.get("checksum_brace") else b""
         return data + b"CS," + checksum(data).encode() + brace + b"\r\n"
+
+
+def _raw_or_fmt(key: str, value: object) -> str:
+    """Stone-pounds and feet-inches go out unquoted, as the scales send them."""
+    if key in ("Ws", "Hf") and isinstance(value, str):
+        return value
+    return _fmt(value)

@@ -57,6 +57,19 @@ class FileCursor:
 
 
 @dataclass(frozen=True)
+class ToSave:
+    """One decoded frame for :meth:`Store.save_many`."""
+
+    raw_frame_id: int
+    frame: bytes
+    reading: Reading
+    measured_epoch: float | None
+    results: list[dict[str, object]]
+    warnings: list[str]
+    received_epoch: float
+
+
+@dataclass(frozen=True)
 class SavedMeasurement:
     measurement_id: int
     raw_frame_id: int
@@ -117,6 +130,7 @@ class Store:
         chunks: Sequence[Chunk],
         received_epoch: float,
         key: str | None = None,
+        chunk_keys: Sequence[str] | None = None,
     ) -> list[Journaled]:
         """Commit every chunk (frames 'pending'); return its row id and status.
 
@@ -126,10 +140,17 @@ class Store:
         """
         out: list[Journaled] = []
         when = utc_text(received_epoch)
-        keys = [f"{key}.{i}" for i in range(len(chunks))] if key else [None] * len(chunks)
+        keys: list[str | None]
+        if chunk_keys is not None:  # imports: the file, the byte offset and the bytes
+            keys = list(chunk_keys)
+        else:
+            keys = [f"{key}.{i}" for i in range(len(chunks))] if key else [None] * len(chunks)
         with self.db.atomic():
+            # take the write lock first (waiting for another writer, e.g. an import beside
+            # the service) rather than fail to upgrade a read transaction
+            self.conn.execute("UPDATE meta SET value = value WHERE key = 'pseudonym_key'")
             seen: dict[str, tuple[int, str]] = {}
-            if key:
+            if any(k is not None for k in keys):
                 seen = {
                     k: (int(i), st)
                     for k, i, st in self.conn.execute(
@@ -215,79 +236,138 @@ class Store:
         warnings: list[str],
     ) -> SavedMeasurement | None:
         """Store one decoded measurement; None if this device already sent this frame."""
+        item = ToSave(
+            raw_frame_id, frame, reading, measured_epoch, list(results), warnings, received_epoch
+        )
+        return self.save_many(port, driver, [item])[0]
+
+    def save_many(
+        self, port: str, driver: str, items: Sequence[ToSave]
+    ) -> list[SavedMeasurement | None]:
+        """Store decoded measurements of one port in one transaction, with executemany.
+
+        Per item: the SavedMeasurement, or None when the device already sent this
+        exact frame (its raw_frame becomes 'duplicate'). One writer holds the
+        database, so measurement ids are allocated here, in order.
+        """
         now = utc_text(dt.datetime.now(dt.UTC).timestamp())
-        sha = hashlib.sha256(frame).hexdigest()
-        results = list(results)
         c = self.conn
+        out: list[SavedMeasurement | None] = []
         with self.db.atomic():
-            c.execute(
-                "INSERT OR IGNORE INTO device (driver, port, model, serial_number, first_seen_utc)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (driver, port, reading.model or "", reading.serial_number or "", now),
-            )
-            device_id = c.execute(
-                "SELECT id FROM device WHERE driver = ? AND port = ? AND model = ? AND serial_number = ?",
-                (driver, port, reading.model or "", reading.serial_number or ""),
-            ).fetchone()[0]
-            if c.execute(
-                "SELECT 1 FROM measurement WHERE device_id = ? AND frame_sha256 = ?",
-                (device_id, sha),
-            ).fetchone():
+            c.execute("UPDATE meta SET value = value WHERE key = 'pseudonym_key'")  # write lock
+            devices: dict[tuple[str, str], int] = {}
+            for key in {(it.reading.model or "", it.reading.serial_number or "") for it in items}:
                 c.execute(
-                    "UPDATE raw_frame SET status = 'duplicate', reason = ? WHERE id = ?",
-                    ("this device already sent this exact frame", raw_frame_id),
+                    "INSERT OR IGNORE INTO device (driver, port, model, serial_number, first_seen_utc)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    (driver, port, *key, now),
                 )
-                return None
-            subject_id = None
-            pseudonym = None
-            ext = reading.subject_id
-            if ext is not None and ext.strip("0 ") != "":
-                pseudonym = self.pseudonym(ext)
-                c.execute(
-                    "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc) VALUES (?, ?, ?)",
-                    (ext, pseudonym, now),
-                )
-                subject_id = c.execute(
-                    "SELECT id FROM subject WHERE external_id = ?", (ext,)
+                devices[key] = c.execute(
+                    "SELECT id FROM device WHERE driver = ? AND port = ? AND model = ? AND serial_number = ?",
+                    (driver, port, *key),
                 ).fetchone()[0]
-            cur = c.execute(
-                "INSERT INTO measurement (raw_frame_id, device_id, subject_id, frame_sha256, device_clock,"
-                " measured_at_utc, measured_at_epoch, received_at_utc, received_at_epoch, sex, age_years,"
-                " height_cm, weight_kg, device_values_json, warnings_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    raw_frame_id,
-                    device_id,
-                    subject_id,
-                    sha,
-                    reading.measured_at.isoformat() if reading.measured_at else None,
-                    utc_text(measured_epoch) if measured_epoch is not None else None,
-                    measured_epoch,
-                    utc_text(received_epoch),
-                    received_epoch,
-                    reading.sex,
-                    reading.age_years,
-                    reading.height_cm,
-                    reading.weight_kg,
-                    json.dumps(reading.device_values, sort_keys=True),
-                    json.dumps(warnings),
-                ),
+            subjects: dict[str, tuple[int, str]] = {}
+            ext_ids = {
+                it.reading.subject_id
+                for it in items
+                if it.reading.subject_id is not None and it.reading.subject_id.strip("0 ") != ""
+            }
+            if ext_ids:
+                c.executemany(
+                    "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc) VALUES (?, ?, ?)",
+                    [(e, self.pseudonym(e), now) for e in sorted(ext_ids)],
+                )
+                for e in ext_ids:
+                    row = c.execute(
+                        "SELECT id, pseudonym FROM subject WHERE external_id = ?", (e,)
+                    ).fetchone()
+                    subjects[e] = (int(row[0]), str(row[1]))
+            next_id = int(c.execute("SELECT coalesce(max(id), 0) FROM measurement").fetchone()[0])
+            shas = [hashlib.sha256(it.frame).hexdigest() for it in items]
+            seen: set[tuple[int, str]] = set()
+            by_device: dict[int, list[str]] = {}
+            for it, sha in zip(items, shas, strict=True):
+                key = (it.reading.model or "", it.reading.serial_number or "")
+                by_device.setdefault(devices[key], []).append(sha)
+            for device_id, dev_shas in by_device.items():  # frames it already sent
+                for k in range(0, len(dev_shas), 500):
+                    part = dev_shas[k : k + 500]
+                    seen.update(
+                        c.execute(
+                            "SELECT device_id, frame_sha256 FROM measurement WHERE device_id = ?"
+                            f" AND frame_sha256 IN ({', '.join('?' for _ in part)})",
+                            (device_id, *part),
+                        ).fetchall()
+                    )
+            m_rows, z_rows, done, dups = [], [], [], []
+            result_rows: list[tuple[object, ...]] = []
+            for it, sha in zip(items, shas, strict=True):
+                r = it.reading
+                device_id = devices[(r.model or "", r.serial_number or "")]
+                if (device_id, sha) in seen:
+                    dups.append(("this device already sent this exact frame", it.raw_frame_id))
+                    out.append(None)
+                    continue
+                seen.add((device_id, sha))
+                next_id += 1
+                mid = next_id
+                subject = subjects.get(r.subject_id or "")
+                m_rows.append(
+                    (
+                        mid,
+                        it.raw_frame_id,
+                        device_id,
+                        subject[0] if subject else None,
+                        sha,
+                        r.measured_at.isoformat() if r.measured_at else None,
+                        utc_text(it.measured_epoch) if it.measured_epoch is not None else None,
+                        it.measured_epoch,
+                        utc_text(it.received_epoch),
+                        it.received_epoch,
+                        r.sex,
+                        r.age_years,
+                        r.height_cm,
+                        r.weight_kg,
+                        json.dumps(r.device_values, sort_keys=True),
+                        json.dumps(it.warnings),
+                    )
+                )
+                z_rows += [
+                    (mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm, int(z.magnitude_only))
+                    for z in r.impedance
+                ]
+                result_rows += self._result_rows(mid, it.results, now)
+                done.append((it.raw_frame_id,))
+                out.append(
+                    SavedMeasurement(
+                        mid,
+                        it.raw_frame_id,
+                        port,
+                        subject[1] if subject else None,
+                        it.results,
+                        it.warnings,
+                    )
+                )
+            c.executemany(
+                "INSERT INTO measurement (id, raw_frame_id, device_id, subject_id, frame_sha256,"
+                " device_clock, measured_at_utc, measured_at_epoch, received_at_utc,"
+                " received_at_epoch, sex, age_years, height_cm, weight_kg, device_values_json,"
+                " warnings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                m_rows,
             )
-            mid = int(cur.lastrowid or 0)
             c.executemany(
                 "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm, int(z.magnitude_only))
-                    for z in reading.impedance
-                ],
+                z_rows,
             )
-            self.insert_results(mid, results, now)
-            c.execute(
-                "UPDATE raw_frame SET status = 'decoded', reason = NULL WHERE id = ?",
-                (raw_frame_id,),
+            self.insert_result_tuples(result_rows)
+            c.executemany(
+                "UPDATE raw_frame SET status = 'decoded', reason = NULL WHERE id = ?", done
             )
-        return SavedMeasurement(mid, raw_frame_id, port, pseudonym, results, warnings)
+            c.executemany(
+                "UPDATE raw_frame SET status = 'duplicate', reason = ? WHERE id = ?", dups
+            )
+        return out
 
     RESULT_COLUMNS = (
         "segment",
@@ -317,11 +397,13 @@ class Store:
     def insert_results(
         self, measurement_id: int, results: Iterable[dict[str, object]], now: str
     ) -> None:
+        self.insert_result_tuples(self._result_rows(measurement_id, results, now))
+
+    def _result_rows(
+        self, measurement_id: int, results: Iterable[dict[str, object]], now: str
+    ) -> list[tuple[object, ...]]:
         cols = self.RESULT_COLUMNS
-        self.conn.executemany(
-            self.INSERT_RESULT,
-            [(measurement_id, *(r.get(k) for k in cols), now) for r in results],
-        )
+        return [(measurement_id, *(r.get(k) for k in cols), now) for r in results]
 
     def insert_result_tuples(self, rows: Sequence[tuple[object, ...]]) -> None:
         """Rows already in INSERT_RESULT order (``Results.tuples``); caller holds the transaction."""

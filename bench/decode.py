@@ -1,0 +1,139 @@
+"""Decode and import throughput, with ratios against baselines measured in the same run.
+
+    python bench/decode.py [--frames N] [--import-frames N]
+
+1. Decoding MC-780 frames (as the simulator sends them: six paths, three measured
+   frequencies, ~770 bytes) with the tanita codec, one core. Baseline: the C JSON
+   parser (``json.loads``) reading the same readings as JSON, the cheapest
+   structured parse Python offers. Target: >= 20,000 frames/s.
+2. ``bia-acq import`` of a capture of N frames (with junk between some) into a new
+   SQLite file, end to end as a real process: framing, journal, decode, core,
+   store. Baseline: inserting the same frames' bytes as rows into a one-table
+   SQLite file (WAL, synchronous=FULL, executemany, one transaction per 1,000
+   rows), the floor for storing anything per frame. Target: >= 5,000 frames/s.
+
+Absolute rates depend on the machine; the ratios are what to compare across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bia_acq.drivers import get_profile
+from bia_acq.protocols.tanita import checksum
+from bia_acq.simulator.device import VirtualAnalyzer
+
+
+def frames(n: int) -> tuple[list[bytes], list[str]]:
+    sim = VirtualAnalyzer(get_profile("tanita-mc780"), seed=1)
+    out, js = [], []
+    for _ in range(n):
+        _, reading = sim.next_measurement()
+        out.append(sim.codec.encode(reading))
+        js.append(json.dumps(reading.to_json()))
+    return out, js
+
+
+IMPORT = (sys.executable, "-m", "bia_acq", "import", "--driver", "tanita-mc780")
+
+
+def unique(frame: bytes, k: int) -> bytes:
+    """The frame measured ``k`` days later: the same bytes twice would be one measurement."""
+    if k == 0:
+        return frame
+    i = frame.index(b'Da,"') + 4
+    day = dt.datetime.strptime(frame[i : i + 10].decode(), "%d/%m/%Y") + dt.timedelta(days=k)
+    body = frame[:i] + day.strftime("%d/%m/%Y").encode() + frame[i + 10 : frame.rindex(b"CS,")]
+    return body + b"CS," + checksum(body).encode() + b"\r\n"
+
+
+def best_rate(fn: object, n: int, repeat: int = 5) -> float:
+    assert callable(fn)
+    best = 0.0
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        best = max(best, n / (time.perf_counter() - t))
+    return best
+
+
+def bench_decode(n: int) -> None:
+    data, js = frames(n)
+    codec = get_profile("tanita-mc780").codec()
+    decode = codec.decode
+    rate = best_rate(lambda: [decode(f) for f in data], n)
+    base = best_rate(lambda: [json.loads(s) for s in js], n)
+    size = sum(map(len, data)) / n
+    print(f"decode MC-780 frames ({size:.0f} bytes): {rate:,.0f} frames/s (target 20,000)")
+    print(f"  baseline json.loads of the same readings: {base:,.0f} frames/s")
+    print(f"  ratio decode/baseline: {rate / base:.2f}")
+
+
+def bench_import(n: int) -> None:
+    data, _ = frames(min(n, 2000))
+    with tempfile.TemporaryDirectory() as tmp:
+        cap = Path(tmp) / "capture.bin"
+        with cap.open("wb") as fh:
+            for i in range(n):
+                fh.write(unique(data[i % len(data)], i // len(data)))
+                if i % 1000 == 0:
+                    fh.write(b"\x00\x13junk~")  # line noise between frames
+        raw = cap.read_bytes()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        db = Path(tmp) / "import.db"
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [*IMPORT, "--db", str(db), "--no-progress", str(cap)],
+            capture_output=True,
+            env=env,
+            check=True,
+        )
+        rate = n / (time.perf_counter() - t)
+        summary = proc.stdout.decode().strip().splitlines()[-1]
+        conn = sqlite3.connect(db)
+        stored = conn.execute("SELECT count(*) FROM raw_frame WHERE kind = 'frame'").fetchone()[0]
+        conn.close()
+        base_db = Path(tmp) / "baseline.db"
+        t = time.perf_counter()
+        conn = sqlite3.connect(base_db, isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("CREATE TABLE f (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT")
+        for start in range(0, n, 1000):
+            conn.execute("BEGIN")
+            conn.executemany(
+                "INSERT INTO f (data) VALUES (?)",
+                [(data[i % len(data)],) for i in range(start, min(start + 1000, n))],
+            )
+            conn.execute("COMMIT")
+        conn.close()
+        base = n / (time.perf_counter() - t)
+    print(
+        f"import {n:,} captured frames ({len(raw) / 1e6:.0f} MB) end to end: {rate:,.0f} frames/s (target 5,000)"
+    )
+    print(f"  {summary}")
+    print(f"  journaled frames: {stored:,}")
+    print(f"  baseline executemany of the frame bytes into SQLite: {base:,.0f} frames/s")
+    print(f"  ratio import/baseline: {rate / base:.3f}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--frames", type=int, default=20_000, help="frames for the decode benchmark")
+    p.add_argument("--import-frames", type=int, default=100_000, help="frames to import")
+    args = p.parse_args()
+    bench_decode(args.frames)
+    bench_import(args.import_frames)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""`bia-acq import`: captured byte streams through the same path as live data."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import logging
+import sys
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from bia_acq.cli import add_drivers_dir, setup_logging
+from bia_acq.errors import BiaError, ConfigError
+
+if TYPE_CHECKING:
+    from bia_acq.acquire import Ingest, PortRuntime
+    from bia_acq.protocols.base import Chunk
+
+READ_BYTES = 1 << 20
+#: chunks per transaction: the capture file is the durable copy, so a crash
+#: only loses the batch in hand, which the next import does again
+BATCH_CHUNKS = 1000
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "import",
+        help="ingest captured byte streams (as received, junk included) into the database",
+        description="Feed captured bytes through the same journal, decoder, core and store "
+        "as live data. Importing a file again stores nothing twice; a file that grew adds "
+        "only its new part. Prints a summary of accepted and rejected frames.",
+    )
+    p.add_argument("--driver", required=True, help="device profile, e.g. tanita-mc780")
+    p.add_argument("--db", required=True, type=Path, help="database file (created if needed)")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="captured bytes")
+    p.add_argument(
+        "--port",
+        default="import",
+        help="port name the measurements are attributed to (default: import); give the live "
+        "port's name so a frame already received live is recognised as the same measurement",
+    )
+    p.add_argument("--method", default="hanai-bis", help="estimation method (default hanai-bis)")
+    p.add_argument(
+        "--timezone",
+        help="IANA zone of the analyzer clock, e.g. Europe/Berlin (default: this PC's)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on standard error (default: when it is a terminal)",
+    )
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    add_drivers_dir(p)
+    p.set_defaults(handler=run)
+
+
+@dataclass
+class Tally:
+    frames: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    junk: int = 0
+    truncated: int = 0
+    already: int = 0
+
+    def add(self, other: Tally) -> None:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def line(self) -> str:
+        return (
+            f"{self.frames} frame(s): {self.stored} stored, {self.duplicates} already stored, "
+            f"{self.rejected} rejected; {self.junk} junk and {self.truncated} truncated "
+            f"chunk(s) kept; {self.already} chunk(s) already imported"
+        )
+
+
+class Progress:
+    """A one-line bar on standard error, redrawn at most five times a second."""
+
+    def __init__(self, out: IO[str], total_bytes: int, enabled: bool) -> None:
+        self.out = out
+        self.total = max(total_bytes, 1)
+        self.enabled = enabled
+        self.done = 0
+        self.frames = 0
+        self._drawn = 0.0
+
+    def advance(self, nbytes: int, frames: int, force: bool = False) -> None:
+        self.done += nbytes
+        self.frames += frames
+        now = time.monotonic()
+        if self.enabled and (force or now - self._drawn >= 0.2):
+            self._drawn = now
+            share = min(self.done / self.total, 1.0)
+            self.out.write(f"\r[{'#' * int(share * 30):<30}] {share:6.1%} {self.frames:,} frames")
+            self.out.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.out.write("\n")
+            self.out.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    import zoneinfo
+
+    from bia_acq.acquire import Ingest, PortRuntime
+    from bia_acq.core.estimate import get_method
+    from bia_acq.drivers import get_profile
+    from bia_acq.store.db import open_writer
+    from bia_acq.store.writer import Store
+
+    setup_logging(args.log_level)
+    profile = get_profile(args.driver, args.drivers_dir)
+    get_method(args.method)
+    zone = None
+    if args.timezone:
+        try:
+            zone = zoneinfo.ZoneInfo(args.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(
+                f"--timezone: unknown time zone {args.timezone!r}",
+                fix="use an IANA name such as Europe/Berlin",
+            ) from None
+    total_bytes = 0
+    for f in args.files:
+        try:
+            total_bytes += f.stat().st_size
+        except OSError as exc:
+            raise BiaError(f"cannot read {f}: {exc.strerror}") from None
+    codec = profile.codec()
+    store = Store(open_writer(args.db, report_method=args.method))
+    try:
+        ingest = Ingest(store, args.method, profiles={profile.name: profile})
+        ingest.chunk_log_level = logging.DEBUG  # the summary reports them
+        rt = PortRuntime(args.port, profile.name, codec, zone, live=False)
+        ingest.ports[rt.name] = rt
+        ingest.recover()  # what an interrupted import left pending
+        enabled = sys.stderr.isatty() if args.progress is None else args.progress
+        progress = Progress(sys.stderr, total_bytes, enabled)
+        total = Tally()
+        lines = []
+        for path in args.files:
+            tally = import_file(ingest, rt, path, progress)
+            total.add(tally)
+            lines.append(f"{path}: {tally.line()}")
+        progress.advance(0, 0, force=True)
+        progress.close()
+    finally:
+        store.db.close()
+    if len(lines) > 1:
+        print("\n".join(lines))
+    print(f"imported {len(args.files)} file(s) into {args.db}: {total.line()}")
+    return 0
+
+
+def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress) -> Tally:
+    """Frame one captured file and hand it to ``ingest`` in batches, one transaction each."""
+    from bia_acq.acquire import Batch
+
+    source = f"file:{path.resolve()}"
+    store = ingest.store
+    assert store is not None
+    framer = rt.codec.framer()
+    tally = Tally()
+    pending: list[tuple[int, Chunk]] = []
+    offset = 0
+
+    def flush() -> None:
+        if not pending:
+            return
+        before = (ingest.stored, ingest.duplicates, ingest.rejected)
+        batch = Batch(
+            rt.name,
+            rt.driver,
+            [c for _, c in pending],
+            received,
+            chunk_keys=tuple(
+                f"{source}@{o}#{hashlib.sha256(c.data).hexdigest()}" for o, c in pending
+            ),
+        )
+        with store.db.atomic():  # one transaction per batch: the file is the durable copy
+            new = ingest.handle(batch)
+        tally.stored += ingest.stored - before[0]
+        tally.duplicates += ingest.duplicates - before[1]
+        tally.rejected += ingest.rejected - before[2]
+        tally.already += len(pending) - new
+        nbytes = sum(len(c.data) for _, c in pending)
+        progress.advance(nbytes, sum(c.kind == "frame" for _, c in pending))
+        pending.clear()
+
+    try:
+        received = path.stat().st_mtime  # when the capture was last written
+        with path.open("rb") as fh:
+            while True:
+                data = fh.read(READ_BYTES)
+                chunks = framer.feed(data) if data else framer.flush("end of file inside a frame")
+                for c in chunks:
+                    pending.append((offset, c))
+                    offset += len(c.data)
+                    if c.kind == "frame":
+                        tally.frames += 1
+                    elif c.kind == "junk":
+                        tally.junk += 1
+                    else:
+                        tally.truncated += 1
+                    if len(pending) >= BATCH_CHUNKS:
+                        flush()
+                if not data:
+                    break
+    except OSError as exc:
+        raise BiaError(f"cannot read {path}: {exc.strerror}") from None
+    flush()
+    return tally

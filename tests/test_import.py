@@ -1,0 +1,114 @@
+"""`bia-acq import`: captured streams through journal, decoder, core and store; idempotent."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from conftest import EXAMPLE_FRAME, run_cli
+
+from bia_acq.protocols.tanita import checksum
+
+
+def _frame(weight: str) -> bytes:
+    body = EXAMPLE_FRAME[: EXAMPLE_FRAME.rindex(b"CS,")].replace(
+        b"Wk,71.4", b"Wk," + weight.encode()
+    )
+    return body + b"CS," + checksum(body).encode() + b"\r\n"
+
+
+def capture(path: Path) -> bytes:
+    good = [_frame(f"{70 + i / 10:.1f}") for i in range(5)]
+    bad = good[0].replace(b"Wk,70.0", b"Wk,70.9")  # checksum no longer matches
+    data = b"\x00\xffboot" + good[0] + good[1] + b"~" + bad + good[2] + good[3] + good[4]
+    data += good[0][:40]  # the capture ends inside a frame
+    path.write_bytes(data)
+    return data
+
+
+def counts(db: Path) -> dict[str, int]:
+    c = sqlite3.connect(db)
+    out = {
+        f"{k}/{s}": n
+        for k, s, n in c.execute("SELECT kind, status, count(*) FROM raw_frame GROUP BY 1, 2")
+    }
+    out["measurement"] = c.execute("SELECT count(*) FROM measurement").fetchone()[0]
+    out["impedance"] = c.execute("SELECT count(*) FROM impedance").fetchone()[0]
+    out["bytes"] = c.execute("SELECT sum(length(data)) FROM raw_frame").fetchone()[0]
+    return out
+
+
+def test_import_twice_stores_nothing_twice(tmp_path: Path) -> None:
+    data = capture(tmp_path / "cap.bin")
+    db = tmp_path / "i.db"
+    first = run_cli(
+        "import", "--driver", "tanita-mc780", "--db", str(db), str(tmp_path / "cap.bin")
+    )
+    assert first.returncode == 0, first.stderr.decode()
+    assert (
+        first.stdout.decode()
+        .strip()
+        .endswith(
+            "6 frame(s): 5 stored, 0 already stored, 1 rejected; 2 junk and 1 truncated chunk(s) "
+            "kept; 0 chunk(s) already imported"
+        )
+    )
+    after_first = counts(db)
+    assert after_first == {
+        "frame/decoded": 5,
+        "frame/rejected": 1,
+        "junk/discarded": 2,
+        "truncated/discarded": 1,
+        "measurement": 5,
+        "impedance": 5 * 12,
+        "bytes": len(data),  # every byte journaled exactly once
+    }
+    again = run_cli(
+        "import", "--driver", "tanita-mc780", "--db", str(db), str(tmp_path / "cap.bin")
+    )
+    assert again.returncode == 0
+    assert (
+        "0 stored" in again.stdout.decode()
+        and "9 chunk(s) already imported" in again.stdout.decode()
+    )
+    assert counts(db) == after_first
+    con = sqlite3.connect(db)
+    reason, offset = con.execute(
+        "SELECT reason, error_offset FROM raw_frame WHERE status = 'rejected'"
+    ).fetchone()
+    assert "checksum mismatch" in reason and offset == len(EXAMPLE_FRAME) - 4
+    keys = [k for (k,) in con.execute("SELECT chunk_key FROM raw_frame ORDER BY id")]
+    src = f"file:{(tmp_path / 'cap.bin').resolve()}"
+    assert keys[0].startswith(f"{src}@0#") and keys[1].startswith(f"{src}@6#")
+    # device clock in 2026 vs the file's time: an import is history, not a clock warning
+    assert con.execute(
+        "SELECT count(*) FROM measurement WHERE warnings_json LIKE '%clock%'"
+    ).fetchone() == (0,)
+
+
+def test_a_grown_capture_adds_only_its_tail_and_a_copy_adds_no_measurement(tmp_path: Path) -> None:
+    cap = tmp_path / "cap.bin"
+    capture(cap)
+    db = tmp_path / "i.db"
+    assert run_cli("import", "--driver", "tanita-mc780", "--db", str(db), str(cap)).returncode == 0
+    with cap.open("ab") as fh:
+        fh.write(_frame("80.0"))
+    proc = run_cli("import", "--driver", "tanita-mc780", "--db", str(db), str(cap))
+    assert "1 stored" in proc.stdout.decode(), proc.stdout
+    copy = tmp_path / "copy.bin"
+    copy.write_bytes(cap.read_bytes())
+    proc = run_cli("import", "--driver", "tanita-mc780", "--db", str(db), str(copy), "--progress")
+    out = proc.stdout.decode()
+    assert "0 stored, 6 already stored" in out, out
+    assert "%" in proc.stderr.decode()  # the progress bar
+    assert counts(db)["measurement"] == 6
+
+
+def test_import_mistakes_are_one_line(tmp_path: Path) -> None:
+    proc = run_cli(
+        "import", "--driver", "tanita-mc780", "--db", str(tmp_path / "x.db"), "missing.bin"
+    )
+    assert proc.returncode == 1 and proc.stderr.decode().count("\n") == 1
+    assert "missing.bin" in proc.stderr.decode()
+    proc = run_cli("import", "--driver", "nope", "--db", str(tmp_path / "x.db"), "missing.bin")
+    assert proc.returncode == 2 and "known drivers" in proc.stderr.decode()

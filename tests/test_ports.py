@@ -1,0 +1,60 @@
+"""`bia-acq ports`: listing, by-id links, and --listen finding the profile on a real pty."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import run_cli
+
+from bia_acq.commands.ports import by_id_links, list_ports
+
+
+def test_list_runs_anywhere_and_includes_given_ports() -> None:
+    proc = run_cli("ports", "--port", "/dev/null")
+    assert proc.returncode == 0, proc.stderr
+    assert "/dev/null  given with --port" in proc.stdout.decode()
+
+
+def test_by_id_links_resolve_to_their_devices(tmp_path: Path) -> None:
+    dev = tmp_path / "ttyUSB7"
+    dev.touch()
+    (tmp_path / "by-id").mkdir()
+    (tmp_path / "by-id" / "usb-FTDI_FT232R_USB_UART_A1B2C3D4-if00-port0").symlink_to(dev)
+    links = by_id_links(tmp_path / "by-id")
+    assert links == {
+        str(dev): str(tmp_path / "by-id" / "usb-FTDI_FT232R_USB_UART_A1B2C3D4-if00-port0")
+    }
+    assert [p.device for p in list_ports([str(dev)])][-1] == str(dev)
+
+
+def test_listen_names_the_profile_that_decodes_the_simulator(tmp_path: Path) -> None:
+    sim = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bia_acq",
+            "simulate",
+            "--driver",
+            "tanita-mc980",
+            "--interval",
+            "0.2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert sim.stdout is not None
+        path = sim.stdout.readline().decode().strip()
+        proc = run_cli("ports", "--port", path, "--listen", "1.2")
+    finally:
+        sim.kill()
+        sim.communicate()
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, proc.stderr
+    assert "decodes with: tanita-mc980\n" in out, out
+    assert "tanita-mc980       " in out and "model MC-980 matches" in out
+    assert "at 2400 7E1" in out and "tanita-tbf310      0 frame(s) decoded" in out
