@@ -73,8 +73,7 @@ SEGMENT_SUFFIX: dict[str, Segment] = {
 }
 #: Impedance-magnitude letters of single-frequency analyzers: letter -> kHz.
 #: The SC-240/SC-330 send ``ZF``, |Z| at 50 kHz foot to foot. Decoded as an
-#: Impedance with ``r_ohm`` = |Z| and no reactance (at 50 kHz the phase of
-#: tissue is about 5-8 degrees, so |Z| exceeds R by under 1 %).
+#: Impedance with ``r_ohm`` = |Z|, no reactance and ``magnitude_only``.
 MAGNITUDE_PREFIX: dict[str, float] = {"Z": 50.0}
 #: Phase-angle letters: letter -> kHz. Device-computed, kept in device_values.
 PHASE_PREFIX: dict[str, float] = {"p": 50.0}
