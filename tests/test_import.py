@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import EXAMPLE_FRAME, run_cli
 
 from bia_acq.protocols.tanita import checksum
+
+IMPORT = (sys.executable, "-m", "bia_acq", "import", "--driver", "tanita-mc780")
 
 
 def _frame(weight: str) -> bytes:
@@ -112,3 +116,28 @@ def test_import_mistakes_are_one_line(tmp_path: Path) -> None:
     assert "missing.bin" in proc.stderr.decode()
     proc = run_cli("import", "--driver", "nope", "--db", str(tmp_path / "x.db"), "missing.bin")
     assert proc.returncode == 2 and "known drivers" in proc.stderr.decode()
+
+
+def test_two_imports_into_one_database_at_once(tmp_path: Path) -> None:
+    files = []
+    for k in range(2):
+        f = tmp_path / f"cap{k}.bin"
+        f.write_bytes(b"".join(_frame(f"{80 + k * 10 + i / 10:.1f}") for i in range(60)))
+        files.append(f)
+    db = tmp_path / "both.db"
+    run_cli("import", "--driver", "tanita-mc780", "--db", str(db), str(files[0]), "--port", "x")
+    procs = [
+        subprocess.Popen(
+            [*IMPORT, "--db", str(db), "--port", f"p{k}", str(f)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for k, f in enumerate(files)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [e.decode()[-500:] for _, e in outs]
+    con = sqlite3.connect(db)
+    # 60 from the first import (port x), then file 0 again (its chunks already journaled)
+    # and file 1 (60 new ones)
+    assert con.execute("SELECT count(*) FROM measurement").fetchone() == (120,)
+    assert con.execute("SELECT count(*) FROM raw_frame").fetchone() == (120,)

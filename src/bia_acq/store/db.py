@@ -96,11 +96,13 @@ def open_writer(
         _refuse_newer(db, p)
         migrations.apply(db)
         with db.atomic():
-            if not db.execute("SELECT 1 FROM meta WHERE key = 'pseudonym_key'").fetchone():
-                db.execute(
-                    "INSERT INTO meta (key, value) VALUES ('pseudonym_key', ?)",
-                    [secrets.token_hex(32)],
-                )
+            # a write first: with another writer busy (an import beside the service) this
+            # waits for the lock instead of failing to upgrade a read transaction
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES ('pseudonym_key', ?) "
+                "ON CONFLICT (key) DO NOTHING",
+                [secrets.token_hex(32)],
+            )
             if report_method:
                 db.execute(
                     "INSERT INTO meta (key, value) VALUES ('report_method', ?) "
