@@ -26,16 +26,20 @@ def run(args: argparse.Namespace) -> int:
             protocols[name] = None
         except BiaError as exc:
             protocols[name] = str(exc)
+    profiles = sorted(all_profiles(args.drivers_dir).items())
+    w = max([18, *(len(n) for n, _ in profiles), *(len(n) for n in protocols)])
+    pw = max([10, *(len(p.protocol) for _, p in profiles)])
     print("Device profiles:")
-    for name, p in sorted(all_profiles(args.drivers_dir).items()):
+    for name, p in profiles:
         note = "" if protocols.get(p.protocol, "unknown") is None else " [protocol not available]"
         print(
-            f"  {name:<18} protocol {p.protocol:<10} {p.serial.describe():<28} {p.description}{note}"
+            f"  {name:<{w}} protocol {p.protocol:<{pw}} {p.serial.describe():<28} "
+            f"{p.description}{note}"
         )
     print("Protocols:")
     for name, problem in protocols.items():
         if problem is None:
-            print(f"  {name:<18} available       {descriptions[name]}")
+            print(f"  {name:<{w}} available       {descriptions[name]}")
         else:
-            print(f"  {name:<18} not available   {problem}")
+            print(f"  {name:<{w}} not available   {problem}")
     return 0
