@@ -9,10 +9,16 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from hypothesis import strategies as st
 
 from bia_acq.model import Impedance, Reading
 from bia_acq.protocols.tanita import IMPEDANCE_PREFIX, MAGNITUDE_PREFIX, SEGMENT_SUFFIX
+
+# No per-example wall-clock deadline: on a loaded 2-core CI machine it only makes
+# tests flaky; speed is measured in bench/, never asserted in tests.
+settings.register_profile("bia-acq", deadline=None)
+settings.load_profile("bia-acq")
 
 DATA = Path(__file__).parent / "data"
 
