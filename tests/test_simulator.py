@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -309,6 +310,19 @@ def test_replay_of_a_journal_stores_the_same_measurements(tmp_path: Path) -> Non
     )
 
 
+def journaled(db: Path) -> int:
+    """raw_frame rows committed so far (0 before the database exists)."""
+    if not db.exists():
+        return 0
+    conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return int(conn.execute("SELECT count(*) FROM raw_frame").fetchone()[0])
+    except sqlite3.OperationalError:  # schema not created yet
+        return 0
+    finally:
+        conn.close()
+
+
 def test_replay_of_a_capture_file_over_tcp(tmp_path: Path, example_frame: bytes) -> None:
     capture = tmp_path / "capture.bin"
     capture.write_bytes(b"noise" + example_frame + example_frame.replace(b"Wk,71.4", b"Wk,71.5"))
@@ -316,8 +330,16 @@ def test_replay_of_a_capture_file_over_tcp(tmp_path: Path, example_frame: bytes)
     try:
         assert rep.stdout is not None
         url = rep.stdout.readline().decode().strip()
-        run = run_cli("run", "--config", str(config_for(tmp_path, url)), "--duration", "1.5")
-        assert run.returncode == 0, run.stderr.decode()
+        run = start("run", "--config", str(config_for(tmp_path, url)), "--duration", "60")
+        try:  # stop the service once all three chunks are journaled (no fixed sleep)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and journaled(tmp_path / "acq.db") < 3:
+                time.sleep(0.1)
+            run.send_signal(signal.SIGTERM)
+            assert run.wait(timeout=10) == 0, run.communicate()[1].decode()
+        finally:
+            run.kill()
+            run.communicate()
         assert rep.wait(timeout=30) == 0
     finally:
         rep.kill()

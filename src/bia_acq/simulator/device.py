@@ -46,6 +46,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: Pause after a reader opens the port before the first frame: pyserial flushes the
+#: input buffer at the end of ``open()`` (after setting the line up), so bytes sent
+#: the instant the slave side is opened can be discarded by the reader itself.
+READER_SETTLE_S = 0.2
+
 DEFAULT_SCENARIO = "healthy-adults"
 
 
@@ -308,6 +313,8 @@ class VirtualAnalyzer:
                 present = False
                 stop.wait(0.05)
                 continue
+            if not present:  # a reader just opened the port: let it finish opening
+                next_at = max(next_at, time.monotonic() + READER_SETTLE_S)
             present = True
             if not unsolicited:
                 answer = tick(self, time.monotonic()) if tick is not None else None
