@@ -10,7 +10,9 @@ journaled with its reason; and the bytes journaled are exactly the bytes sent.
 
 from __future__ import annotations
 
+import json
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -157,3 +159,68 @@ def test_soak_every_intact_frame_once_every_damaged_one_kept_no_byte_lost(tmp_pa
     assert c.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     c.close()
     assert len(corrupted) > 10 and len(cut) > 10 and garbage > 0  # the faults happened
+
+
+def test_soak_through_the_simulator_with_random_faults(tmp_path: Path) -> None:
+    """The same guarantees with the technicians' simulator and its fault engine (issue 5)
+    driving `bia-acq run` as a real process: faults drawn at random, one unplug."""
+    link = tmp_path / "analyzer"
+    truth = tmp_path / "truth.jsonl"
+    db = tmp_path / "acq.db"
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        f"database: {db}\nports:\n  - {{name: soak, url: {link}, driver: tanita-mc780,"
+        " silence_s: 0.5}\n"
+    )
+    faults = ["split:0.05", "garbage:0.05", "bad_checksum:0.02", "truncate:0.02", "flip:0.01",
+              "drop:0.01", "stall:0.02=0.1", "unplug@150=0.5"]  # fmt: skip
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "bia_acq", "simulate", "--fast", "--interval", "0.005",
+         "--count", "300", "--seed", "5", "--link", str(link), "--truth", str(truth),
+         *(a for f in faults for a in ("--fault", f))],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    run = None
+    try:
+        assert sim.stdout is not None and sim.stdout.readline().startswith(b"/dev/pts/")
+        run = subprocess.Popen(
+            [sys.executable, "-m", "bia_acq", "run", "--config", str(config), "--duration", "120"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        assert sim.wait(timeout=90) == 0
+        # the simulator is done: wait until the journal stops growing, then stop the service
+        last, stable_since = -1, time.monotonic()
+        while time.monotonic() - stable_since < 1.0:
+            now = journaled_bytes(db) if db.exists() else 0
+            if now != last:
+                last, stable_since = now, time.monotonic()
+            time.sleep(0.1)
+        run.send_signal(signal.SIGTERM)
+        assert run.wait(timeout=10) == 0
+    finally:
+        for p in (sim, run):
+            if p is not None:
+                p.kill()
+                p.communicate()
+    records = [json.loads(line) for line in truth.read_text().splitlines()]
+    intact = sum(1 for r in records if r["intact"])
+    assert len(records) == 300 and 250 < intact < 300  # a few percent damaged
+    validate = [sys.executable, "-m", "bia_acq", "validate", "--truth", str(truth), "--db", str(db)]
+    report = json.loads(
+        subprocess.run([*validate, "--json"], capture_output=True, check=True).stdout
+    )
+    # every intact frame stored exactly once, nothing stored that was not sent,
+    # and the only frames missing are the ones damaged on purpose
+    assert report["matched"] == intact
+    assert report["unmatched_measurements"] == 0
+    assert report["not_stored"] == report["not_stored_damaged"] == 300 - intact
+    c = sqlite3.connect(db)
+    try:
+        counts = dict(c.execute("SELECT status, count(*) FROM raw_frame GROUP BY 1").fetchall())
+        assert counts.get("pending", 0) == 0 and counts.get("duplicate", 0) == 0
+        assert counts["decoded"] == intact
+        assert counts.get("rejected", 0) + counts.get("discarded", 0) >= 300 - intact
+        (n,) = c.execute("SELECT count(*) FROM measurement").fetchone()
+        assert n == intact
+    finally:
+        c.close()
