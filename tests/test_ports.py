@@ -41,6 +41,7 @@ def test_listen_names_the_profile_that_decodes_the_simulator(tmp_path: Path) -> 
             "tanita-mc980",
             "--interval",
             "0.2",
+            "--fast",  # a paced MC-980 frame at 9600 baud takes most of the listening window
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -20,6 +20,39 @@ from bia_acq.errors import DeviceDisconnected, PortInUse, TransportError
 log = logging.getLogger(__name__)
 
 
+def open_serial(url: str, s: SerialSettings, *, timeout_s: float) -> serial.SerialBase:
+    """Open ``url`` (a device path or any pyserial URL) exclusively with line settings ``s``.
+
+    PortInUse when another process holds it (pyserial's flock fails), TransportError
+    for anything else; both say which port.
+    """
+    try:
+        port = serial.serial_for_url(
+            url,
+            do_not_open=True,
+            baudrate=s.baudrate,
+            bytesize=s.bytesize,
+            parity=s.parity,
+            stopbits=s.stopbits,
+            xonxoff=s.xonxoff,
+            rtscts=s.rtscts,
+            timeout=timeout_s,
+            write_timeout=2.0,
+        )
+        if hasattr(port, "exclusive"):
+            port.exclusive = True
+        port.open()
+    except serial.SerialException as exc:
+        if "exclusively lock" in str(exc):  # pyserial's flock(LOCK_EX | LOCK_NB) failed
+            raise PortInUse(
+                f"{url} is in use by another process (close the other program)"
+            ) from exc
+        raise TransportError(f"cannot open {url}: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise TransportError(f"cannot open {url}: {exc}") from exc
+    return port
+
+
 class Link:
     def __init__(self, url: str, settings: SerialSettings, *, read_timeout_s: float = 0.1) -> None:
         self.url = url
@@ -32,33 +65,8 @@ class Link:
         return self._port is not None
 
     def open(self) -> None:
-        s = self.settings
-        try:
-            port = serial.serial_for_url(
-                self.url,
-                do_not_open=True,
-                baudrate=s.baudrate,
-                bytesize=s.bytesize,
-                parity=s.parity,
-                stopbits=s.stopbits,
-                xonxoff=s.xonxoff,
-                rtscts=s.rtscts,
-                timeout=self.read_timeout_s,
-                write_timeout=2.0,
-            )
-            if hasattr(port, "exclusive"):
-                port.exclusive = True
-            port.open()
-        except serial.SerialException as exc:
-            if "exclusively lock" in str(exc):  # pyserial's flock(LOCK_EX | LOCK_NB) failed
-                raise PortInUse(
-                    f"{self.url} is in use by another process (close the other program)"
-                ) from exc
-            raise TransportError(f"cannot open {self.url}: {exc}") from exc
-        except (OSError, ValueError) as exc:
-            raise TransportError(f"cannot open {self.url}: {exc}") from exc
-        self._port = port
-        log.debug("opened %s (%s)", self.url, s.describe())
+        self._port = open_serial(self.url, self.settings, timeout_s=self.read_timeout_s)
+        log.debug("opened %s (%s)", self.url, self.settings.describe())
 
     def read(self) -> bytes:
         """Bytes that arrived, or b"" after the read timeout. DeviceDisconnected if gone."""

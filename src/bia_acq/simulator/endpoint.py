@@ -41,6 +41,7 @@ import serial
 
 from bia_acq.drivers import SerialSettings
 from bia_acq.errors import TransportError
+from bia_acq.link import open_serial
 
 log = logging.getLogger(__name__)
 
@@ -189,32 +190,17 @@ class SerialEndpoint(Endpoint):
     def __init__(self, device: str, settings: SerialSettings) -> None:
         self.device = device
         self.settings = settings
-        self._port: serial.Serial | None = None
+        self._port: serial.SerialBase | None = None
 
     def open(self) -> str:
         s = self.settings
         try:
-            port = serial.serial_for_url(
-                self.device,
-                do_not_open=True,
-                baudrate=s.baudrate,
-                bytesize=s.bytesize,
-                parity=s.parity,
-                stopbits=s.stopbits,
-                xonxoff=s.xonxoff,
-                rtscts=s.rtscts,
-                timeout=0,
-                write_timeout=2.0,
-            )
-            if hasattr(port, "exclusive"):
-                port.exclusive = True
-            port.open()
-        except (serial.SerialException, OSError, ValueError) as exc:
+            self._port = open_serial(self.device, s, timeout_s=0)
+        except TransportError as exc:
             raise TransportError(
-                f"cannot open serial port {self.device}: {exc} "
-                "(is it plugged in, not used by another program, and are you in group dialout?)"
+                f"{exc} (is it plugged in, not used by another program, and are you in group"
+                " dialout?)"
             ) from exc
-        self._port = port
         self.address = self.device
         log.info("sending on %s (%s)", self.device, s.describe())
         return self.device
@@ -237,7 +223,7 @@ class SerialEndpoint(Endpoint):
         if self._port is None:
             return b""
         try:
-            return bytes(self._port.read(self._port.in_waiting or 0))
+            return bytes(self._port.read(int(getattr(self._port, "in_waiting", 0)) or 0))
         except (serial.SerialException, OSError):
             return b""
 
