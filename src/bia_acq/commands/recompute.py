@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import datetime as dt
 import itertools
+import multiprocessing
 import sqlite3
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +23,8 @@ import numpy.typing as npt
 from bia_acq.cli import positive_int
 
 if TYPE_CHECKING:
-    from bia_acq.core.methods import Inputs
+    from bia_acq.core.estimate import Results
+    from bia_acq.core.methods import Bands, Inputs
 
 DEFAULT_BATCH = 5000
 
@@ -67,7 +71,7 @@ def _since_epoch(text: str) -> float:
 
 def run(args: argparse.Namespace) -> int:
     from bia_acq.config import load_config
-    from bia_acq.core.estimate import estimate_inputs, get_method
+    from bia_acq.core.estimate import get_method
     from bia_acq.errors import ConfigError, StorageError
     from bia_acq.store.db import open_writer
     from bia_acq.store.writer import Store
@@ -117,20 +121,21 @@ def run(args: argparse.Namespace) -> int:
     failed_fits = 0
     tty = sys.stderr.isatty()
     batches = [ids[s : s + args.batch] for s in range(0, total, args.batch)]
-    # a second, read-only connection reads batch k + 1 while this one computes and
-    # writes batch k (WAL: readers never block the writer, nor it them)
-    reader = sqlite3.connect(
-        f"{args.db.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
-    )
-    with contextlib.closing(reader), ThreadPoolExecutor(1, "recompute-reader") as pool:
-        pending = pool.submit(_read_batch, reader, batches[0]) if batches else None
-        done = 0
-        for k, batch in enumerate(batches):
-            assert pending is not None
-            inp, notes = pending.result()
-            if k + 1 < len(batches):
-                pending = pool.submit(_read_batch, reader, batches[k + 1])
-            res = estimate_inputs(inp, method.name, bands, notes)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        pct = 100 * done // max(total, 1)
+        line = f"recompute: {done}/{total} measurements ({pct}%)"
+        if tty:  # a bar redrawn in place; one line per batch in logs
+            print(f"\r[{'#' * (pct // 4):<25}] {line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    uri = f"{args.db.resolve().as_uri()}?mode=ro"
+    with _computed(uri, batches, method.name, bands) as results:
+        for batch, res in zip(batches, results, strict=True):
             now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
             rows = res.tuples(batch.tolist(), now)
             with db.atomic():
@@ -138,13 +143,7 @@ def run(args: argparse.Namespace) -> int:
             classes.update(res.classification[:, -1].tolist())
             if res.fit_grade is not None:
                 failed_fits += int((res.fit_grade == "failed").sum())
-            done += len(batch)
-            pct = 100 * done // max(total, 1)
-            line = f"recompute: {done}/{total} measurements ({pct}%)"
-            if tty:  # a bar redrawn in place; one line per batch in logs
-                print(f"\r[{'#' * (pct // 4):<25}] {line}", end="", file=sys.stderr, flush=True)
-            else:
-                print(line, file=sys.stderr, flush=True)
+            progress(len(batch))
     if tty and total:
         print(file=sys.stderr)
     took = time.perf_counter() - started
@@ -157,6 +156,62 @@ def run(args: argparse.Namespace) -> int:
     )
     db.conn.close()
     return 0
+
+
+#: the worker process's read-only connection (see _computed)
+_worker_conn: sqlite3.Connection | None = None
+
+
+def _worker_open(uri: str) -> None:
+    global _worker_conn
+    _worker_conn = sqlite3.connect(uri, uri=True)
+
+
+def _worker_compute(batch: npt.NDArray[np.int64], method: str, bands: dict[str, Bands]) -> Results:
+    from bia_acq.core.estimate import estimate_inputs
+
+    assert _worker_conn is not None
+    inp, notes = _read_batch(_worker_conn, batch)
+    return estimate_inputs(inp, method, bands, notes)
+
+
+@contextlib.contextmanager
+def _computed(
+    uri: str, batches: list[npt.NDArray[np.int64]], method: str, bands: dict[str, Bands]
+) -> Iterator[Iterator[Results]]:
+    """The batches' results, in order, computed ahead of the caller's writes.
+
+    One batch is read and computed here. More go to one worker process with its own
+    read-only connection, which reads and computes batch k + 1 while this process
+    writes batch k: two cores, and no GIL shared between SQLite's row-by-row reads and
+    writes (two threads would hand the GIL over at every row; WAL: readers never
+    block the writer, nor it them).
+    """
+    if len(batches) <= 1:
+        _worker_open(uri)
+        try:
+            yield (_worker_compute(b, method, bands) for b in batches)
+        finally:
+            assert _worker_conn is not None
+            _worker_conn.close()
+        return
+    ctx = multiprocessing.get_context("spawn")  # never fork a process holding SQLite
+    with ProcessPoolExecutor(1, ctx, initializer=_worker_open, initargs=(uri,)) as pool:
+        ahead: collections.deque[Future[Results]] = collections.deque()
+
+        def results() -> Iterator[Results]:
+            for k in range(len(batches)):
+                while len(ahead) < 2 and k + len(ahead) < len(batches):
+                    ahead.append(
+                        pool.submit(_worker_compute, batches[k + len(ahead)], method, bands)
+                    )
+                yield ahead.popleft().result()
+
+        try:
+            yield results()
+        finally:
+            for f in ahead:
+                f.cancel()
 
 
 _SEGMENT_CASE = (
@@ -179,22 +234,27 @@ def _read_batch(
     ).fetchall()
     by_id = {r[0]: r for r in meas}
     rows = [by_id[int(i)] for i in batch]
-    # straight from the cursor into one float array (no list of tuples); a missing
-    # reactance comes as +inf (9e999) and becomes NaN; magnitude-only points (|Z|) are
-    # not resistances and are left out, as estimate() does
+    # straight from the cursor into one float array (no list of tuples), four numbers a
+    # row: the batch-relative measurement and path in one; only the paths the core
+    # reads (the index has the segment: other paths are never fetched from the table);
+    # a missing reactance comes as +inf (9e999) and becomes NaN; magnitude-only points
+    # (|Z|) are not resistances and are left out, as estimate() does
     cur = conn.execute(
-        f"SELECT measurement_id, {_SEGMENT_CASE}, freq_khz, r_ohm, IFNULL(x_ohm, 9e999)"
-        " FROM impedance WHERE measurement_id BETWEEN ? AND ? AND magnitude_only = 0",
-        (lo, hi),
+        f"SELECT (measurement_id - ?) * 8 + {_SEGMENT_CASE}, freq_khz, r_ohm,"
+        " IFNULL(x_ohm, 9e999) FROM impedance WHERE measurement_id BETWEEN ? AND ?"
+        f" AND segment IN ({', '.join('?' for _ in PATHS)}) AND magnitude_only = 0",
+        (lo, lo, hi, *(p.value for p in PATHS)),
     )
-    a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 5)
-    a[:, 4] = np.where(np.isinf(a[:, 4]), np.nan, a[:, 4])
-    keep = np.isin(a[:, 0].astype(np.int64), batch) & (a[:, 1] >= 0)
-    a = a[keep]
-    freqs, fi = np.unique(a[:, 2], return_inverse=True)
+    a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 4)
+    key = a[:, 0].astype(np.int64)
+    mid, path = lo + key // 8, key % 8
+    keep = np.isin(mid, batch)
+    a, mid, path = a[keep], mid[keep], path[keep]
+    x = np.where(np.isinf(a[:, 3]), np.nan, a[:, 3])
+    freqs, fi = np.unique(a[:, 1], return_inverse=True)
     zp = np.full((len(batch), len(PATHS), len(freqs)), np.nan + 0j, dtype=np.complex128)
-    mi = np.searchsorted(batch, a[:, 0].astype(np.int64))  # batch is sorted
-    zp[mi, a[:, 1].astype(np.int64), fi] = a[:, 3] + 1j * a[:, 4]
+    mi = np.searchsorted(batch, mid)  # batch is sorted
+    zp[mi, path, fi] = a[:, 2] + 1j * x
 
     def col(k: int) -> npt.NDArray[np.float64]:
         v = np.array([r[k] if r[k] is not None else np.nan for r in rows], dtype=float)

@@ -137,18 +137,20 @@ class Results:
 
     def tuples(self, measurement_ids: Sequence[int], computed_at: str) -> list[tuple[object, ...]]:
         """All rows at once, in Store.RESULT_COLUMNS order with measurement_id first
-        and computed_at_utc last: the fast path for executemany (NaN → None)."""
+        and computed_at_utc last: the fast path for executemany.
+
+        Values stay floats: non-finite ones become NaN, which SQLite binds as NULL
+        (``sqlite3VdbeMemSetDouble`` stores NaN as NULL), so the rows equal those of
+        :meth:`rows` (NaN and ±inf → None) without a per-value Python test.
+        """
         n, s = self.r0_ohm.shape
-        cols: list[list[object]] = []
-        for a in self._values():
-            obj = a.astype(object)
-            obj[~np.isfinite(a)] = None
-            cols.append(obj.ravel().tolist())
+        with np.errstate(invalid="ignore"):
+            cols = [np.where(np.isfinite(a), a, np.nan).ravel().tolist() for a in self._values()]
         mids = np.repeat(np.asarray(measurement_ids, dtype=np.int64), s).tolist()
         segs = [seg.value for seg in self.segments] * n
         k = n * s
-        grade = self.fit_grade.ravel().tolist() if self.fit_grade is not None else [None] * k
-        flags = self.fit_flags.ravel().tolist() if self.fit_flags is not None else [None] * k
+        grade = self.fit_grade.ravel().tolist() if self.fit_grade is not None else repeat(None, k)
+        flags = self.fit_flags.ravel().tolist() if self.fit_flags is not None else repeat(None, k)
         status = [x for row in self.fit_status for x in row]
         return list(
             zip(

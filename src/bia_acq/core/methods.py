@@ -175,7 +175,12 @@ def _usable(fit: ColeFit) -> npt.NDArray[np.bool_]:
 
 
 def _anthropometry_notes(inp: Inputs, v: Volumes, need_sex: bool, need_age: bool = False) -> None:
-    for i in range(inp.n):
+    missing = ~(np.isfinite(inp.height_cm) & np.isfinite(inp.weight_kg))
+    if need_sex:
+        missing |= ~inp.known_sex
+    if need_age:
+        missing |= ~np.isfinite(inp.age_years)
+    for i in np.flatnonzero(missing):  # only measurements that get a note
         if need_sex and not inp.known_sex[i]:
             v.notes[i].append(
                 "sex not reported: this method's constants are sex-specific, no volumes"
