@@ -40,7 +40,6 @@ from pathlib import Path  # noqa: E402
 from typing import TypeVar  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.optimize import least_squares  # noqa: E402
 
 from bia_acq.core import cole_impedance, fit_cole  # noqa: E402
 from bia_acq.core.cole import circle_fit  # noqa: E402
@@ -88,6 +87,10 @@ def spectra(n: int, seed: int = 1) -> tuple[np.ndarray, ...]:
 
 def scipy_fit(z: np.ndarray) -> tuple[float, float]:
     """One spectrum: complex NLLS with modulus weighting, same start and bounds."""
+    # imported here: recompute's worker process imports this script (spawn) and
+    # should not pay for scipy
+    from scipy.optimize import least_squares
+
     w = 1.0 / np.abs(z)
     cf = circle_fit(FREQ, z.real, z.imag, check_monotonic=False)
     x0 = [float(cf.r0), float(cf.rinf), min(float(cf.alpha), 1.0), float(np.log(cf.fc_hz))]
