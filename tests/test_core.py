@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 
 from bia_acq.core import circle_fit, cole_impedance, ecw_de_lorenzo, estimate, icw_ecw_ratio_matthie
 from bia_acq.core.cole import FIT_NON_MONOTONIC, FIT_OK, FIT_TOO_FEW_POINTS
+from bia_acq.core.estimate import VALUE_COLUMNS
 from bia_acq.core.hanai import k_ecw, s_from_ecw_tbw
 from bia_acq.protocols.tanita import TanitaProtocol
 
@@ -90,3 +92,22 @@ def test_estimate_on_the_example_frame() -> None:
     assert rows["right_arm"]["phase_angle_50khz_deg"] == pytest.approx(
         math.degrees(math.atan(36.1 / 329.0))
     )
+
+
+def test_all_rows_match_the_arrays_cell_by_cell() -> None:
+    """``all_rows`` (one conversion for the batch, used by imports) gives, for every
+    measurement, ``rows(i)``: each value read from its array cell, NaN and inf as None."""
+    reading = TanitaProtocol().decode(EXAMPLE_FRAME)
+    bare = dataclasses.replace(reading, sex=None)  # no sex: TBW equations give NaN
+    res = estimate([reading, bare, reading])
+    every = res.all_rows()
+    assert len(every) == 3 and every[0] == every[2]
+    for i, rows in enumerate(every):
+        assert rows == res.rows(i)
+        for j, row in enumerate(rows):
+            assert row["segment"] == res.segments[j].value
+            assert row["fit_status"] == res.fit_status[i][j]
+            for name, a in zip(VALUE_COLUMNS, res._values(), strict=True):
+                cell = float(a[i, j])
+                assert row[name] == (cell if math.isfinite(cell) else None)
+    assert any(r["tbw_l"] is None for r in every[1]) and every[0][-1]["tbw_l"] is not None

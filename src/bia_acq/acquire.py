@@ -362,6 +362,7 @@ class Ingest:
             if decoded:
                 results = estimate([d[3] for d in decoded], self.method, self.bands)
             items = []
+            rows = results.all_rows() if decoded else []
             for i, (raw_id, data, received_epoch, reading, _, notes) in enumerate(decoded):
                 try:
                     notes = [*notes, *rt.codec.check(reading)]
@@ -373,7 +374,7 @@ class Ingest:
                         data,
                         reading,
                         self._measured_epoch(rt, reading),
-                        results.rows(i),
+                        rows[i],
                         self._warnings(rt, reading, received_epoch, [*results.notes[i], *notes]),
                         received_epoch,
                     )

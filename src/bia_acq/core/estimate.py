@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -113,25 +114,46 @@ class Results:
 
     def rows(self, i: int) -> list[dict[str, object]]:
         """The results of measurement ``i`` as one dict per segment (NaN → None)."""
+        return self._rows_of(self._columns(i, i + 1), 0, i)
 
-        def val(a: Array, j: int) -> float | None:
-            v = float(a[i, j])
-            return v if np.isfinite(v) else None
+    def all_rows(self) -> list[list[dict[str, object]]]:
+        """``rows(i)`` for every measurement, converted from the arrays once."""
+        cols = self._columns(0, self.r0_ohm.shape[0])
+        return [self._rows_of(cols, i, i) for i in range(self.r0_ohm.shape[0])]
 
+    def _columns(self, start: int, stop: int) -> list[list[list[Any]]]:
+        """Measurements ``start:stop`` as nested Python lists, one per column of
+        VALUE_COLUMNS then classification, fit_grade, fit_flags (NaN and inf → None)."""
+        out: list[list[list[Any]]] = []
+        for a in self._values():
+            part = a[start:stop]
+            obj = part.astype(object)
+            obj[~np.isfinite(part)] = None
+            out.append(obj.tolist())
+        out.append(self.classification[start:stop].tolist())
+        n, s = stop - start, len(self.segments)
+        none = [[None] * s for _ in range(n)]
+        out.append(none if self.fit_grade is None else self.fit_grade[start:stop].tolist())
+        out.append(none if self.fit_flags is None else self.fit_flags[start:stop].tolist())
+        return out
+
+    def _rows_of(self, cols: list[list[list[Any]]], k: int, i: int) -> list[dict[str, object]]:
+        """Row ``k`` of ``cols`` (measurement ``i``) as one dict per segment."""
+        *values, classification, grade, flags = (c[k] for c in cols)
+        status = self.fit_status[i]
         out: list[dict[str, object]] = []
-        values = self._values()
         for j, seg in enumerate(self.segments):
             row: dict[str, object] = {
                 "segment": seg.value,
                 "method": self.method.name,
                 "method_version": self.method.version,
             }
-            for name, a in zip(VALUE_COLUMNS, values, strict=True):
-                row[name] = val(a, j)
-            row["classification"] = str(self.classification[i, j])
-            row["fit_status"] = self.fit_status[i][j]
-            row["fit_grade"] = None if self.fit_grade is None else str(self.fit_grade[i, j])
-            row["fit_flags"] = None if self.fit_flags is None else int(self.fit_flags[i, j])
+            for name, col in zip(VALUE_COLUMNS, values, strict=True):
+                row[name] = col[j]
+            row["classification"] = classification[j]
+            row["fit_status"] = status[j]
+            row["fit_grade"] = grade[j]
+            row["fit_flags"] = flags[j]
             out.append(row)
         return out
 

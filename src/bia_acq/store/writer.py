@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -389,6 +390,8 @@ class Store:
         "fit_flags",
     )
 
+    _RESULT_GETTER = operator.itemgetter(*RESULT_COLUMNS)
+
     INSERT_RESULT = (
         f"INSERT OR REPLACE INTO segment_result (measurement_id, {', '.join(RESULT_COLUMNS)},"
         f" computed_at_utc) VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)}, ?)"
@@ -402,8 +405,13 @@ class Store:
     def _result_rows(
         self, measurement_id: int, results: Iterable[dict[str, object]], now: str
     ) -> list[tuple[object, ...]]:
-        cols = self.RESULT_COLUMNS
-        return [(measurement_id, *(r.get(k) for k in cols), now) for r in results]
+        get = self._RESULT_GETTER
+        results = list(results)
+        try:  # rows from Results carry every column
+            return [(measurement_id, *get(r), now) for r in results]
+        except KeyError:
+            cols = self.RESULT_COLUMNS
+            return [(measurement_id, *(r.get(k) for k in cols), now) for r in results]
 
     def insert_result_tuples(self, rows: Sequence[tuple[object, ...]]) -> None:
         """Rows already in INSERT_RESULT order (``Results.tuples``); caller holds the transaction."""
