@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA, EXAMPLE_FRAME, readings
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bia_acq.acquire import Batch, Ingest, PortRuntime
 from bia_acq.drivers import get_profile
@@ -193,3 +194,38 @@ def test_fast_path_errors_match_the_careful_path(body: str) -> None:
         finally:
             tanita._split_simple = original
     assert outcomes[0] == outcomes[1]
+
+
+def _outcome(data: bytes, careful: bool) -> object:
+    original = tanita._split_simple
+    if careful:
+        tanita._split_simple = lambda text: None  # careful tokenizer, no plan
+    try:
+        return codec.decode(data)
+    except FrameError as exc:
+        return (exc.reason, exc.offset)
+    finally:
+        tanita._split_simple = original
+
+
+@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    readings(),
+    st.integers(min_value=0),
+    st.sampled_from(["0.0", "-0.0", "nan", "inf", "-inf", "x", "1e3", "7", "", '"q"', "1e400"]),
+)
+def test_planned_fields_agree_with_the_per_pair_loop(reading: Reading, at: int, value: str) -> None:
+    """The per-header-sequence plan (cached across frames) gives what the per-pair loop
+    gives, for the frame and for the same headers with one value changed: the same
+    reading, or the same error at the same byte offset."""
+    data = codec.encode(reading)
+    body = data[: data.rindex(b"CS,")].decode()
+    toks = body.split(",")
+    values = [
+        i for i in range(1, len(toks) - 1, 2) if '"' not in toks[i] and '"' not in toks[i - 1]
+    ]
+    assert _outcome(data, False) == _outcome(data, True) == reading
+    if values:
+        toks[values[at % len(values)]] = value
+        again = frame(",".join(toks))
+        assert _outcome(again, False) == _outcome(again, True)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -328,6 +329,81 @@ def _parse_time(text: str) -> dt.time:
     return dt.time(hour, minute, rest[0] if rest else 0)
 
 
+def _is_plain(key: str, j: int, quoted: set[int]) -> bool:
+    """A plain device value (fat %, water, phase, ...): a number under an ordinary header."""
+    return (
+        key not in _SPECIAL and key[:1] != "~" and not (quoted and (j in quoted or j + 1 in quoted))
+    )
+
+
+class _Plan:
+    """What ``_fields`` does with each pair of one header sequence, worked out once.
+
+    ``pairs``: per impedance point (segment, kHz, index of R, index of X or -1,
+    X header) into the values ``impedance`` returns; ``rest``: (token index,
+    plain) of the other pairs in frame order; ``every``: the same for all pairs.
+    """
+
+    __slots__ = ("_get", "_idx", "every", "pairs", "rest")
+
+    def __init__(self, keys: list[str], quoted: set[int]) -> None:
+        skip = {i // 2 for i in quoted}  # pairs with a quoted token: the per-pair loop
+        imp = {k: i for i, k in enumerate(keys) if k in _IMP_KEYSET and i not in skip}
+        order: list[int] = []  # value indices for the itemgetter
+        pairs: list[tuple[str, float, int, int]] = []
+        by_sf = {_IMP_KEY[k][1]: k for k in imp if _IMP_KEY[k][0]}  # R headers
+        x_of = {_IMP_KEY[k][1]: k for k in imp if not _IMP_KEY[k][0]}
+        for sf in {**by_sf, **x_of}:
+            r_key, x_key = by_sf.get(sf), x_of.get(sf)
+            ri = xi = -1
+            if r_key is not None:
+                ri = len(order)
+                order.append(imp[r_key])
+            if x_key is not None:
+                xi = len(order)
+                order.append(imp[x_key])
+            if ri < 0:  # a reactance header without its resistance header
+                ri = len(order)
+                order.append(-1)  # reads as "0": not measured
+            pairs.append((sf[0], sf[1], ri, xi))
+        idx = [2 * i + 1 for i in order]
+        self._idx = idx
+        self._get = operator.itemgetter(*idx) if len(idx) > 1 and -1 not in order else None
+        self.pairs = tuple(pairs)
+        self.every = tuple((2 * i, _is_plain(k, 2 * i, quoted)) for i, k in enumerate(keys))
+        done = set(imp)
+        self.rest = tuple(p for p in self.every if keys[p[0] // 2] not in done)
+
+    def impedance(self, parts: list[str]) -> list[float] | None:
+        """The impedance values of a frame as floats; None if one is not a finite number."""
+        try:
+            if self._get is not None:
+                vals = list(map(float, self._get(parts)))
+            else:  # one value, or a reactance without its resistance header (R reads 0)
+                vals = [float(parts[i]) if i > 0 else 0.0 for i in self._idx]
+        except ValueError:
+            return None
+        if not math.isfinite(sum(vals)) and not all(map(math.isfinite, vals)):
+            return None
+        return vals
+
+
+_PLANS: dict[tuple[tuple[str, ...], frozenset[int]], _Plan] = {}
+
+
+def _plan(keys: list[str], quoted: set[int]) -> _Plan | None:
+    """The cached plan of a header sequence; None when a header repeats (an error)."""
+    key = (tuple(keys), frozenset(quoted))
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(set(keys)) != len(keys):
+            return None
+        if len(_PLANS) >= 256:  # many different sequences: not one device's frames
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(keys, quoted)
+    return plan
+
+
 class TanitaProtocol(Protocol):
     """Tanita key/value frames with checksum.
 
@@ -392,6 +468,7 @@ class TanitaProtocol(Protocol):
             )
         text = body[1:cs_at].decode("ascii")
         split = _split_simple(text)
+        planned = split is not None
         if split is None:  # quotes around commas or stray quotes: the careful tokenizer
             toks = _tokens(text, 1)
             if len(toks) % 2:
@@ -401,19 +478,25 @@ class TanitaProtocol(Protocol):
         if len(parts) % 2:
             raise FrameError("a header has no value", 1 + text.rfind(",") + 1)
         try:
-            return self._fields(parts, quoted)
+            return self._fields(parts, quoted, planned)
         except _FieldError as exc:  # error path only: find the byte offset of the token
             offsets = [off for _, off, _ in _tokens(text, 1)]
             raise FrameError(exc.reason, offsets[exc.index]) from None
 
-    def _fields(self, parts: list[str], quoted: set[int]) -> Reading:
+    def _fields(self, parts: list[str], quoted: set[int], planned: bool = True) -> Reading:
         """Header/value tokens (quotes removed; ``quoted``: indices that were quoted) -> Reading.
 
-        The hot path of every import and replay: impedance pairs, the bulk of a
-        frame, take one dictionary lookup and one float().
+        The hot path of every import and replay. A device sends the same headers
+        in the same order frame after frame, so with ``planned`` what to do with
+        each pair is worked out once per header sequence (``_plan``): the
+        impedance pairs, most of a frame, then take one itemgetter and one
+        map(float) for the lot. Without a plan (the careful tokenizer's path,
+        and whenever a value is not a finite number) every pair goes through the
+        per-pair loop, which reports the first bad token by position.
         """
         keys = parts[0::2]
-        if len(set(keys)) != len(keys):
+        plan = _plan(keys, quoted) if planned else None
+        if plan is None and len(set(keys)) != len(keys):
             seen: set[str] = set()
             for i, k in enumerate(keys):
                 if k in seen:
@@ -428,18 +511,18 @@ class TanitaProtocol(Protocol):
         date: tuple[str, str] | None = None
         time: str | None = None
         imperial = False
-        # bulk step for the impedance pairs, most of a frame: set operations, map(float)
-        done = self._bulk_impedance(keys, parts[1::2], quoted, r_pts, x_pts)
+        imp_vals = plan.impedance(parts) if plan is not None else None
+        if plan is None:
+            rest: tuple[tuple[int, bool], ...] = tuple(
+                (j, _is_plain(parts[j], j, quoted)) for j in range(0, len(parts), 2)
+            )
+        else:  # without the impedance pairs when map(float) took them all
+            rest = plan.every if imp_vals is None else plan.rest
         imp_get = _IMP_KEY.get
-        rest = [j for j in range(0, len(parts), 2) if parts[j] not in done] if done else None
-        for j in range(0, len(parts), 2) if rest is None else rest:
+        for j, plain in rest:
             key = parts[j]
             raw = parts[j + 1]
-            if (
-                key not in _SPECIAL
-                and key[:1] != "~"
-                and not (quoted and (j in quoted or j + 1 in quoted))
-            ):
+            if plain:
                 # a plain device value (fat %, water, phase, ...): the common case
                 number = _number(raw)
                 if number is None:
@@ -537,9 +620,19 @@ class TanitaProtocol(Protocol):
         elif time is not None:
             values["TI"] = time
         points = []
-        for seg_freq, r in r_pts.items():
+        if imp_vals is not None:
+            assert plan is not None
+            for seg, freq, ri, xi in plan.pairs:
+                r = imp_vals[ri]
+                x = imp_vals[xi] if xi >= 0 else 0.0
+                if r:  # 0: not measured
+                    r_pts[(seg, freq)] = r
+                    points.append(Impedance(seg, freq, r, x or None))
+                elif x:  # a reactance without its resistance
+                    x_pts[(seg, freq)] = x
+        for seg_freq, r in r_pts.items() if imp_vals is None else ():
             points.append(Impedance(seg_freq[0], seg_freq[1], r, x_pts.pop(seg_freq, None)))
-        for (seg, freq), x in x_pts.items():  # a reactance without its resistance
+        for (seg, freq), x in x_pts.items():  # a reactance without its resistance (or R 0)
             values[_PREFIX_OF[("x", freq)] + _SUFFIX_OF[seg]] = x
         for seg_freq, (key, z) in z_pts.items():
             if seg_freq in r_pts:  # R and X win; |Z| is kept as sent
@@ -553,44 +646,6 @@ class TanitaProtocol(Protocol):
             measured_at=measured_at,
             **fields,
         )
-
-    @staticmethod
-    def _bulk_impedance(
-        keys: list[str],
-        vals: list[str],
-        quoted: set[int],
-        r_pts: dict[tuple[str, float], float],
-        x_pts: dict[tuple[str, float], float],
-    ) -> frozenset[str]:
-        """Fill r_pts and x_pts from the unquoted impedance pairs; return the keys done.
-
-        Returns an empty set (and fills nothing) when a value is not a finite
-        number: the per-pair loop then reports it with its position.
-        """
-        found = _IMP_KEYSET.intersection(keys)
-        if quoted:
-            found -= {keys[i // 2] for i in quoted}
-        if not found:
-            return found
-        get = dict(zip(keys, vals, strict=True)).__getitem__
-        r_keys = list(_R_KEYSET.intersection(found))
-        x_keys = list(_X_KEYSET.intersection(found))
-        try:
-            r_vals = list(map(float, map(get, r_keys)))
-            x_vals = list(map(float, map(get, x_keys)))
-        except ValueError:
-            return frozenset()
-        if not (all(map(math.isfinite, r_vals)) and all(map(math.isfinite, x_vals))):
-            return frozenset()
-        for pts, ks, vs, where in (
-            (r_pts, r_keys, r_vals, _R_KEY),
-            (x_pts, x_keys, x_vals, _X_KEY),
-        ):
-            if 0.0 in vs:  # 0: not measured
-                pts.update({where[k]: v for k, v in zip(ks, vs, strict=True) if v})
-            else:
-                pts.update(zip(map(where.__getitem__, ks), vs, strict=True))
-        return found
 
     # -- consistency -------------------------------------------------------
     def check(self, reading: Reading) -> list[str]:
