@@ -160,15 +160,21 @@ class Store:
                         keys,
                     )
                 }
+            # this connection holds the write lock: ids are allocated here, as SQLite
+            # would (max + 1), so the new rows go in with one executemany
+            next_id = int(
+                self.conn.execute("SELECT coalesce(max(id), 0) FROM raw_frame").fetchone()[0]
+            )
+            rows = []
             for k, c in zip(keys, chunks, strict=True):
                 if k is not None and k in seen:
                     out.append(Journaled(*seen[k], new=False))
                     continue
                 status = "pending" if c.kind == "frame" else "discarded"
-                cur = self.conn.execute(
-                    "INSERT INTO raw_frame (port, driver, kind, received_at_utc, received_at_epoch,"
-                    " data, sha256, status, reason, chunk_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                next_id += 1
+                rows.append(
                     (
+                        next_id,
                         port,
                         driver,
                         c.kind,
@@ -179,9 +185,14 @@ class Store:
                         status,
                         c.reason,
                         k,
-                    ),
+                    )
                 )
-                out.append(Journaled(int(cur.lastrowid or 0), status, new=True))
+                out.append(Journaled(next_id, status, new=True))
+            self.conn.executemany(
+                "INSERT INTO raw_frame (id, port, driver, kind, received_at_utc, received_at_epoch,"
+                " data, sha256, status, reason, chunk_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         return out
 
     def save_cursor(self, cursor: FileCursor) -> None:
