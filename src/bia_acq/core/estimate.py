@@ -75,6 +75,18 @@ VALUE_COLUMNS = (
     "phase_angle_50khz_deg",
 )
 
+#: keys of a result row, in the order ``Results._rows_of`` fills them
+_ROW_KEYS = (
+    "segment",
+    "method",
+    "method_version",
+    *VALUE_COLUMNS,
+    "classification",
+    "fit_status",
+    "fit_grade",
+    "fit_flags",
+)
+
 
 @dataclass
 class Results:
@@ -140,22 +152,19 @@ class Results:
     def _rows_of(self, cols: list[list[list[Any]]], k: int, i: int) -> list[dict[str, object]]:
         """Row ``k`` of ``cols`` (measurement ``i``) as one dict per segment."""
         *values, classification, grade, flags = (c[k] for c in cols)
-        status = self.fit_status[i]
-        out: list[dict[str, object]] = []
-        for j, seg in enumerate(self.segments):
-            row: dict[str, object] = {
-                "segment": seg.value,
-                "method": self.method.name,
-                "method_version": self.method.version,
-            }
-            for name, col in zip(VALUE_COLUMNS, values, strict=True):
-                row[name] = col[j]
-            row["classification"] = classification[j]
-            row["fit_status"] = status[j]
-            row["fit_grade"] = grade[j]
-            row["fit_flags"] = flags[j]
-            out.append(row)
-        return out
+        head = (self.method.name, self.method.version)
+        return [
+            dict(zip(_ROW_KEYS, (seg.value, *head, *cells), strict=True))
+            for seg, *cells in zip(
+                self.segments,
+                *values,
+                classification,
+                self.fit_status[i],
+                grade,
+                flags,
+                strict=True,
+            )
+        ]
 
     def tuples(self, measurement_ids: Sequence[int], computed_at: str) -> list[tuple[object, ...]]:
         """All rows at once, in Store.RESULT_COLUMNS order with measurement_id first

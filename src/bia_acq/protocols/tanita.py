@@ -44,7 +44,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bia_acq.errors import FrameError
-from bia_acq.model import Impedance, Reading, Segment
+from bia_acq.model import Impedance, Reading, Segment, measured_point
 from bia_acq.protocols.base import Framer, Protocol
 
 #: Impedance quantity letters: letter -> (quantity, frequency in kHz).
@@ -627,7 +627,7 @@ class TanitaProtocol(Protocol):
                 x = imp_vals[xi] if xi >= 0 else 0.0
                 if r:  # 0: not measured
                     r_pts[(seg, freq)] = r
-                    points.append(Impedance(seg, freq, r, x or None))
+                    points.append(measured_point(seg, freq, r, x or None))
                 elif x:  # a reactance without its resistance
                     x_pts[(seg, freq)] = x
         for seg_freq, r in r_pts.items() if imp_vals is None else ():
