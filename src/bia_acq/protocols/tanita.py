@@ -154,6 +154,7 @@ DEFAULT_CONTROL = (("0", "16"), ("~0", "1"), ("~1", "1"), ("~2", "1"))
 
 
 _BAD_BYTE = re.compile(rb"[^\t\x20-\x7e]")
+_PRINTABLE = bytes([0x09, *range(0x20, 0x7F)])  # what _BAD_BYTE does not match
 _INFINITIES = (math.inf, -math.inf)
 #: every impedance header -> (is resistance, (segment, kHz))
 _IMP_KEY: dict[str, tuple[bool, tuple[str, float]]] = {
@@ -449,8 +450,9 @@ class TanitaProtocol(Protocol):
         body = frame.rstrip(b"\r\n")
         if not body.startswith(b"{"):
             raise FrameError("frame does not start with '{'", 0)
-        bad = _BAD_BYTE.search(body)
-        if bad is not None:
+        if body.translate(None, _PRINTABLE):  # deletes the good bytes: anything left is bad
+            bad = _BAD_BYTE.search(body)
+            assert bad is not None
             i = bad.start()
             raise FrameError(f"byte 0x{body[i]:02X} is not printable ASCII", i)
         if body.endswith(b"}"):
@@ -626,10 +628,11 @@ class TanitaProtocol(Protocol):
                 r = imp_vals[ri]
                 x = imp_vals[xi] if xi >= 0 else 0.0
                 if r:  # 0: not measured
-                    r_pts[(seg, freq)] = r
                     points.append(measured_point(seg, freq, r, x or None))
                 elif x:  # a reactance without its resistance
                     x_pts[(seg, freq)] = x
+            if z_pts:  # which |Z| lose to an R (rare: only |Z| scales send Z headers)
+                r_pts = {(z.segment, z.freq_khz): z.r_ohm for z in points}
         for seg_freq, r in r_pts.items() if imp_vals is None else ():
             points.append(Impedance(seg_freq[0], seg_freq[1], r, x_pts.pop(seg_freq, None)))
         for (seg, freq), x in x_pts.items():  # a reactance without its resistance (or R 0)
