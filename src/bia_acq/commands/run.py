@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import threading
 import time
@@ -49,11 +50,13 @@ def run(args: argparse.Namespace) -> int:
     stop.install(hangup=args.config is not None)
     simulator = None
     sim_thread = None
+    # the built-in simulator stops after the service, so the frame in hand is finished
+    sim_stop = threading.Event()
     if args.config:
         config = load_config(args.config)
         setup_logging(args.log_level or config.log_level)
         if args.db:
-            config = Config(**{**config.__dict__, "database": args.db})
+            config = dataclasses.replace(config, database=args.db)
         if not config.ports and not config.folders:
             log.warning("%s configures no ports or folders: nothing to acquire", config.source)
     else:
@@ -65,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         port = PortConfig("simulator", path, profile.name, profile, profile.serial)
         config = Config(database=args.db or Path("bia-acq.db"), ports=(port,))
         sim_thread = threading.Thread(
-            target=simulator.run, args=(stop.event,), name="simulator", daemon=True
+            target=simulator.run, args=(sim_stop,), name="simulator", daemon=True
         )
 
     stored = 0
@@ -108,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         notifier.stopping()
         stop.event.set()
         service.stop()
+        sim_stop.set()
         if sim_thread is not None and sim_thread.is_alive():
             sim_thread.join(2)
         if simulator is not None:
