@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     stop.install(hangup=args.config is not None)
     simulator = None
     sim_thread = None
-    # the built-in simulator stops after the service, so the frame in hand is finished
+    # on a signal the built-in simulator stops after the service, so the frame in hand is
+    # finished; at --count it stops first, so no further measurement is stored
     sim_stop = threading.Event()
     if args.config:
         config = load_config(args.config)
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
             stop.event.wait(0.1)
     finally:
         notifier.stopping()
+        if done.is_set():  # --count reached: the built-in simulator sends no more
+            sim_stop.set()
         stop.event.set()
         service.stop()
         sim_stop.set()
