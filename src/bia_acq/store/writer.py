@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
+from bia_acq.core.estimate import VALUE_COLUMNS
 from bia_acq.core.methods import Bands, Method
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk
@@ -385,16 +386,7 @@ class Store:
         "segment",
         "method",
         "method_version",
-        "r0_ohm",
-        "rinf_ohm",
-        "alpha",
-        "fc_khz",
-        "fit_rms_ohm",
-        "ecw_l",
-        "icw_l",
-        "tbw_l",
-        "ecw_tbw_ratio",
-        "phase_angle_50khz_deg",
+        *VALUE_COLUMNS,
         "classification",
         "fit_status",
         "fit_grade",
