@@ -29,22 +29,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from bia_acq.errors import ConfigError, StorageError
-    from bia_acq.store.db import open_writer
+    from bia_acq.store.db import open_writer, require_subject
 
     if not args.db.exists():
         raise StorageError(f"database {args.db} does not exist (check --db)")
     db = open_writer(args.db)
     conn = db.conn
-    row = conn.execute(
-        "SELECT id, pseudonym FROM subject WHERE external_id = ? OR pseudonym = ?",
-        (args.subject, args.subject),
-    ).fetchone()
-    if row is None:
-        raise ConfigError(
-            f"--subject: no subject {args.subject!r} in {args.db}",
-            fix="give the ID the device sent or the pseudonym shown by `bia-acq run`",
-        )
-    subject_id, pseudonym = row
+    subject_id, pseudonym = require_subject(conn, args.subject, args.db)
     now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     with db.atomic():
         if args.measurement is not None:

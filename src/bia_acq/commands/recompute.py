@@ -76,8 +76,8 @@ def _since_epoch(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     from bia_acq.config import load_config
     from bia_acq.core.estimate import get_method
-    from bia_acq.errors import ConfigError, StorageError
-    from bia_acq.store.db import open_writer
+    from bia_acq.errors import StorageError
+    from bia_acq.store.db import open_writer, require_subject
     from bia_acq.store.writer import Store
 
     method = get_method(args.method)
@@ -97,19 +97,11 @@ def run(args: argparse.Namespace) -> int:
     # measurements are never deleted: skip the foreign-key lookup of every result row
     # (a quarter of the time executemany takes).
     conn.execute("PRAGMA foreign_keys = OFF")
-    where, params = ["1"], []
+    where: list[str] = ["1"]
+    params: list[float] = []
     if args.subject is not None:
-        row = conn.execute(
-            "SELECT id FROM subject WHERE external_id = ? OR pseudonym = ?",
-            (args.subject, args.subject),
-        ).fetchone()
-        if row is None:
-            raise ConfigError(
-                f"--subject: no subject {args.subject!r} in {args.db}",
-                fix="give the ID the device sent or the pseudonym shown by `bia-acq run`",
-            )
         where.append("subject_id = ?")
-        params.append(row[0])
+        params.append(require_subject(conn, args.subject, args.db)[0])
     if since is not None:
         where.append("COALESCE(measured_at_epoch, received_at_epoch) >= ?")
         params.append(since)

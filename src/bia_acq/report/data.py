@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bia_acq.errors import BiaError
+from bia_acq.store.db import subject_row
 
 #: Segments in the order reports list them: pairs side by side.
 SEGMENT_ORDER = ("whole_body", "right_arm", "left_arm", "trunk", "right_leg", "left_leg")
@@ -90,10 +91,7 @@ def require_reader_schema(conn: sqlite3.Connection, path: object) -> None:
 
 def find_subject(conn: sqlite3.Connection, key: str) -> int:
     """The subject.id whose patient ID or pseudonym is ``key``."""
-    row = conn.execute(
-        "SELECT id FROM subject WHERE external_id = ? OR pseudonym = ? ORDER BY external_id = ? DESC",
-        (key, key, key),
-    ).fetchone()
+    row = subject_row(conn, key)
     if row is None:
         raise SubjectNotFound(
             "no subject in this database has that patient ID or pseudonym "

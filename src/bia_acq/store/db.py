@@ -173,3 +173,29 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
 
 
 __all__ = ["MIGRATION_SET", "open_readonly", "open_writer"]
+
+
+def subject_row(conn: sqlite3.Connection, key: str) -> tuple[int, str] | None:
+    """(subject.id, pseudonym) whose patient ID as sent, or pseudonym, is ``key``.
+
+    An exact patient ID wins over a pseudonym that happens to equal it.
+    """
+    row = conn.execute(
+        "SELECT id, pseudonym FROM subject WHERE external_id = ? OR pseudonym = ?"
+        " ORDER BY external_id = ? DESC",
+        (key, key, key),
+    ).fetchone()
+    return (int(row[0]), str(row[1])) if row else None
+
+
+def require_subject(conn: sqlite3.Connection, key: str, path: object) -> tuple[int, str]:
+    """:func:`subject_row`, or a one-line ``--subject`` ConfigError naming the database."""
+    from bia_acq.errors import ConfigError
+
+    row = subject_row(conn, key)
+    if row is None:
+        raise ConfigError(
+            f"--subject: no subject {key!r} in {path}",
+            fix="give the ID the device sent or the pseudonym shown by `bia-acq run`",
+        )
+    return row
