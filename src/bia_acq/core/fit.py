@@ -596,7 +596,7 @@ def _arc3(f: Array, r: Array, y: Array) -> Array:
         z = r - 1j * y
         ratio = np.abs((r0[..., None] - z) / (z - rinf[..., None]))
         lfc = (np.log(f) - np.log(ratio) / alpha[..., None]).mean(-1)
-    return np.stack([r0, rinf, alpha, lfc], axis=-1)
+    return np.asarray(np.stack([r0, rinf, alpha, lfc], axis=-1), dtype=float)
 
 
 def _circle_covariance(
@@ -628,7 +628,7 @@ def _circle_covariance(
     g = g.reshape(6, n, 4).transpose(1, 2, 0)  # (n, 4, 6)
     cov = np.matmul(g, g.transpose(0, 2, 1))
     cov[~np.isfinite(cov).all((-1, -2))] = np.nan
-    return cov
+    return np.asarray(cov, dtype=float)
 
 
 def _hook_tolerance(y: Array) -> Array:
