@@ -18,7 +18,7 @@ from types import MappingProxyType
 from typing import Any
 
 from bia_acq.core.estimate import METHODS
-from bia_acq.core.methods import Bands
+from bia_acq.core.methods import Bands, site_bands
 from bia_acq.drivers import Profile, SerialSettings, all_profiles, parse_serial
 from bia_acq.errors import BiaError, ConfigError
 from bia_acq.yamlfile import Doc, load
@@ -285,9 +285,12 @@ def parse_thresholds(doc: Doc, raw: Any) -> dict[str, Bands]:
                     f"{key}.{k}", f"expected an ECW/TBW ratio between 0 and 1, got {v!r}"
                 )
             values[k] = float(v)
-        bands = METHODS[name].bands.override(**values)
+        if "normal_max" not in values:
+            raise doc.error(key, "missing normal_max", example)
+        bands = site_bands(**values)  # type: ignore[arg-type]
         lo = bands.normal_min if bands.normal_min is not None else 0.0
-        if not lo < bands.normal_max <= bands.slight_max:
+        top = bands.slight_max if bands.slight_max is not None else bands.normal_max
+        if not lo < bands.normal_max <= top:
             raise doc.error(
                 key,
                 f"bands out of order (normal_min {bands.normal_min}, normal_max "

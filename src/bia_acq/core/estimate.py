@@ -25,12 +25,16 @@ import numpy as np
 import numpy.typing as npt
 
 from bia_acq.core.methods import (
+    DEFAULT_UNCERTAINTY,
     METHODS,
     RESULT_SEGMENTS,
     Bands,
     Inputs,
     Method,
+    Uncertainty,
     Volumes,
+    device_figures,
+    label,
 )
 from bia_acq.errors import ConfigError
 from bia_acq.model import Reading, Segment
@@ -109,6 +113,8 @@ class Results:
     notes: list[list[str]] = field(default_factory=list)
     fit_grade: npt.NDArray[np.str_] | None = None
     fit_flags: npt.NDArray[np.int64] | None = None
+    #: what the method computed, with the intervals (not a column by itself)
+    volumes: Volumes | None = None
 
     def _values(self) -> list[Array]:
         return [
@@ -208,6 +214,7 @@ PATHS = (
     Segment.RIGHT_LEG,
     Segment.LEFT_LEG,
     Segment.WHOLE_BODY_RIGHT,
+    Segment.WHOLE_BODY_LEFT,
 )
 
 
@@ -241,24 +248,61 @@ def inputs_from_paths(
     weight_kg: Array,
     age_years: Array,
     sex: Sequence[str | None] | npt.NDArray[np.object_],
+    uncertainty: Uncertainty | Sequence[Uncertainty] = DEFAULT_UNCERTAINTY,
+    device: Mapping[str, Array] | None = None,
+    device_vendor: Sequence[str] = (),
 ) -> tuple[Inputs, list[list[str]]]:
-    """Build :class:`Inputs` from path arrays (N, len(PATHS), F); also the notes."""
+    """Build :class:`Inputs` from path arrays (N, len(PATHS), F); also the notes.
+
+    ``uncertainty`` (one, or one per measurement) gives each measured point's σ;
+    a derived segment gets the root sum of squares of its paths' σ. Where both
+    hand-to-foot paths are measured, the trunk is derived from each and the two
+    averaged, with a note of how well they agree.
+    """
     n = zp.shape[0]
-    ra, la, tr, rl, ll, wbr = (zp[:, k, :] for k in range(len(PATHS)))
+    ra, la, tr, rl, ll, wbr = (zp[:, k, :] for k in range(6))
+    wbl = zp[:, 6, :] if zp.shape[1] > 6 else np.full_like(wbr, np.nan)
+    unc = [uncertainty] * n if isinstance(uncertainty, Uncertainty) else list(uncertainty)
+    rel = np.array([u.relative for u in unc], dtype=float)[:, None, None]
+    ab = np.array([u.absolute_ohm for u in unc], dtype=float)[:, None, None]
+    sp = np.hypot(rel * np.abs(zp), ab)  # (N, P, F), NaN where not measured
+    s_ra, s_la, s_tr, s_rl, s_ll, s_wbr = (sp[:, k, :] for k in range(6))
+    s_wbl = sp[:, 6, :] if zp.shape[1] > 6 else np.full_like(s_wbr, np.nan)
     have_wbr = np.asarray(np.isfinite(wbr.real).any(-1), dtype=bool).reshape(n)
+    have_wbl = np.asarray(np.isfinite(wbl.real).any(-1), dtype=bool).reshape(n)
     have_tr = np.asarray(np.isfinite(tr.real).any(-1), dtype=bool).reshape(n)
     derive = ~have_tr & have_wbr
-    trunk = np.where(derive[:, None], wbr - ra - rl, tr)
+    both = derive & have_wbl
+    t_r, v_r = wbr - ra - rl, s_wbr**2 + s_ra**2 + s_rl**2
+    t_l, v_l = wbl - la - ll, s_wbl**2 + s_la**2 + s_ll**2
+    t_both, v_both = 0.5 * (t_r + t_l), 0.25 * (v_r + v_l)
+    trunk = np.where(both[:, None], t_both, np.where(derive[:, None], t_r, tr))
+    s_trunk = np.sqrt(np.where(both[:, None], v_both, np.where(derive[:, None], v_r, s_tr**2)))
     series = ra + rl + np.where(have_tr[:, None], tr, 0)
+    s_series = np.sqrt(s_ra**2 + s_rl**2 + np.where(have_tr[:, None], s_tr**2, 0))
     whole = np.where(have_wbr[:, None], wbr, series)
+    s_whole = np.where(have_wbr[:, None], s_wbr, s_series)
     notes: list[list[str]] = [[] for _ in range(n)]
     have_series = np.asarray(np.isfinite(series.real).any(-1), dtype=bool).reshape(n)
     only_series = ~have_wbr & ~have_tr & have_series
-    for i in np.nonzero(derive)[0]:
+    for i in np.nonzero(derive & ~both)[0]:
         notes[i].append("trunk derived as hand-to-foot path minus right arm and right leg")
+    if both.any():
+        k50 = int(np.argmin(np.abs(np.asarray(freqs_khz, dtype=float) - 50.0)))
+        diff = np.abs(t_r[:, k50] - t_l[:, k50])
+        sd = np.sqrt(v_r[:, k50] + v_l[:, k50])
+        for i in np.nonzero(both)[0]:
+            agree = "consistent" if diff[i] <= 1.96 * sd[i] else "NOT consistent"
+            notes[i].append(
+                "trunk derived from both hand-to-foot paths (each minus its arm and leg) and "
+                f"averaged: right and left differ by {diff[i]:.1f} Ω at "
+                f"{float(freqs_khz[k50]):g} kHz, {agree} with the measurement uncertainty "
+                f"(95 % limit {1.96 * sd[i]:.1f} Ω)"
+            )
     for i in np.nonzero(only_series)[0]:
         notes[i].append("whole body from right arm + right leg in series; trunk not measured")
     z = np.stack([ra, la, trunk, rl, ll, whole], axis=1)
+    sigma = np.stack([s_ra, s_la, s_trunk, s_rl, s_ll, s_whole], axis=1)
     sex_arr = np.asarray(sex, dtype=object)
     inp = Inputs(
         freqs_khz=np.asarray(freqs_khz, dtype=float),
@@ -269,8 +313,24 @@ def inputs_from_paths(
         male=sex_arr == "male",
         known_sex=(sex_arr == "male") | (sex_arr == "female"),
         whole_body_path=np.asarray(have_wbr | have_tr, dtype=bool),
+        sigma=np.where(np.isfinite(z.real), sigma, np.nan),
+        device=device,
+        device_vendor=tuple(device_vendor),
     )
     return inp, notes
+
+
+def device_arrays(readings: Sequence[Reading]) -> tuple[dict[str, Array], list[str]]:
+    """The analyzers' own whole-body figures as (N,) arrays, and each reading's vendor."""
+    keys = ("ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio")
+    out = {k: np.full(len(readings), np.nan) for k in keys}
+    vendors = []
+    for i, rd in enumerate(readings):
+        vendor, figs = device_figures(rd.device_values, rd.model or "")
+        vendors.append(vendor)
+        for k, v in figs.items():
+            out[k][i] = v
+    return out, vendors
 
 
 def _num(v: float | int | None) -> float:
@@ -281,9 +341,20 @@ def estimate(
     readings: Sequence[Reading],
     method: str = "hanai-bis",
     bands: Mapping[str, Bands] | None = None,
+    uncertainty: Uncertainty | Sequence[Uncertainty] | None = None,
 ) -> Results:
-    """Compute results for a batch of readings with the named method."""
+    """Compute results for a batch of readings with the named method.
+
+    ``uncertainty``: the analyzer's stated measurement uncertainty (one, or one
+    per reading); by default the profile's whose model the reading names
+    (:func:`bia_acq.core.methods.uncertainty_for_model`).
+    """
+    from bia_acq.core.methods import uncertainty_for_model
+
     freqs, zp = impedance_arrays(readings, [p.value for p in PATHS])
+    if uncertainty is None:
+        uncertainty = [uncertainty_for_model(rd.model or "") for rd in readings]
+    device, vendors = device_arrays(readings)
     inp, notes = inputs_from_paths(
         freqs,
         zp,
@@ -293,6 +364,9 @@ def estimate(
             [float(rd.age_years) if rd.age_years is not None else np.nan for rd in readings]
         ),
         sex=[rd.sex for rd in readings],
+        uncertainty=uncertainty,
+        device=device,
+        device_vendor=vendors,
     )
     name = get_method(method).name
     for i, rd in enumerate(readings):
@@ -339,6 +413,10 @@ def estimate_inputs(
         params = (nan, nan, nan, nan, nan)
     if v.skipped.size:
         status = np.where(v.skipped != "", v.skipped, status)
+    if v.not_applicable.size:
+        status = np.where(
+            (v.not_applicable != "") & np.isin(status, ("ok", "")), v.not_applicable, status
+        )
     if z50 is None:
         for i in range(n):
             all_notes[i].append("no 50 kHz point: no phase angle")
@@ -355,9 +433,10 @@ def estimate_inputs(
         tbw_l=v.tbw,
         ecw_tbw_ratio=v.ratio,
         phase_50khz_deg=phase,
-        classification=band.classify(v.ratio),
+        classification=label(v, band),
         fit_status=status.tolist(),
         notes=all_notes,
         fit_grade=grade,
         fit_flags=flags,
+        volumes=v,
     )
