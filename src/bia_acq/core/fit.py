@@ -333,6 +333,7 @@ def fit_cole(
     if z_in.shape[-1] == 0:  # no frequencies at all: one missing point, flagged below
         z_in = np.full((*z_in.shape[:-1], 1), np.nan, dtype=z_in.dtype)
         freq_hz = np.ones(1)
+        sigma = None if sigma is None else np.full(z_in.shape, np.nan)
     zc = z_in.astype(np.complex128)
     shape = zc.shape[:-1]
     nf = zc.shape[-1]
@@ -342,7 +343,7 @@ def fit_cole(
     sig = (
         None
         if sigma is None
-        else np.broadcast_to(np.asarray(sigma, dtype=float), zc.shape).reshape(-1, nf)
+        else np.broadcast_to(np.asarray(sigma, dtype=float), (*shape, nf)).reshape(-1, nf)
     )
     if f1.ndim == 1 and f1.shape[0] == nf:  # one frequency list for all: sort once
         order = np.argsort(f1, kind="stable")

@@ -911,9 +911,7 @@ def uncertainty_for_model(model: str) -> Uncertainty:
 
 def _device_water_keys(profile: Profile) -> set[str]:
     own: Any = profile.simulator.get("device_values")
-    if isinstance(own, dict):
-        keys = {str(k) for k in own}
-    elif own is not None:
+    if own is not None:  # a list of keys, or a mapping of keys to truth quantities
         keys = {str(k) for k in own}
     elif profile.protocol == "tanita":
         keys = {"wW", "wI", "wO", "wo"}
