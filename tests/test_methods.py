@@ -7,7 +7,6 @@ import pytest
 from conftest import EXAMPLE_FRAME, run_cli
 
 from bia_acq.core import METHODS, cole_impedance, estimate
-from bia_acq.core.methods import VENDOR_BANDS
 from bia_acq.core.anthropometry import segment_length_cm, segment_volume_l
 from bia_acq.core.hanai import (
     hanai_volumes,
@@ -15,6 +14,7 @@ from bia_acq.core.hanai import (
     moissl_volumes,
     segment_ecw,
 )
+from bia_acq.core.methods import VENDOR_BANDS
 from bia_acq.core.regression import (
     ecw_lukaski_bolonchuk,
     tbw_kushner_1992,

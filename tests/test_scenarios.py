@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bia_acq.core.cole import cole_impedance
 from bia_acq.core.compare import LEG_R0_RATIO_LIMIT
-from bia_acq.core.estimate import METHODS, estimate
+from bia_acq.core.estimate import estimate
 from bia_acq.drivers import get_profile
 from bia_acq.errors import ConfigError
 from bia_acq.model import Impedance, Reading

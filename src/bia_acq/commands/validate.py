@@ -29,10 +29,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from bia_acq.config import load_config
     from bia_acq.simulator.validation import validate_files
     from bia_acq.store.db import open_readonly
-
-    from bia_acq.config import load_config
 
     bands = dict(load_config(args.config).thresholds) if args.config else None
     conn = open_readonly(args.db)
