@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from bia_acq import worklist
 from bia_acq.config import PortConfig
+from bia_acq.config import DEFAULT_METHOD
 from bia_acq.core.estimate import estimate
 from bia_acq.core.methods import Bands
 from bia_acq.drivers import Profile
@@ -33,8 +34,26 @@ log = logging.getLogger(__name__)
 
 CLOCK_WARNING_S = 15 * 60
 
-#: a journaled frame to decode: raw_frame id, bytes, receive time, work-list entry id
-PendingWork = tuple[int, bytes, float, int | None]
+
+@dataclass(frozen=True)
+class PendingWork:
+    """A journaled frame to decode."""
+
+    raw_frame_id: int
+    data: bytes
+    received_epoch: float
+    #: for polled analyzers: the work-list entry the frame was measured for
+    worklist_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A frame the codec decoded, with the work-list entry it was measured for."""
+
+    work: PendingWork
+    reading: Reading
+    entry: worklist.Entry | None
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -237,6 +256,14 @@ class Ingest:
         #: data, DEBUG for a bulk import (its summary counts them)
         self.chunk_log_level = logging.WARNING
 
+    def method_for(self, rt: PortRuntime) -> str:
+        """The method for a port: the configured one, or with ``method: default`` the
+        default its driver profile names for what the analyzer measures."""
+        if self.method != DEFAULT_METHOD:
+            return self.method
+        profile = self.profiles.get(rt.driver)
+        return (profile.default_method if profile else "") or "hanai-bis"
+
     def add_port(self, port: PortConfig) -> None:
         zone = zoneinfo.ZoneInfo(port.timezone) if port.timezone else None
         self.ports[port.name] = PortRuntime(port.name, port.driver, port.profile.codec(), zone)
@@ -281,7 +308,9 @@ class Ingest:
                 if c.kind == "frame":
                     if j.status == "pending":
                         frames.append(
-                            (j.raw_frame_id, c.data, batch.received_epoch, batch.worklist_id)
+                            PendingWork(
+                                j.raw_frame_id, c.data, batch.received_epoch, batch.worklist_id
+                            )
                         )
                 elif j.new:
                     quiet = (c.reason or "").startswith("dialogue: ")  # a polled device's replies
@@ -323,8 +352,7 @@ class Ingest:
         *,
         notify: bool = True,
     ) -> list[SavedMeasurement]:
-        """Decode, compute and store journaled frames (raw_frame id, bytes, receive
-        time, work-list entry or None); one transaction for them all.
+        """Decode, compute and store journaled frames; one transaction for them all.
 
         A frame measured for a work-list entry (a polled analyzer) is stored for that
         entry's subject and the entry is marked done, or failed with the reason.
@@ -337,19 +365,20 @@ class Ingest:
         saved: list[SavedMeasurement] = []
         entries: dict[int, worklist.Entry | None] = {}
         with store.db.atomic():
-            decoded: list[tuple[int, bytes, float, Reading, worklist.Entry | None, list[str]]] = []
-            for raw_id, data, received_epoch, worklist_id in frames:
+            decoded: list[Decoded] = []
+            for work in frames:
+                raw_id, worklist_id = work.raw_frame_id, work.worklist_id
                 entry = None
                 if worklist_id is not None:
                     if worklist_id not in entries:
                         entries[worklist_id] = worklist.get(store.conn, worklist_id)
                     entry = entries[worklist_id]
                 try:
-                    reading = rt.codec.decode(data)
+                    reading = rt.codec.decode(work.data)
                     notes: list[str] = []
                     if entry is not None:  # measured for this work-list entry's subject
                         reading, notes = worklist.attribute(reading, entry)
-                    decoded.append((raw_id, data, received_epoch, reading, entry, notes))
+                    decoded.append(Decoded(work, reading, entry, notes))
                 except FrameError as exc:
                     self._reject(rt, raw_id, exc.reason, exc.offset)
                     if entry is not None:
@@ -360,27 +389,36 @@ class Ingest:
                         rt, raw_id, f"internal decoder error: {type(exc).__name__}: {exc}", None
                     )
             if decoded:
-                results = estimate([d[3] for d in decoded], self.method, self.bands)
+                results = estimate([d.reading for d in decoded], self.method_for(rt), self.bands)
             items = []
             rows = results.all_rows() if decoded else []
-            for i, (raw_id, data, received_epoch, reading, _, notes) in enumerate(decoded):
+            if decoded and results.method.name != "device":  # the analyzer's own beside ours
+                own = estimate([d.reading for d in decoded], "device", self.bands)
+                for i, dev in enumerate(own.all_rows()):
+                    if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
+                        rows[i] = [*rows[i], *dev]
+            for i, d in enumerate(decoded):
+                w, reading, notes = d.work, d.reading, d.notes
                 try:
                     notes = [*notes, *rt.codec.check(reading)]
                 except Exception:  # a codec bug must not lose the measurement
-                    log.exception("port %s: consistency check failed on frame %d", rt.name, raw_id)
+                    log.exception(
+                        "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
+                    )
                 items.append(
                     ToSave(
-                        raw_id,
-                        data,
+                        w.raw_frame_id,
+                        w.data,
                         reading,
                         self._measured_epoch(rt, reading),
                         rows[i],
-                        self._warnings(rt, reading, received_epoch, [*results.notes[i], *notes]),
-                        received_epoch,
+                        self._warnings(rt, reading, w.received_epoch, [*results.notes[i], *notes]),
+                        w.received_epoch,
                     )
                 )
             stored = store.save_many(rt.name, rt.driver, items) if items else []
-            for (raw_id, _, _, _, entry, _), m in zip(decoded, stored, strict=True):
+            for d, m in zip(decoded, stored, strict=True):
+                raw_id, entry = d.work.raw_frame_id, d.entry
                 if m is None:
                     self.duplicates += 1
                     log.log(
@@ -456,7 +494,10 @@ class Ingest:
             if rt is not None:
                 self.process(
                     rt,
-                    [(q.raw_frame_id, q.data, q.received_at_epoch, None) for q in pending[i:j]],
+                    [
+                        PendingWork(q.raw_frame_id, q.data, q.received_at_epoch)
+                        for q in pending[i:j]
+                    ],
                 )
                 n += j - i
             i = j

@@ -65,10 +65,24 @@ class FolderConfig:
     timezone: str | None = None
 
 
+#: ``method: default``: each port uses its driver profile's ``default_method``
+DEFAULT_METHOD = "default"
+
+
 @dataclass(frozen=True)
 class Config:
     database: Path
     method: str = "hanai-bis"
+
+    @property
+    def report_method(self) -> str:
+        """The method the reader views show: the configured one, or with ``method:
+        default`` the default of the first port's (or folder's) profile."""
+        if self.method != DEFAULT_METHOD:
+            return self.method
+        profiles = [p.profile for p in self.ports] + [f.profile for f in self.folders]
+        return next((p.default_method for p in profiles if p.default_method), "hanai-bis")
+
     ports: tuple[PortConfig, ...] = ()
     folders: tuple[FolderConfig, ...] = ()
     drivers_dir: Path | None = None
@@ -96,9 +110,12 @@ def parse(doc: Doc, base_dir: Path) -> Config:
     if not database.is_absolute():
         database = base_dir / database
     method = d.get("method", "hanai-bis")
-    if method not in METHODS:
+    if method not in METHODS and method != DEFAULT_METHOD:
         raise doc.error(
-            "method", f"unknown method {method!r}", f"use one of: {', '.join(sorted(METHODS))}"
+            "method",
+            f"unknown method {method!r}",
+            f"use one of: {', '.join(sorted(METHODS))}, or '{DEFAULT_METHOD}' (each "
+            "analyzer profile's default_method)",
         )
     log_level = d.get("log_level", "info")
     if log_level not in LOG_LEVELS:

@@ -202,6 +202,8 @@ class Inputs:
     #: ecw_tbw_ratio (NaN where not sent), and per measurement its vendor
     device: Mapping[str, Array] | None = None
     device_vendor: tuple[str, ...] = ()
+    #: per measurement, the analyzer's model and firmware (the device method's version)
+    device_model: tuple[str, ...] = ()
 
     @property
     def n(self) -> int:
@@ -706,6 +708,8 @@ def _device(inp: Inputs) -> Volumes:
                     f"device ECW/TBW labelled by {vendor}'s own bands: {bands.source}"
                 )
     v.labels = np.asarray(labels, dtype=str)
+    if inp.device_model:
+        v.versions = list(inp.device_model)
     return v
 
 
