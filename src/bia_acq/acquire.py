@@ -19,8 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from bia_acq import worklist
-from bia_acq.config import PortConfig
-from bia_acq.config import DEFAULT_METHOD
+from bia_acq.config import DEFAULT_METHOD, PortConfig
 from bia_acq.core.estimate import estimate
 from bia_acq.core.methods import Bands
 from bia_acq.drivers import Profile

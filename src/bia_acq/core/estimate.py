@@ -25,23 +25,23 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bia_acq.core.compare import limb_asymmetry_labels
 from bia_acq.core.methods import (
     DEFAULT_UNCERTAINTY,
+    EARNED,
     METHODS,
     RESULT_SEGMENTS,
+    VENDOR_BANDS,
+    Z95,
     Bands,
     Inputs,
     Method,
-    EARNED,
-    VENDOR_BANDS,
-    Z95,
     Uncertainty,
     Volumes,
     device_figures,
     fit_segments,
     label,
 )
-from bia_acq.core.compare import limb_asymmetry_labels
 from bia_acq.errors import ConfigError
 from bia_acq.model import Reading, Segment
 
