@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from bia_acq import worklist
 from bia_acq.config import DEFAULT_METHOD, PortConfig
 from bia_acq.core.estimate import estimate
-from bia_acq.core.methods import Bands
+from bia_acq.core.methods import Bands, Uncertainty, profile_uncertainty
 from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link
@@ -263,6 +263,11 @@ class Ingest:
         profile = self.profiles.get(rt.driver)
         return (profile.default_method if profile else "") or "hanai-bis"
 
+    def uncertainty_for(self, rt: PortRuntime) -> Uncertainty | None:
+        """The port's profile's stated measurement uncertainty (None: by the model)."""
+        profile = self.profiles.get(rt.driver)
+        return profile_uncertainty(profile) if profile is not None else None
+
     def add_port(self, port: PortConfig) -> None:
         zone = zoneinfo.ZoneInfo(port.timezone) if port.timezone else None
         self.ports[port.name] = PortRuntime(port.name, port.driver, port.profile.codec(), zone)
@@ -388,11 +393,21 @@ class Ingest:
                         rt, raw_id, f"internal decoder error: {type(exc).__name__}: {exc}", None
                     )
             if decoded:
-                results = estimate([d.reading for d in decoded], self.method_for(rt), self.bands)
+                results = estimate(
+                    [d.reading for d in decoded],
+                    self.method_for(rt),
+                    self.bands,
+                    uncertainty=self.uncertainty_for(rt),
+                )
             items = []
             rows = results.all_rows() if decoded else []
             if decoded and results.method.name != "device":  # the analyzer's own beside ours
-                own = estimate([d.reading for d in decoded], "device", self.bands)
+                own = estimate(
+                    [d.reading for d in decoded],
+                    "device",
+                    self.bands,
+                    uncertainty=self.uncertainty_for(rt),
+                )
                 for i, dev in enumerate(own.all_rows()):
                     if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
                         rows[i] = [*rows[i], *dev]

@@ -169,11 +169,12 @@ class Uncertainty:
 
 #: used where a profile states none (docs/physiology.md, "Measurement uncertainty")
 DEFAULT_UNCERTAINTY = Uncertainty(
-    relative=0.01,
+    relative=0.005,
     absolute_ohm=0.1,
     source=(
         "assumed: no manufacturer states a per-point accuracy in the material searched "
-        "(docs/physiology.md); 1 % of |Z| per point and 0.1 Ω (the display resolution)"
+        "(docs/physiology.md); 0.5 % of |Z| per point, independent between frequencies, "
+        "and 0.1 Ω (the display resolution)"
     ),
 )
 

@@ -128,12 +128,19 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         f"<dt>Method</dt><dd>{escape(m.name + ' v' + m.version) if m else '–'}</dd>"
         "</dl>"
     )
-    if m is not None:
+    if m is not None and m.normal_max is not None:
+        slight = f", slightly over ≤ {m.slight_max:.3f}" if m.slight_max is not None else ""
         parts.append(
             f'<p class="sub">Bands of {escape(m.name)} v{escape(m.version)}: normal ECW/TBW ≤ '
-            f"{m.normal_max:.3f}, slightly over ≤ {m.slight_max:.3f}, edema above. ECW/TBW "
+            f"{m.normal_max:.3f}{slight}, edema above ({escape(m.bands_source)}). A label is "
+            "given only where the 95 % interval lies inside one band. ECW/TBW "
             "bands belong to the method that computed the ratio; do not compare with another "
             "method's cut-offs.</p>"
+        )
+    elif m is not None:
+        parts.append(
+            f'<p class="sub">{escape(m.name)} v{escape(m.version)} has no published ECW/TBW '
+            f"band: {escape(m.bands_source)}</p>"
         )
     # trend
     parts.append("<h2>ECW/TBW over time</h2>")
@@ -211,7 +218,8 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         rows.append(
             f'<tr><td class="l">{SEGMENT_LABEL[seg]}</td><td class="l">{_when(r["measured_at_epoch"])}</td>'
             f"<td>{_num(r['ecw_l'], 2)}</td><td>{_num(r['icw_l'], 2)}</td><td>{_num(r['tbw_l'], 2)}</td>"
-            f"<td>{_num(r['ecw_tbw_ratio'], 3)}</td><td>≤ {_num(r['ecw_tbw_normal_max'], 3)}</td>"
+            f"<td>{_num(r['ecw_tbw_ratio'], 3)} <small>({_num(r['ecw_tbw_low'], 3)}–"
+            f"{_num(r['ecw_tbw_high'], 3)})</small></td><td>≤ {_num(r['ecw_tbw_normal_max'], 3)}</td>"
             f'<td class="l">{_cls(r["classification"])}</td>'
             f"<td>{_num(r['phase_angle_50khz_deg'], 1)}</td>"
             f"<td>{_num(r['baseline_ecw_tbw_ratio'], 3)}</td><td>{_num(r['ecw_tbw_ratio_change'], 3, True)}</td>"
@@ -219,7 +227,7 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         )
     parts.append(
         '<table><tr><th class="l">Segment</th><th class="l">Measured (UTC)</th><th>ECW (L)</th>'
-        "<th>ICW (L)</th><th>TBW (L)</th><th>ECW/TBW</th><th>Normal</th>"
+        "<th>ICW (L)</th><th>TBW (L)</th><th>ECW/TBW (95 % interval)</th><th>Normal</th>"
         '<th class="l">Classification</th><th>Phase angle 50 kHz (°)</th>'
         '<th>Baseline ECW/TBW</th><th>Change</th><th class="l">Method</th></tr>'
         + "".join(rows)

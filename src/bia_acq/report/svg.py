@@ -45,8 +45,8 @@ def _nice_step(span: float, target: int) -> float:
 
 def trend_chart(
     series: Sequence[Series],
-    normal_max: float,
-    slight_max: float,
+    normal_max: float | None,
+    slight_max: float | None,
     *,
     width: int = 720,
     height: int = 300,
@@ -63,8 +63,11 @@ def trend_chart(
             '<text x="10" y="35" font-size="14">No ECW/TBW values to plot.</text></svg>'
         )
     values = [v for _, v in pts]
-    lo = min([*values, normal_max - 0.03])
-    hi = max([*values, slight_max + 0.02])
+    top_band = slight_max if slight_max is not None else normal_max
+    lo = min([*values, *([normal_max - 0.03] if normal_max is not None else [])])
+    hi = max([*values, *([top_band + 0.02] if top_band is not None else [])])
+    if hi - lo < 0.02:
+        lo, hi = lo - 0.01, hi + 0.01
     step = _nice_step(hi - lo, 6)
     lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
     t0, t1 = min(t for t, _ in pts), max(t for t, _ in pts)
@@ -84,11 +87,14 @@ def trend_chart(
         f'width="{width}" height="{height}" font-family="sans-serif" font-size="11">',
         f"<title>{escape(title)}</title>",
     ]
-    bands = [
-        ("normal", lo, normal_max, f"normal ≤ {normal_max:.3f}"),
-        ("slightly over", normal_max, slight_max, f"slightly over ≤ {slight_max:.3f}"),
-        ("edema", slight_max, hi, f"edema > {slight_max:.3f}"),
-    ]
+    bands = []  # none without a published (or site) band: issue 12
+    if normal_max is not None and top_band is not None:
+        bands.append(("normal", lo, normal_max, f"normal ≤ {normal_max:.3f}"))
+        if slight_max is not None:
+            bands.append(
+                ("slightly over", normal_max, slight_max, f"slightly over ≤ {slight_max:.3f}")
+            )
+        bands.append(("edema", top_band, hi, f"edema > {top_band:.3f}"))
     for name, a, b, label in bands:
         if b <= lo or a >= hi:
             continue

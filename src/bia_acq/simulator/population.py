@@ -31,7 +31,7 @@ equations, adds measurement noise and rounds to the device's 0.1 Ω:
   MC-780 capture shows (arms α ≈ 0.46, fc ≈ 160 kHz; legs α ≈ 0.62, fc ≈ 40 kHz),
   inside the NHANES 1999–2000 ranges (α 0.30–0.95, fc 2–456 kHz); not the easy
   α 0.6–0.8, fc 30–90 kHz shapes of earlier versions.
-* **Noise**: ``noise_rel`` (default 0.01: the size of the default stated
+* **Noise**: ``noise_rel`` (default 0.005: the size of the default stated
   uncertainty, docs/physiology.md) of |Z| and ``noise_ohm`` (default 0.2 Ω) on R
   and X, independent per point, then rounding to 0.1 Ω.
 
@@ -138,7 +138,7 @@ class Scenario:
     visits: int = 1
     visit_every_days: float = 0.0
     noise_ohm: float = 0.2
-    noise_rel: float = 0.01
+    noise_rel: float = 0.005
     sources: str = ""
     file: str = ""
 
@@ -259,7 +259,7 @@ def parse_scenario(doc: Doc) -> Scenario:
             doc, "visit_every_days", d.get("visit_every_days", 0), 0, 3650, "7"
         ),
         noise_ohm=_number(doc, "noise_ohm", d.get("noise_ohm", 0.2), 0, 100, "0.2"),
-        noise_rel=_number(doc, "noise_rel", d.get("noise_rel", 0.01), 0, 0.2, "0.01"),
+        noise_rel=_number(doc, "noise_rel", d.get("noise_rel", 0.005), 0, 0.2, "0.005"),
         sources=str(d.get("sources", "")),
         file=doc.file,
     )
