@@ -6,14 +6,13 @@ import json
 import os
 import signal
 import sqlite3
-
-import pytest
 import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLE_FRAME, run_cli
 
 

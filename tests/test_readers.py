@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from readers import SITE_BANDS, RECOVERY_DAYS, RECOVERY_ID
+from readers import RECOVERY_DAYS, RECOVERY_ID, SITE_BANDS
 
 from bia_acq.core.estimate import METHODS
 from bia_acq.core.methods import Bands
