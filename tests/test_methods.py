@@ -174,7 +174,11 @@ def test_methods_command_lists_citations() -> None:
     assert proc.returncode == 0, proc.stderr
     for name, m in METHODS.items():
         assert f"{name} v{m.version}" in out
-    assert "Kushner" in out and "0.360–0.390" in out and "verified:" in out
+    assert "Kushner" in out and "verified:" in out
+    # issue 12: applicability, sourced bands (or none), the uncertainty model, defaults
+    assert out.count("applies to:") == out.count("uncertainty:") - 1 == len(METHODS)
+    assert "no published band" in out and "InBody 0.36–0.39" in out
+    assert "tanita-mc780: device" in out and "tanita-mc980: hanai-bis" in out
 
 
 def test_example_frame_under_regression_is_skipped_not_guessed() -> None:
