@@ -12,6 +12,7 @@ import pytest
 from bia_acq.core import cole_impedance, estimate
 from bia_acq.core.compare import change_labels, limb_asymmetry_labels, mdc95
 from bia_acq.core.methods import (
+    METHODS,
     RESULT_SEGMENTS,
     Volumes,
     choose_default_method,
@@ -20,7 +21,7 @@ from bia_acq.core.methods import (
 )
 from bia_acq.drivers import builtin_profiles, get_profile
 from bia_acq.model import Impedance, Reading, Segment
-from bia_acq.simulator.validation import capture_table, real_capture_rows
+from bia_acq.simulator.validation import capture_table, real_capture_rows, scenario_label_shares
 
 ROOT = Path(__file__).parent.parent
 REAL = Path(__file__).parent / "data" / "real"
@@ -163,3 +164,24 @@ def test_real_capture_table_in_the_docs_is_the_one_the_code_computes() -> None:
     for r in real_capture_rows(CAPTURES):
         if r.method not in ("device",) and r.label in ("normal", "slightly over", "edema"):
             assert 0.30 <= r.ratio <= 0.55
+
+
+def test_scenario_targets_healthy_not_edema_and_the_injured_leg_flagged() -> None:
+    """Issue 12's targets on the simulator (lean sizes; docs/physiology.md has the full
+    table): ≤ 5 % 'edema' in healthy adults for every method, trunk included, also with a
+    site's bands; the injured leg asymmetric at the first visit in ≥ 95 % of subjects, even
+    on the three-frequency MC-780, and its R0 recovery visible beyond the MDC."""
+    site = {"hanai-bis": site_bands(0.44, 0.45)}
+    for profile, bands in (
+        ("tanita-mc980", None),
+        ("tanita-mc980", site),
+        ("inbody-lookinbody-csv", None),
+    ):
+        r = scenario_label_shares("healthy-adults", profile, 60, bands=bands)
+        for m in METHODS:
+            assert r[m]["all"]["edema"] <= 0.05 and r[m]["trunk"]["edema"] <= 0.05, (profile, m)
+            assert r[m]["all"]["wrong"] <= 0.05, (profile, m)
+    inj = scenario_label_shares("leg-injury-resolving", "tanita-mc780", 20)
+    a = inj["hanai-bis"]["asymmetry"]
+    assert a["subjects"] == 20 and a["flagged_first_visit"] >= 0.95
+    assert a["r0_recovered_beyond_mdc"] >= 0.95

@@ -624,7 +624,8 @@ def _circle_covariance(
     dy[1, 1] = -dr[0, 0]
     p = _arc3(ff, r + dr, y + dy)  # (2, 2, 3, n, 4)
     step = 2.0 * h.T[None, :, :, None]  # (1, 3, n, 1)
-    dmat = (p[0] - p[1]) / step  # (2 components, 3 points, n, 4)
+    with np.errstate(invalid="ignore"):  # an arc lost to a nudge: NaN, row dropped below
+        dmat = (p[0] - p[1]) / step  # (2 components, 3 points, n, 4)
     g = dmat * sd.T[None, :, :, None]  # times σ of R and of X (σ(−X) = σ(X))
     g = g.reshape(6, n, 4).transpose(1, 2, 0)  # (n, 4, 6)
     cov = np.matmul(g, g.transpose(0, 2, 1))

@@ -390,3 +390,139 @@ def capture_table(rows: Sequence[CaptureRow]) -> str:
             f"{iv} | {'+' if diff > 0 else ''}{_f(diff, 3)} | {r.label} |"
         )
     return "\n".join(lines)
+
+
+# -- label shares per scenario, in memory (the same core path `run` takes) ----------------
+
+
+def scenario_label_shares(
+    scenario: str,
+    profile: str,
+    subjects: int,
+    *,
+    seed: int = 12,
+    bands: dict[str, Bands] | None = None,
+) -> dict[str, Any]:
+    """Simulate ``subjects`` cohorts' visits of a scenario on a profile, estimate every
+    method and count the labels against the truth.
+
+    Returns per method: for all segments together, the shares of rows labelled
+    edema, wrong (a band word other than the truth's band under the same bands),
+    indeterminate, not applicable and no published band; the same for the trunk
+    alone; and (scenarios with one changed limb) the share of subjects whose
+    changed limb is labelled asymmetric at the first visit, and whose R0 change
+    from the first visit exceeds the MDC at the last.
+    """
+    import dataclasses
+    import datetime as dt
+
+    from bia_acq.core.compare import change_labels, mdc95
+    from bia_acq.core.estimate import RESULT_SEGMENTS, estimate
+    from bia_acq.drivers import get_profile
+    from bia_acq.simulator.population import Population, load_scenario
+
+    sc = dataclasses.replace(load_scenario(scenario), subjects=subjects)
+    prof = get_profile(profile)
+    pop = Population(sc, prof, np.random.default_rng(seed))
+    now = dt.datetime(2026, 12, 1, 9, 0)
+    pairs = [pop.next_measurement(now) for _ in range(subjects * sc.visits)]
+    readings = [r for r, _ in pairs]
+    truths = [t for _, t in pairs]
+    seg_names = [s.value for s in RESULT_SEGMENTS]
+    out: dict[str, Any] = {"scenario": scenario, "profile": profile, "n": len(readings)}
+    for method in METHODS:
+        res = estimate(readings, method, bands)
+        m = METHODS[method]
+        band = (bands or {}).get(method, m.bands)
+        counts: dict[str, dict[str, int]] = {
+            w: defaultdict(int) for w in ("all", "trunk", "whole_body")
+        }
+        for i, t in enumerate(truths):
+            for j, seg in enumerate(seg_names):
+                cls = str(res.classification[i, j])
+                true = t["whole_body"] if seg == "whole_body" else t["segments"][seg]
+                for where in ("all", seg):
+                    if where not in counts:
+                        continue
+                    c = counts[where]
+                    c["n"] += 1
+                    c[cls] += 1
+                    if cls in EARNED and band is not None and method != "device":
+                        c["wrong"] += str(band.band(true["ecw_tbw_ratio"])) != cls
+        out[method] = {
+            where: {
+                k: c[k] / c["n"]
+                for k in (
+                    "edema",
+                    "wrong",
+                    "indeterminate",
+                    "not applicable",
+                    "no published band",
+                    "normal",
+                )
+            }
+            | {"n": c["n"]}
+            for where, c in counts.items()
+            if c["n"]
+        }
+        # one changed limb: flagged by asymmetry at the first visit; change at the last
+        flagged = subjects_one = recovered = 0
+        assert res.asymmetry is not None and res.r0_high_ohm is not None
+        sd = (res.r0_high_ohm - res.r0_low_ohm) / (2 * 1.959964)  # type: ignore[operator]
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for i, t in enumerate(truths):
+            first.setdefault(t["subject_id"], i)
+            last[t["subject_id"]] = i
+        for sid, i in first.items():
+            changed = {p for c in truths[i]["changes"] for p in c["where"]}
+            if len(changed) != 1 or not changed <= {
+                "right_arm",
+                "left_arm",
+                "right_leg",
+                "left_leg",
+            }:
+                continue
+            j = seg_names.index(changed.pop())
+            subjects_one += 1
+            flagged += res.asymmetry[i, j] == "asymmetric"
+            k = last[sid]
+            if k != i:
+                d = res.r0_ohm[k, j] - res.r0_ohm[i, j]
+                recovered += str(change_labels(d, mdc95(sd[k, j], sd[i, j]))) == "increased"
+        if subjects_one:
+            out[method]["asymmetry"] = {
+                "subjects": subjects_one,
+                "flagged_first_visit": flagged / subjects_one,
+                "r0_recovered_beyond_mdc": recovered / subjects_one if sc.visits > 1 else None,
+            }
+    return out
+
+
+def shares_table(results: Sequence[dict[str, Any]], methods: Sequence[str] | None = None) -> str:
+    """Markdown table of :func:`scenario_label_shares` results (all segments; trunk;
+    first-visit asymmetry of the changed limb)."""
+    lines = [
+        "| scenario | analyzer | method | n | edema | wrong | indeterminate | not applicable "
+        "| no band | trunk edema | changed limb asymmetric at visit 1 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def pct(x: float | None) -> str:
+        return "–" if x is None else f"{100 * x:.0f} %"
+
+    for r in results:
+        for m in methods or METHODS:
+            d = r.get(m)
+            if not isinstance(d, dict):
+                continue
+            a, t = d["all"], d.get("trunk", {})
+            asym = d.get("asymmetry")
+            lines.append(
+                f"| {r['scenario']} | {r['profile']} | {r.get('label', m)} | {a['n']} | "
+                f"{pct(a['edema'])} | {pct(a['wrong'])} | {pct(a['indeterminate'])} | "
+                f"{pct(a['not applicable'])} | {pct(a['no published band'])} | "
+                f"{pct(t.get('edema'))} | "
+                f"{pct(asym['flagged_first_visit']) if asym else '–'} |"
+            )
+    return "\n".join(lines)
