@@ -39,9 +39,8 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.report.data import require_reader_schema
     from bia_acq.report.export import database_fingerprint, measurements
     from bia_acq.report.formats import ExportContext, get_format
-    from bia_acq.report.html import utc_now_text
     from bia_acq.store.db import open_readonly
-    from bia_acq.utc import parse_since
+    from bia_acq.utc import parse_since, utc_now
 
     fmt = get_format(args.format)
     since = parse_since(args.since) if args.since else None
@@ -51,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         conn.close()
         raise
-    now = utc_now_text()
+    now = utc_now("seconds")
     buf = io.StringIO(newline="")
     try:
         rows = measurements(conn, subject=args.subject, since_epoch=since)
