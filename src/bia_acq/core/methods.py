@@ -52,6 +52,7 @@ from bia_acq.core.regression import (
     tbw_sun_2003,
 )
 from bia_acq.model import Segment
+from bia_acq.registry import Registry
 
 if TYPE_CHECKING:
     from bia_acq.drivers import Profile
@@ -743,7 +744,8 @@ _NO_BIS_BAND = (
     "a site may configure its own under thresholds:"
 )
 
-METHODS: dict[str, Method] = {
+#: the built-in methods (:data:`METHODS` adds the installed plugins')
+BUILTIN_METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method(
@@ -883,6 +885,14 @@ METHODS: dict[str, Method] = {
     )
 }
 
+#: entry-point group under which an installed package adds methods: each entry point
+#: names a :class:`Method` object (docs/extending.md, "A method")
+METHOD_GROUP = "bia_acq.methods"
+
+#: every method by name: the built-ins, then those of installed plugins
+METHODS: Registry[Method] = Registry(
+    "method", METHOD_GROUP, BUILTIN_METHODS, lambda m: isinstance(m, Method)
+)
 
 # -- per analyzer: uncertainty and default method --------------------------------------
 
