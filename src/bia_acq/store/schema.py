@@ -2,7 +2,7 @@
 
 Tables are STRICT, foreign keys are on, timestamps are ISO-8601 UTC text and
 epoch seconds side by side, units are in column names. The schema is
-documented for readers in README.md ("Database schema").
+documented for readers in docs/analysts.md ("Database schema").
 """
 
 from __future__ import annotations
