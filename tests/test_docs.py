@@ -150,3 +150,23 @@ def test_every_cli_command_has_help() -> None:
     for words in PARSERS:
         proc = run_cli(*words.split(), "--help")
         assert proc.returncode == 0 and b"usage: bia-acq " + words.encode() in proc.stdout
+
+
+def test_every_command_has_a_description_and_help_for_every_argument() -> None:
+    for words, parser in PARSERS.items():
+        assert parser.description, f"{words}: no description"
+        for action in parser._actions:
+            assert action.help, f"{words}: {action.option_strings or action.dest} has no help"
+
+
+def test_an_option_takes_the_same_kind_of_value_everywhere() -> None:
+    seen: dict[str, set[str]] = {}
+    for parser in PARSERS.values():
+        for action in parser._actions:
+            if action.option_strings and action.nargs != 0:
+                seen.setdefault(action.option_strings[-1], set()).add(str(action.metavar))
+    # --port is a configured port's name (import, worklist) or a serial device
+    assert seen.pop("--port") == {"NAME", "DEVICE"}
+    assert {flag: names for flag, names in seen.items() if len(names) > 1} == {}
+    assert seen["--subject"] == {"ID"} and seen["--since"] == {"DATE"}
+    assert all("--log-level" in flags(p) for p in PARSERS.values())

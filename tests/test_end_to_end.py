@@ -169,6 +169,8 @@ def test_drivers_lists_the_shipped_profile_from_any_directory(tmp_path: Path) ->
     assert proc.returncode == 0
     out = proc.stdout.decode()
     assert "tanita-mc780" in out and "9600 8N1" in out and "tanita" in out
+    inbody = next(line for line in out.splitlines() if "inbody-lookinbody-csv" in line)
+    assert inbody.split()[3] == "folder" and "8N1" not in inbody  # a folder source's profile
 
 
 def test_unknown_driver_is_one_line(tmp_path: Path) -> None:

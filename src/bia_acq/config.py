@@ -301,7 +301,7 @@ def parse_thresholds(doc: Doc, raw: Any) -> dict[str, Bands]:
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Load and validate a configuration file."""
     p = Path(path)
-    if p.exists():
+    if p.is_file():  # a directory or a missing file: yamlfile.load says so
         mode = p.stat().st_mode
         if mode & stat.S_IWOTH:
             raise ConfigError(

@@ -21,7 +21,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--include-identifiers is given.",
     )
     p.add_argument("--db", type=Path, required=True, help="database file")
-    p.add_argument("--format", required=True, choices=["csv", "fhir", "hl7"])
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=["csv", "fhir", "hl7"],
+        help="csv (spreadsheets), fhir (an R4 Bundle as JSON) or hl7 (v2.5 ORU^R01 batch)",
+    )
     p.add_argument("--subject", metavar="ID", help="only this patient ID (as sent) or pseudonym")
     p.add_argument(
         "--since", metavar="DATE", help="only measurements from this ISO date/time on (UTC)"

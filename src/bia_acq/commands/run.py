@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from bia_acq.service import Service
     from bia_acq.systemd import Notifier
 
-from bia_acq.cli import DEFAULT_DRIVER, Stop, log, positive_float, positive_int, setup_logging
+from bia_acq.cli import (
+    DEFAULT_DRIVER,
+    LOG_LEVELS,
+    Stop,
+    log,
+    positive_float,
+    positive_int,
+    setup_logging,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,21 +32,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Acquire measurements into SQLite. Without --config, runs the built-in "
         "simulated Tanita MC-780 on a pseudo-terminal into ./bia-acq.db.",
     )
-    p.add_argument("--config", type=Path, help="configuration file (YAML)")
-    p.add_argument("--db", type=Path, help="database file (overrides the configuration)")
+    p.add_argument(
+        "--config", type=Path, help="configuration file (YAML), e.g. /etc/bia-acq/config.yaml"
+    )
+    p.add_argument("--db", type=Path, help="database file (overrides the configuration's)")
     p.add_argument("--count", type=positive_int, help="stop after N stored measurements")
-    p.add_argument("--duration", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--duration", type=positive_float, help="stop after SECONDS")
     p.add_argument(
         "--interval",
         type=positive_float,
         default=1.0,
         help="seconds between simulated measurements when no config is given (default 1)",
     )
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="what to log on standard error (default: the configuration's log_level, or info)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bia_acq.commands.check_config import refuse_unusable
     from bia_acq.config import Config, PortConfig, load_config
     from bia_acq.drivers import get_profile
     from bia_acq.service import Service
@@ -58,16 +73,17 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(args.log_level or config.log_level)
         if args.db:
             config = dataclasses.replace(config, database=args.db)
-        if not config.ports and not config.folders:
-            log.warning("%s configures no ports or folders: nothing to acquire", config.source)
+        refuse_unusable(config, args.config, args.db is not None)
     else:
         setup_logging(args.log_level or "info")
+        config = Config(database=args.db or Path("bia-acq.db"))
+        refuse_unusable(config, None, args.db is not None)
         profile = get_profile(DEFAULT_DRIVER)
         simulator = VirtualAnalyzer(profile, interval_s=args.interval)
         path = simulator.open()
         log.info("no --config: acquiring from the built-in simulated %s on %s", profile.name, path)
         port = PortConfig("simulator", path, profile.name, profile, profile.serial)
-        config = Config(database=args.db or Path("bia-acq.db"), ports=(port,))
+        config = dataclasses.replace(config, ports=(port,))
         sim_thread = threading.Thread(
             target=simulator.run, args=(sim_stop,), name="simulator", daemon=True
         )
