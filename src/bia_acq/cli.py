@@ -77,6 +77,7 @@ COMMANDS = (
     "check_config",
     "drivers",
     "worklist",
+    "subjects",
     "report",
     "export",
     "datasette_metadata",
