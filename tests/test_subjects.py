@@ -8,6 +8,9 @@ from pathlib import Path
 from conftest import run_cli
 from readers import RECOVERY_DAYS, RECOVERY_ID
 
+from bia_acq.core.estimate import METHODS
+from bia_acq.report.svg import ratio_text
+
 
 def test_subjects_lists_pseudonyms_visits_and_the_latest_label(clinic_db: Path) -> None:
     proc = run_cli("subjects", "--db", str(clinic_db))
@@ -26,7 +29,8 @@ def test_subjects_lists_pseudonyms_visits_and_the_latest_label(clinic_db: Path) 
     assert len(rows) == count
     row = next(r for r in rows if r.startswith(pseudonym))
     assert row.split()[1] == str(len(RECOVERY_DAYS))
-    assert f"{ratio:.4f} {label} (hanai-bis v" in row
+    bands = METHODS["hanai-bis"].bands
+    assert f"{ratio_text(ratio, [bands.normal_max, bands.slight_max])} {label} (hanai-bis v" in row
     assert RECOVERY_ID not in proc.stdout.decode()  # pseudonyms only by default
 
     named = run_cli("subjects", "--db", str(clinic_db), "--include-identifiers").stdout.decode()

@@ -134,24 +134,27 @@ def run(args: argparse.Namespace) -> int:
     user = pwd.getpwuid(os.geteuid()).pw_name
     print(f"{args.file}: configuration ok (method {config.method}); checked as user {user}:")
     findings = storage_findings(config.database)
-    for f in findings:
-        print(f"  {'PROBLEM: ' if f.fatal else ''}{f.text}")
+    for finding in findings:
+        print(f"  {'PROBLEM: ' if finding.fatal else ''}{finding.text}")
     if not findings:
         print(f"  database {config.database}: writable")
     for p in config.ports:
         findings.append(port_finding(p))
         what = f"port {p.name}: {p.url}, driver {p.driver} ({p.serial.describe()})"
         print(_line(what, findings[-1]))
-    for f in config.folders:
-        findings.append(folder_finding(f))
-        what = f"folder {f.name}: {f.path} ({f.pattern}), driver {f.driver}, every {f.poll_seconds:g} s"
+    for folder in config.folders:
+        findings.append(folder_finding(folder))
+        what = (
+            f"folder {folder.name}: {folder.path} ({folder.pattern}), driver {folder.driver}, "
+            f"every {folder.poll_seconds:g} s"
+        )
         print(_line(what, findings[-1]))
     if not config.ports and not config.folders:
         findings.append(Finding("no ports or folders configured: run would acquire nothing", True))
         print(f"  PROBLEM: {findings[-1].text}")
     for name, bands in config.thresholds.items():
         print(f"  thresholds {name}: {bands.describe()}")
-    fatal = sum(f.fatal for f in findings)
+    fatal = sum(finding.fatal for finding in findings)
     verdict = f"{fatal} problem(s) to fix before run" if fatal else "run can start"
     print(f"{args.file}: {verdict}")
     return 1 if fatal else 0

@@ -98,8 +98,11 @@ HEADER = ("device", "description", "USB vid:pid", "serial number", "stable link 
 
 def port_table(ports: Sequence[PortInfo]) -> list[str]:
     """A header row, then one aligned row per port; '-' where the system knows nothing."""
-    rows = [HEADER] + [(p.device, p.description, p.usb_id, p.serial_number, p.by_id) for p in ports]
-    rows = [tuple(cell or "-" for cell in row) for row in rows]
+    cells = [
+        HEADER,
+        *((p.device, p.description, p.usb_id, p.serial_number, p.by_id) for p in ports),
+    ]
+    rows = [tuple(cell or "-" for cell in row) for row in cells]
     widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
     return [
         "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]

@@ -55,7 +55,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from bia_acq.commands.check_config import refuse_unusable
     from bia_acq.config import Config, PortConfig, load_config
+    from bia_acq.core.estimate import METHODS
     from bia_acq.drivers import get_profile
+    from bia_acq.report.svg import ratio_text
     from bia_acq.service import Service
     from bia_acq.simulator.device import VirtualAnalyzer
     from bia_acq.store.writer import SavedMeasurement
@@ -91,11 +93,20 @@ def run(args: argparse.Namespace) -> int:
     stored = 0
     done = threading.Event()
 
+    def limits(method: str) -> tuple[float | None, ...]:
+        """The band limits the service classified by: the configuration's, else the method's."""
+        bands = config.thresholds.get(method) or METHODS[method].bands
+        return bands.normal_min, bands.normal_max, bands.slight_max
+
     def on_saved(m: SavedMeasurement) -> None:
         nonlocal stored
         wb = next((r for r in m.results if r["segment"] == "whole_body"), None)
         ratio = wb and wb["ecw_tbw_ratio"]
-        text = f"{ratio:.3f}" if isinstance(ratio, float) else "n/a"
+        text = (
+            ratio_text(ratio, limits(str(wb["method"])))
+            if wb and isinstance(ratio, float)
+            else "n/a"
+        )
         cls = wb["classification"] if wb else "unknown"
         method = f"{wb['method']} v{wb['method_version']}" if wb else config.method
         print(

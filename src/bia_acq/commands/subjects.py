@@ -8,7 +8,7 @@ from pathlib import Path
 
 #: per subject: visits (measurements), first and last measurement time (the device clock
 #: in UTC, else the receive time) and the latest measurement's whole-body result of the
-#: reporting method (v_measurement_wide)
+#: reporting method (v_measurement_wide), with the band limits it was labelled by
 QUERY = """
 WITH m AS (
     SELECT subject_pseudonym, subject_external_id, measurement_id,
@@ -24,8 +24,9 @@ SELECT l.subject_pseudonym, l.subject_external_id,
     (SELECT count(*) FROM m WHERE m.subject_pseudonym = l.subject_pseudonym),
     (SELECT min(at_utc) FROM m WHERE m.subject_pseudonym = l.subject_pseudonym),
     l.at_utc, l.whole_body_ecw_tbw_ratio, l.whole_body_classification, l.method,
-    l.method_version
-FROM latest l WHERE l.n = 1
+    l.method_version, x.ecw_tbw_normal_min, x.ecw_tbw_normal_max, x.ecw_tbw_slight_max
+FROM latest l LEFT JOIN method x ON x.name = l.method AND x.version = l.method_version
+WHERE l.n = 1
 ORDER BY l.at_utc DESC, l.subject_pseudonym
 """
 
@@ -51,12 +52,19 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def rows(conn: sqlite3.Connection, identifiers: bool) -> list[tuple[str, ...]]:
     """The table: a header row, then one row of text per subject."""
+    from bia_acq.report.svg import ratio_text
+
     header = ("pseudonym", "patient ID", "visits", "first (UTC)", "last (UTC)", "latest whole body")
-    out = []
-    for pseudonym, ext, visits, first, last, ratio, label, method, version in conn.execute(QUERY):
-        latest = "-" if ratio is None else f"{ratio:.4f} {label} ({method} v{version})"
+    out: list[tuple[str, ...]] = []
+    for pseudonym, ext, visits, first, last, ratio, label, method, version, *limits in conn.execute(
+        QUERY
+    ):
+        if ratio is None:
+            latest = "-"
+        else:
+            latest = f"{ratio_text(ratio, limits)} {label} ({method} v{version})"
         out.append((pseudonym, ext or "-", str(visits), first[:19], last[:19], latest))
-    table = [header, *out]
+    table: list[tuple[str, ...]] = [header, *out]
     if not identifiers:
         table = [row[:1] + row[2:] for row in table]
     return table
