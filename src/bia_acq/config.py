@@ -50,6 +50,7 @@ class PortConfig:
     serial: SerialSettings
     timezone: str | None = None  # IANA zone of the device clock; None: this PC's zone
     silence_s: float | None = None  # drop a partial frame after this silence; None: profile's
+    simulated: bool = False  # the built-in simulator of `run` without --config: marked as such
 
 
 @dataclass(frozen=True)

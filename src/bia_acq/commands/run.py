@@ -80,11 +80,12 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(args.log_level or "info")
         config = Config(database=args.db or Path("bia-acq.db"))
         refuse_unusable(config, None, args.db is not None)
+        refuse_real_measurements(config.database)
         profile = get_profile(DEFAULT_DRIVER)
         simulator = VirtualAnalyzer(profile, interval_s=args.interval)
         path = simulator.open()
         log.info("no --config: acquiring from the built-in simulated %s on %s", profile.name, path)
-        port = PortConfig("simulator", path, profile.name, profile, profile.serial)
+        port = PortConfig("simulator", path, profile.name, profile, profile.serial, simulated=True)
         config = dataclasses.replace(config, ports=(port,))
         sim_thread = threading.Thread(
             target=simulator.run, args=(sim_stop,), name="simulator", daemon=True
@@ -152,6 +153,43 @@ def run(args: argparse.Namespace) -> int:
         log.error("%d received byte(s) could not be kept", service.lost_bytes)
         return 1
     return 0
+
+
+def refuse_real_measurements(database: Path) -> None:
+    """The built-in simulator's patients never go into a database holding real ones.
+
+    Real: measured by a device not marked simulated (``device.simulated``, migration
+    m006); in a database written before the mark every measurement counts as real.
+    """
+    import sqlite3
+
+    from bia_acq.errors import ConfigError
+    from bia_acq.store.db import open_readonly
+
+    if not database.is_file():
+        return
+    conn = open_readonly(database)
+    try:
+        try:
+            real = conn.execute(
+                "SELECT count(*) FROM measurement m JOIN device d ON d.id = m.device_id"
+                " WHERE NOT d.simulated"
+            ).fetchone()[0]
+        except sqlite3.OperationalError:  # no mark yet (or no tables: not ours to judge here)
+            try:
+                real = conn.execute("SELECT count(*) FROM measurement").fetchone()[0]
+            except sqlite3.OperationalError:
+                real = 0
+    finally:
+        conn.close()
+    if real:
+        raise ConfigError(
+            f"{database} holds {real} measurement(s) from analyzers; without --config, run "
+            "stores simulated patients and never into such a database",
+            key="--db",
+            fix="give a new file, e.g. --db demo.db, or run --config FILE to acquire from "
+            "the analyzers",
+        )
 
 
 def _reload(args: argparse.Namespace, service: Service, notifier: Notifier) -> None:

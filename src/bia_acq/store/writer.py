@@ -255,13 +255,14 @@ class Store:
         return self.save_many(port, driver, [item])[0]
 
     def save_many(
-        self, port: str, driver: str, items: Sequence[ToSave]
+        self, port: str, driver: str, items: Sequence[ToSave], *, simulated: bool = False
     ) -> list[SavedMeasurement | None]:
         """Store decoded measurements of one port in one transaction, with executemany.
 
         Per item: the SavedMeasurement, or None when the device already sent this
         exact frame (its raw_frame becomes 'duplicate'). One writer holds the
-        database, so measurement ids are allocated here, in order.
+        database, so measurement ids are allocated here, in order. ``simulated``:
+        the port is the built-in simulator, so new devices and subjects are marked so.
         """
         now = utc_text(dt.datetime.now(dt.UTC).timestamp())
         c = self.conn
@@ -271,9 +272,10 @@ class Store:
             devices: dict[tuple[str, str], int] = {}
             for key in {(it.reading.model or "", it.reading.serial_number or "") for it in items}:
                 c.execute(
-                    "INSERT OR IGNORE INTO device (driver, port, model, serial_number, first_seen_utc)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (driver, port, *key, now),
+                    "INSERT OR IGNORE INTO device"
+                    " (driver, port, model, serial_number, first_seen_utc, simulated)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (driver, port, *key, now, int(simulated)),
                 )
                 devices[key] = c.execute(
                     "SELECT id FROM device WHERE driver = ? AND port = ? AND model = ? AND serial_number = ?",
@@ -287,8 +289,9 @@ class Store:
             }
             if ext_ids:
                 c.executemany(
-                    "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc) VALUES (?, ?, ?)",
-                    [(e, self.pseudonym(e), now) for e in sorted(ext_ids)],
+                    "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc, simulated)"
+                    " VALUES (?, ?, ?, ?)",
+                    [(e, self.pseudonym(e), now, int(simulated)) for e in sorted(ext_ids)],
                 )
                 for e in ext_ids:
                     row = c.execute(
