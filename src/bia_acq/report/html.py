@@ -18,6 +18,7 @@ from bia_acq.report.svg import (
     ratio_text,
     trend_chart,
 )
+from bia_acq.utc import utc_now
 
 #: the page may load nothing from anywhere: styles inline, images as data: only, no scripts
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -108,7 +109,7 @@ def _footer(generated_utc: str) -> str:
 
 
 def utc_now_text() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_now("seconds")
 
 
 def _ratio(v: Any, limits: Sequence[float | None]) -> str:
