@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from bia_acq.errors import BiaError
-from bia_acq.report.formats import FORMATS
+from bia_acq.report.formats import BUILTIN
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,8 +24,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--format",
         required=True,
-        choices=FORMATS.names(),
-        help="csv (spreadsheets), fhir (an R4 Bundle as JSON) or hl7 (v2.5 ORU^R01 batch)",
+        help=f"{', '.join(BUILTIN)}, or an installed plugin's format (docs/extending.md)",
     )
     p.add_argument("--subject", metavar="ID", help="only this patient ID (as sent) or pseudonym")
     p.add_argument(
