@@ -79,6 +79,9 @@ class Profile:
     options: Mapping[str, Any] = field(default_factory=dict)
     simulator: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    #: "serial": the device sends on a serial line; "folder": its software exports files
+    #: into a folder (a configuration's ``folders:``), never read from a serial port
+    link: str = "serial"
     #: polled analyzers (PC mode): the commands to send; None: the device talks unasked
     dialogue: Dialogue | None = None
     #: the estimation method chosen for what this analyzer measures (docs/physiology.md)
@@ -103,6 +106,7 @@ PROFILE_KEYS = (
     "name",
     "description",
     "protocol",
+    "link",
     "serial",
     "options",
     "simulator",
@@ -111,6 +115,7 @@ PROFILE_KEYS = (
     "uncertainty",
 )
 UNCERTAINTY_KEYS = ("relative", "absolute_ohm", "source")
+LINKS = ("serial", "folder")
 
 
 def parse_profile(doc: Doc) -> Profile:
@@ -122,6 +127,9 @@ def parse_profile(doc: Doc) -> Profile:
     for k in ("options", "simulator", "dialogue"):
         if not isinstance(d.get(k, {}), dict):
             raise doc.error(k, "must be a mapping")
+    link = d.get("link", "serial")
+    if link not in LINKS:
+        raise doc.error("link", f"expected serial or folder, got {link!r}", "default: serial")
     serial = parse_serial(doc, "serial", d.get("serial", {}), SerialSettings())
     default_method = d.get("default_method", "")
     if default_method:
@@ -158,6 +166,7 @@ def parse_profile(doc: Doc) -> Profile:
         options=dict(d.get("options", {})),
         simulator=dict(d.get("simulator", {})),
         source=doc.file,
+        link=link,
         dialogue=dialogue,
         default_method=str(default_method),
         uncertainty=unc,

@@ -1,4 +1,4 @@
--- m006_intervals_labels
+-- m007_intervals_labels
 -- Issue 12: every label earned (docs/physiology.md).
 --
 -- * ``segment_result``: the 95 % interval of R0, R∞, ECW, ICW, TBW and ECW/TBW
@@ -33,7 +33,7 @@ DROP VIEW IF EXISTS v_edema_trend;
 DROP VIEW IF EXISTS v_edema_result;
 DROP VIEW IF EXISTS v_measurement_wide;
 
-CREATE TABLE method_m006 (
+CREATE TABLE method_m007 (
     name TEXT NOT NULL,
     version TEXT NOT NULL,
     description TEXT NOT NULL,
@@ -47,11 +47,11 @@ CREATE TABLE method_m006 (
     bands_site INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (name, version)
 ) STRICT;
-INSERT INTO method_m006 (name, version, description, citation, ecw_tbw_normal_max,
+INSERT INTO method_m007 (name, version, description, citation, ecw_tbw_normal_max,
     ecw_tbw_slight_max, bands_source, updated_at_utc, kind, ecw_tbw_normal_min, bands_site)
 SELECT name, version, description, citation, ecw_tbw_normal_max, ecw_tbw_slight_max,
     bands_source, updated_at_utc, kind, ecw_tbw_normal_min,
     CASE WHEN bands_source = 'configured' THEN 1 ELSE 0 END
 FROM method;
 DROP TABLE method;
-ALTER TABLE method_m006 RENAME TO method;
+ALTER TABLE method_m007 RENAME TO method;
