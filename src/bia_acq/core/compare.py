@@ -130,10 +130,11 @@ def _ratio_interval(
     r_other: Array, sd_other: Array, r_this: Array, sd_this: Array
 ) -> tuple[Array, Array, Array]:
     """R0(other)/R0(this) and its 95 % interval (delta method on the log ratio)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio = r_other / r_this
         rel = np.sqrt((sd_other / r_other) ** 2 + (sd_this / r_this) ** 2)
-    return ratio, ratio * np.exp(-1.959964 * rel), ratio * np.exp(1.959964 * rel)
+        lo, hi = ratio * np.exp(-1.959964 * rel), ratio * np.exp(1.959964 * rel)
+    return ratio, lo, hi
 
 
 def limb_asymmetry_labels(

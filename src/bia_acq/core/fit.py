@@ -628,7 +628,8 @@ def _circle_covariance(
         dmat = (p[0] - p[1]) / step  # (2 components, 3 points, n, 4)
     g = dmat * sd.T[None, :, :, None]  # times σ of R and of X (σ(−X) = σ(X))
     g = g.reshape(6, n, 4).transpose(1, 2, 0)  # (n, 4, 6)
-    cov = np.matmul(g, g.transpose(0, 2, 1))
+    with np.errstate(invalid="ignore", over="ignore"):
+        cov = np.matmul(g, g.transpose(0, 2, 1))
     cov[~np.isfinite(cov).all((-1, -2))] = np.nan
     return np.asarray(cov, dtype=float)
 

@@ -152,8 +152,8 @@ def _identity(data: SubjectData) -> str:
         )
     elif m is not None:  # issue 12: no published band
         out += (
-            f'<p class="sub">{escape(m.name)} v{escape(m.version)} has no published ECW/TBW '
-            f"band: {escape(m.bands_source)}</p>"
+            f'<p class="sub">ECW/TBW bands of {escape(m.name)} v{escape(m.version)}: '
+            f"{escape(m.bands_source)}</p>"
         )
     return out
 
