@@ -78,6 +78,8 @@ COMMANDS = (
     "methods",
     "recompute",
     "baseline",
+    "sync",
+    "central",
 )
 
 

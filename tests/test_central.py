@@ -1,0 +1,537 @@
+"""The central PostgreSQL database and `bia-acq sync`, against a real server (pgserver.py).
+
+One server for the session; every test creates its own database and site roles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import shutil
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import run_cli
+from pgserver import CuttingProxy, PgServer, unavailable
+
+from bia_acq.central.config import SyncConfig
+
+try:
+    import psycopg
+except ImportError:  # the [central] extra; CI installs it with [test]
+    psycopg = None  # type: ignore[assignment]
+
+SITE_GROUP = "bia_acq_site"
+READER_GROUP = "bia_acq_reader"
+VIEWS = ("v_edema_result", "v_edema_trend", "v_edema_latest", "v_measurement_wide")
+SITE_FACTOR = 10**12
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgServer]:
+    if psycopg is None:
+        unavailable("psycopg is not installed (pip install 'bia-acq[central]')")
+    server = PgServer()
+    with psycopg.connect(server.admin_dsn(), autocommit=True) as c:
+        for role in (SITE_GROUP, READER_GROUP):
+            c.execute(f"CREATE ROLE {role} NOLOGIN")
+    yield server
+    server.close()
+
+
+@dataclass
+class Central:
+    """A fresh, migrated central database on the test server."""
+
+    pg: PgServer
+    dbname: str
+    folder: Path
+
+    def admin(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.pg.admin_dsn(self.dbname), autocommit=True)
+
+    def add_role(self, name: str, group: str) -> Path:
+        """A login role in ``group`` with a random password; returns its password file."""
+        password = uuid.uuid4().hex
+        with self.admin() as c:
+            c.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}' IN ROLE {group}")
+        f = self.folder / f"{name}.password"
+        f.write_text(password + "\n")
+        f.chmod(0o600)
+        return f
+
+    def add_site(self, site: str, *, port: int | None = None, **kw: Any) -> SyncConfig:
+        role = f"{self.dbname}_{site}"
+        password_file = self.add_role(role, SITE_GROUP)
+        with self.admin() as c:
+            c.execute("INSERT INTO bia_acq.site (name, db_role) VALUES (%s, %s)", (site, role))
+        return SyncConfig(
+            site=site,
+            url=self.pg.url(role, self.dbname, port),
+            password_file=password_file,
+            timeout_s=10,
+            **kw,
+        )
+
+    def rows(self, query: str, *args: object) -> list[tuple[Any, ...]]:
+        with self.admin() as c:
+            return c.execute(query, args).fetchall()
+
+    def count(self, table: str) -> int:
+        return int(self.rows(f"SELECT count(*) FROM bia_acq.{table}")[0][0])
+
+
+@pytest.fixture
+def central(pg: PgServer, tmp_path: Path) -> Iterator[Central]:
+    from bia_acq.central.schema import migrate
+
+    name = f"c{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    with psycopg.connect(pg.admin_dsn(name)) as c:
+        assert migrate(c) == ["001_tables", "002_views"]
+        assert migrate(c) == []  # idempotent
+    yield Central(pg, name, tmp_path)
+    with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
+        c.execute(f"DROP DATABASE {name} WITH (FORCE)")
+        for (role,) in c.execute(
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (f"{name}%",)
+        ).fetchall():
+            c.execute(f"DROP ROLE {role}")
+
+
+def site_db(clinic_db: Path, folder: Path, name: str = "site.db") -> Path:
+    """A copy of the session's clinic database (the sync only reads it)."""
+    path = folder / name
+    shutil.copy(clinic_db, path)
+    return path
+
+
+def local_counts(db: Path) -> dict[str, int]:
+    with sqlite3.connect(db) as c:
+        return {
+            t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("raw_frame", "measurement", "impedance", "segment_result")
+        }
+
+
+def central_counts(central: Central) -> dict[str, int]:
+    return {
+        t: central.count(t) for t in ("raw_frame", "measurement", "impedance", "segment_result")
+    }
+
+
+def grow(db: Path, copies: int) -> None:
+    """Clone every stored measurement ``copies`` times (new frames, ids and hashes), as
+    a week of measurements would add them: raw frame, measurement, impedances, results."""
+    c = sqlite3.connect(db, isolation_level=None)
+    c.execute("BEGIN")
+    f0 = c.execute("SELECT max(id) FROM raw_frame").fetchone()[0]
+    m0 = c.execute("SELECT max(id) FROM measurement").fetchone()[0]
+    cols = [r[1] for r in c.execute("PRAGMA table_info(segment_result)")][1:]
+    for k in range(1, copies + 1):
+        c.execute(
+            "INSERT INTO raw_frame (id, port, driver, kind, received_at_utc, received_at_epoch,"
+            " data, sha256, status, reason, error_offset, chunk_key) SELECT id + ?, port, driver,"
+            " kind, received_at_utc, received_at_epoch + ?, CAST(data || ? AS BLOB), sha256 || ?, status,"
+            " reason, error_offset, NULL FROM raw_frame WHERE id <= ?",
+            (k * f0, k * 600.0, f"#{k}".encode(), f"#{k}", f0),
+        )
+        c.execute(
+            "INSERT INTO measurement SELECT id + ?, raw_frame_id + ?, device_id, subject_id,"
+            " frame_sha256 || ?, device_clock, measured_at_utc, measured_at_epoch + ?,"
+            " received_at_utc, received_at_epoch + ?, sex, age_years, height_cm, weight_kg,"
+            " device_values_json, warnings_json FROM measurement WHERE id <= ?",
+            (k * m0, k * f0, f"#{k}", k * 600.0, k * 600.0, m0),
+        )
+        c.execute(
+            "INSERT INTO impedance SELECT measurement_id + ?, segment, freq_khz, r_ohm, x_ohm,"
+            " magnitude_only FROM impedance WHERE measurement_id <= ?",
+            (k * m0, m0),
+        )
+        c.execute(
+            f"INSERT INTO segment_result (measurement_id, {', '.join(cols)})"
+            f" SELECT measurement_id + ?, {', '.join(cols)} FROM segment_result"
+            " WHERE measurement_id <= ?",
+            (k * m0, m0),
+        )
+    c.execute("COMMIT")
+    c.close()
+
+
+def push(cfg: SyncConfig, db: Path, **kw: Any) -> Any:
+    from bia_acq.central.sync import Pusher
+
+    return Pusher(cfg, db, **kw).run_pass()
+
+
+# -- tests ----------------------------------------------------------------------------
+
+
+def test_first_sync_views_equal_sqlite_and_second_sync_sends_nothing(
+    central: Central, clinic_db: Path, tmp_path: Path
+) -> None:
+    db = site_db(clinic_db, tmp_path)
+    cfg = central.add_site("north", send_identifiers=True)
+    first = push(cfg, db)
+    assert first.pushed["measurement"] > 0
+    assert central_counts(central) == local_counts(db)
+    again = push(cfg, db)
+    assert again.rows == 0, again.pushed
+
+    # the tables carry every local column (a new local column needs a central migration)
+    with sqlite3.connect(db) as lc:
+        for table in (
+            "device",
+            "raw_frame",
+            "measurement",
+            "impedance",
+            "segment_result",
+            "method",
+            "subject_baseline",
+        ):
+            local_cols = [r[1] for r in lc.execute(f"PRAGMA table_info({table})")]
+            central_cols = [
+                r[0]
+                for r in central.rows(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                    " 'bia_acq' AND table_name = %s ORDER BY ordinal_position",
+                    table,
+                )
+            ]
+            assert central_cols == ["site", *local_cols], table
+
+    site_no = central.rows("SELECT site_no FROM bia_acq.site WHERE name = 'north'")[0][0]
+    lc = sqlite3.connect(db)
+    pseudonym = dict(lc.execute("SELECT id, pseudonym FROM subject").fetchall())
+    person = dict(central.rows("SELECT id, pseudonym FROM bia_acq.person"))
+    for view in VIEWS:
+        cur = lc.execute(f"SELECT * FROM {view}")
+        local_names = [d[0] for d in cur.description]
+        local_rows = cur.fetchall()
+        with central.admin() as c:
+            pcur = c.execute(f"SELECT * FROM bia_acq.{view}")
+            names = [d.name for d in pcur.description]
+            rows = pcur.fetchall()
+        assert names == local_names, view
+        assert len(rows) == len(local_rows) > 0, view
+
+        def norm(row: tuple[Any, ...], names: list[str], ids: dict[int, str], central: bool):
+            out = []
+            for n, v in zip(names, row, strict=True):
+                if n == "subject_id":
+                    v = ids[v]
+                elif central and v is not None and n.endswith("measurement_id"):
+                    assert v // SITE_FACTOR == site_no
+                    v = v % SITE_FACTOR
+                out.append(v)
+            return tuple(out)
+
+        mine = sorted(norm(r, local_names, pseudonym, False) for r in local_rows)
+        theirs = sorted(norm(r, names, person, True) for r in rows)
+        assert theirs == mine, view
+    lc.close()
+
+    # the CLI: migrate is idempotent; sync --config once reports nothing to send
+    assert (
+        run_cli("central", "migrate", "--url", central.pg.admin_dsn(central.dbname)).returncode == 0
+    )
+    cfg_file = tmp_path / "site.yaml"
+    cfg_file.write_text(
+        f"database: {db}\nsync:\n  url: {cfg.url}\n  site: north\n"
+        f"  password_file: {cfg.password_file}\n  send_identifiers: true\n"
+    )
+    proc = run_cli("sync", "--config", str(cfg_file))
+    assert proc.returncode == 0, proc.stderr
+    assert b"up to date: 0 row(s) pushed" in proc.stdout
+
+
+def test_week_offline_catch_up_through_a_cut_connection_and_the_same_batch_twice(
+    central: Central, clinic_db: Path, tmp_path: Path, pg: PgServer
+) -> None:
+    from bia_acq.central.sync import TRANSIENT
+
+    db = site_db(clinic_db, tmp_path)
+    grow(db, 10_000 // local_counts(db)["measurement"])
+    assert local_counts(db)["measurement"] >= 10_000
+    proxy = CuttingProxy(pg.port)
+    try:
+        cfg = central.add_site("north", port=proxy.port, batch_size=2000)
+
+        def arm(stream: str, high: int) -> None:
+            if stream == "measurement":  # cut 200 kB into the next batch's COPY
+                proxy.cut_after(200_000)
+
+        with pytest.raises(TRANSIENT):
+            push(cfg, db, before_commit=arm)
+        assert proxy.cuts == 1
+        partial = central.count("measurement")
+        assert 0 < partial < local_counts(db)["measurement"]
+        with pytest.raises(TRANSIENT):  # still down: refused, nothing changes
+            push(cfg, db)
+        proxy.heal()
+        done = push(cfg, db)
+        assert done.pushed["measurement"] > 0
+        assert central_counts(central) == local_counts(db)
+    finally:
+        proxy.close()
+
+    # the same rows pushed twice (high-water marks forgotten) change nothing
+    def snapshot() -> list[Any]:
+        return [
+            central.rows(f"SELECT count(*), min(ctid), max(ctid) FROM bia_acq.{t}")
+            for t in ("measurement", "impedance", "segment_result")
+        ]
+
+    before = snapshot()
+    central.rows("DELETE FROM bia_acq.sync_state RETURNING 1")
+    direct = dataclasses.replace(
+        cfg, url=pg.url(cfg.url.split("//")[1].split("@")[0], central.dbname)
+    )
+    assert push(direct, db).rows == 0  # every row sent again, none changed
+    assert snapshot() == before
+
+
+def test_server_stopped_mid_batch_then_restarted(
+    central: Central, clinic_db: Path, tmp_path: Path, pg: PgServer
+) -> None:
+    db = site_db(clinic_db, tmp_path)
+    grow(db, 20)
+    cfg = central.add_site("north", batch_size=50)
+    batches = []
+
+    def stop_server(stream: str, high: int) -> None:
+        if stream == "measurement":
+            batches.append((stream, high))
+        if stream == "measurement" and len(batches) == 3:
+            pg.stop("fast")  # before this batch's commit
+
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            push(cfg, db, before_commit=stop_server)
+    finally:
+        pg.start()
+    partial = central.count("measurement")
+    assert 0 < partial < local_counts(db)["measurement"]
+    # the interrupted batch was rolled back whole: its impedances are not there either
+    assert central.count("impedance") == partial * (
+        local_counts(db)["impedance"] // local_counts(db)["measurement"]
+    )
+    push(cfg, db)
+    assert central_counts(central) == local_counts(db)
+
+
+def test_two_sites_concurrently_share_subjects_by_the_group_key(
+    central: Central, clinic_db: Path, tmp_path: Path
+) -> None:
+    from readers import fill_clinic
+
+    key = tmp_path / "group.key"
+    key.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    key.chmod(0o600)
+    north = site_db(clinic_db, tmp_path, "north.db")
+    south = tmp_path / "south.db"
+    fill_clinic(south, seed=11)  # the same patients measured at another site
+    grow(north, 3)
+    grow(south, 3)
+    cfgs = [central.add_site(s, pseudonym_key_file=key, batch_size=20) for s in ("north", "south")]
+    errors: list[BaseException] = []
+
+    def run(cfg: SyncConfig, db: Path) -> None:
+        try:
+            push(cfg, db)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=a) for a in zip(cfgs, (north, south), strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    n, s = local_counts(north), local_counts(south)
+    assert central_counts(central) == {k: n[k] + s[k] for k in n}
+    with sqlite3.connect(north) as c:
+        subjects = c.execute("SELECT count(*) FROM subject").fetchone()[0]
+    # one person per patient, whichever site measured them; no patient ID left a site
+    assert central.count("person") == subjects
+    assert central.rows("SELECT count(*) FROM bia_acq.subject WHERE external_id IS NOT NULL") == [
+        (0,)
+    ]
+    visits = central.rows(
+        "SELECT subject_id, count(DISTINCT measurement_id / %s) FROM bia_acq.v_edema_trend"
+        " WHERE segment = 'whole_body' GROUP BY subject_id",
+        SITE_FACTOR,
+    )
+    assert len(visits) == subjects and all(sites == 2 for _, sites in visits)
+
+
+def test_site_roles_are_confined_to_their_own_rows(
+    central: Central, clinic_db: Path, tmp_path: Path
+) -> None:
+    db = site_db(clinic_db, tmp_path)
+    north = central.add_site("north")
+    south = central.add_site("south")
+    push(north, db)
+    reader_pw = central.add_role(f"{central.dbname}_reports", READER_GROUP)
+    north_no = central.rows("SELECT site_no FROM bia_acq.site WHERE name = 'north'")[0][0]
+
+    from bia_acq.central.sync import connect
+
+    with connect(south) as c:
+        c.autocommit = True
+        assert c.execute("SELECT count(*) FROM measurement").fetchone() == (0,)
+        assert c.execute("SELECT count(*) FROM site").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            c.execute(
+                "INSERT INTO device (site, id, driver, port, first_seen_utc)"
+                " VALUES (%s, 99, 'x', 'x', 'x')",
+                (north_no,),
+            )
+        assert c.execute("UPDATE measurement SET sex = NULL").rowcount == 0
+        assert c.execute("DELETE FROM subject_baseline").rowcount == 0
+        for stmt in (
+            "SELECT * FROM person",
+            "SELECT * FROM meta",
+            "CREATE TABLE bia_acq.mine (x int)",
+            "ALTER TABLE measurement ADD COLUMN x int",
+            "DROP VIEW v_edema_result",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(stmt)
+    assert central.count("measurement") == local_counts(db)["measurement"]
+
+    reader = SyncConfig(
+        site="x",
+        url=central.pg.url(f"{central.dbname}_reports", central.dbname),
+        password_file=reader_pw,
+        timeout_s=10,
+    )
+    with connect(reader) as c:
+        c.autocommit = True
+        assert c.execute("SELECT count(*) FROM v_measurement_wide").fetchone() == (
+            local_counts(db)["measurement"],
+        )
+        for stmt in ("SELECT * FROM measurement", "INSERT INTO meta VALUES ('a', 'b')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(stmt)
+
+
+def test_a_recompute_on_the_pc_reaches_the_center(
+    central: Central, clinic_db: Path, tmp_path: Path
+) -> None:
+    db = site_db(clinic_db, tmp_path)
+    cfg = central.add_site("north")
+    push(cfg, db)
+    before = central.count("segment_result")
+    proc = run_cli("recompute", "--db", str(db), "--method", "moissl-2006")
+    assert proc.returncode == 0, proc.stderr
+    assert push(cfg, db).pushed["segment_result"] > 0
+    assert central.count("segment_result") == local_counts(db)["segment_result"] > before
+    methods = central.rows("SELECT DISTINCT method FROM bia_acq.segment_result ORDER BY 1")
+    assert ("moissl-2006",) in methods
+
+    # results renumbered (as VACUUM may do to a table without an INTEGER PRIMARY KEY):
+    # the row at the mark is not the one pushed, so every result is compared again
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TEMP TABLE r AS SELECT * FROM segment_result ORDER BY rowid DESC")
+        c.execute("DELETE FROM segment_result")
+        c.execute("INSERT INTO segment_result SELECT * FROM r")
+        row = c.execute(
+            "UPDATE segment_result SET classification = 'severe' WHERE rowid = 1"
+            " RETURNING measurement_id, segment, method, method_version"
+        ).fetchone()
+    assert push(cfg, db).pushed["segment_result"] == 1  # all compared, one changed
+    assert central.rows(
+        "SELECT classification FROM bia_acq.segment_result WHERE measurement_id = %s"
+        " AND segment = %s AND method = %s AND method_version = %s",
+        *row,
+    ) == [("severe",)]
+    assert push(cfg, db).rows == 0
+
+
+def test_follow_reports_each_state_once_and_survives_a_server_restart(
+    central: Central, clinic_db: Path, tmp_path: Path, pg: PgServer
+) -> None:
+    import os
+    import queue
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    db = site_db(clinic_db, tmp_path)
+    cfg = central.add_site("north")
+    cfg_file = tmp_path / "site.yaml"
+    cfg_file.write_text(
+        f"database: {db}\nsync:\n  url: {cfg.url}\n  site: north\n"
+        f"  password_file: {cfg.password_file}\n  interval_s: 0.3\n  timeout_s: 5\n"
+    )
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(0.2)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bia_acq", "sync", "--config", str(cfg_file), "--follow"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "PYTHONUNBUFFERED": "1"},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr or ()])
+    reader.start()
+    seen: list[str] = []
+    statuses: list[str] = []
+
+    def wait_for(text: str) -> None:
+        deadline = time.monotonic() + 120  # a bound against a hang, not a speed check
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                statuses.extend(
+                    m[len("STATUS=") :]
+                    for m in notify.recv(4096).decode().splitlines()
+                    if m.startswith("STATUS=")
+                )
+            try:
+                line = lines.get(timeout=0.1)
+            except queue.Empty:
+                assert proc.poll() is None, seen
+                continue
+            seen.append(line)
+            if text in line:
+                return
+        raise AssertionError(f"no {text!r} in {seen}")
+
+    try:
+        wait_for("site north: connected")
+        wait_for("site north: up to date")
+        pg.stop("fast")
+        try:
+            wait_for("site north: server unreachable")
+            wait_for("site north: retrying in")
+        finally:
+            pg.start()
+        grow(db, 1)
+        wait_for("site north: up to date")
+        deadline = time.monotonic() + 60
+        while central_counts(central) != local_counts(db) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert central_counts(central) == local_counts(db)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        reader.join()
+        notify.close()
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == 0
+    ups = [x for x in seen if "up to date" in x]
+    assert len(ups) == 2, seen  # one line per change of state, not one per pass
+    assert "site north: up to date" in statuses and "site north: connected" in statuses
+    assert not any(cfg.password() in x for x in seen)
