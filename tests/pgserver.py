@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server on the loopback interface, and a TCP proxy that cuts.
+"""A throwaway PostgreSQL server on the loopback interface, a TCP proxy that cuts, and
+a quick way to a site database of 10,000 measurements (``grow``).
 
 ``PgServer`` runs the distribution's ``initdb`` and ``pg_ctl`` into a fresh folder
 under /tmp: as root (CI) through ``runuser`` as the ``postgres`` system user (or
@@ -16,6 +17,7 @@ import os
 import pwd
 import shutil
 import socket
+import sqlite3
 import struct
 import subprocess
 import tempfile
@@ -236,3 +238,41 @@ def _reset(s: socket.socket) -> None:
     with contextlib.suppress(OSError):
         s.shutdown(socket.SHUT_RDWR)
     s.close()
+
+
+def grow(db: Path, copies: int) -> None:
+    """Clone every stored measurement ``copies`` times (new frames, ids and hashes), as
+    a week of measurements would add them: raw frame, measurement, impedances, results."""
+    c = sqlite3.connect(db, isolation_level=None)
+    c.execute("BEGIN")
+    f0 = c.execute("SELECT max(id) FROM raw_frame").fetchone()[0]
+    m0 = c.execute("SELECT max(id) FROM measurement").fetchone()[0]
+    cols = [r[1] for r in c.execute("PRAGMA table_info(segment_result)")][1:]
+    for k in range(1, copies + 1):
+        c.execute(
+            "INSERT INTO raw_frame (id, port, driver, kind, received_at_utc, received_at_epoch,"
+            " data, sha256, status, reason, error_offset, chunk_key) SELECT id + ?, port, driver,"
+            " kind, received_at_utc, received_at_epoch + ?, CAST(data || ? AS BLOB), sha256 || ?, status,"
+            " reason, error_offset, NULL FROM raw_frame WHERE id <= ?",
+            (k * f0, k * 600.0, f"#{k}".encode(), f"#{k}", f0),
+        )
+        c.execute(
+            "INSERT INTO measurement SELECT id + ?, raw_frame_id + ?, device_id, subject_id,"
+            " frame_sha256 || ?, device_clock, measured_at_utc, measured_at_epoch + ?,"
+            " received_at_utc, received_at_epoch + ?, sex, age_years, height_cm, weight_kg,"
+            " device_values_json, warnings_json FROM measurement WHERE id <= ?",
+            (k * m0, k * f0, f"#{k}", k * 600.0, k * 600.0, m0),
+        )
+        c.execute(
+            "INSERT INTO impedance SELECT measurement_id + ?, segment, freq_khz, r_ohm, x_ohm,"
+            " magnitude_only FROM impedance WHERE measurement_id <= ?",
+            (k * m0, m0),
+        )
+        c.execute(
+            f"INSERT INTO segment_result (measurement_id, {', '.join(cols)})"
+            f" SELECT measurement_id + ?, {', '.join(cols)} FROM segment_result"
+            " WHERE measurement_id <= ?",
+            (k * m0, m0),
+        )
+    c.execute("COMMIT")
+    c.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from conftest import run_cli
-from pgserver import CuttingProxy, PgServer, unavailable
+from pgserver import CuttingProxy, PgServer, grow, unavailable
 
 from bia_acq.central.config import SyncConfig
 
@@ -125,44 +125,6 @@ def central_counts(central: Central) -> dict[str, int]:
     return {
         t: central.count(t) for t in ("raw_frame", "measurement", "impedance", "segment_result")
     }
-
-
-def grow(db: Path, copies: int) -> None:
-    """Clone every stored measurement ``copies`` times (new frames, ids and hashes), as
-    a week of measurements would add them: raw frame, measurement, impedances, results."""
-    c = sqlite3.connect(db, isolation_level=None)
-    c.execute("BEGIN")
-    f0 = c.execute("SELECT max(id) FROM raw_frame").fetchone()[0]
-    m0 = c.execute("SELECT max(id) FROM measurement").fetchone()[0]
-    cols = [r[1] for r in c.execute("PRAGMA table_info(segment_result)")][1:]
-    for k in range(1, copies + 1):
-        c.execute(
-            "INSERT INTO raw_frame (id, port, driver, kind, received_at_utc, received_at_epoch,"
-            " data, sha256, status, reason, error_offset, chunk_key) SELECT id + ?, port, driver,"
-            " kind, received_at_utc, received_at_epoch + ?, CAST(data || ? AS BLOB), sha256 || ?, status,"
-            " reason, error_offset, NULL FROM raw_frame WHERE id <= ?",
-            (k * f0, k * 600.0, f"#{k}".encode(), f"#{k}", f0),
-        )
-        c.execute(
-            "INSERT INTO measurement SELECT id + ?, raw_frame_id + ?, device_id, subject_id,"
-            " frame_sha256 || ?, device_clock, measured_at_utc, measured_at_epoch + ?,"
-            " received_at_utc, received_at_epoch + ?, sex, age_years, height_cm, weight_kg,"
-            " device_values_json, warnings_json FROM measurement WHERE id <= ?",
-            (k * m0, k * f0, f"#{k}", k * 600.0, k * 600.0, m0),
-        )
-        c.execute(
-            "INSERT INTO impedance SELECT measurement_id + ?, segment, freq_khz, r_ohm, x_ohm,"
-            " magnitude_only FROM impedance WHERE measurement_id <= ?",
-            (k * m0, m0),
-        )
-        c.execute(
-            f"INSERT INTO segment_result (measurement_id, {', '.join(cols)})"
-            f" SELECT measurement_id + ?, {', '.join(cols)} FROM segment_result"
-            " WHERE measurement_id <= ?",
-            (k * m0, m0),
-        )
-    c.execute("COMMIT")
-    c.close()
 
 
 def push(cfg: SyncConfig, db: Path, **kw: Any) -> Any:
@@ -535,3 +497,77 @@ def test_follow_reports_each_state_once_and_survives_a_server_restart(
     assert len(ups) == 2, seen  # one line per change of state, not one per pass
     assert "site north: up to date" in statuses and "site north: connected" in statuses
     assert not any(cfg.password() in x for x in seen)
+
+
+def test_sync_unit_reads_the_database_read_only_with_the_network() -> None:
+    from test_packaging import SYSTEMD, parse_unit
+
+    unit = parse_unit((SYSTEMD / "bia-acq-sync.service").read_text())
+    one = dict(unit["Service"])
+    assert one["ExecStart"].endswith("sync --config /etc/bia-acq/config.yaml --follow")
+    assert one["Type"] == "notify" and one["Restart"] == "on-failure"
+    assert one["User"] == "bia-acq" and one["ProtectSystem"] == "strict"
+    assert not {"StateDirectory", "ReadWritePaths"} & set(one)  # nothing of it is writable
+    assert "AF_INET" in one["RestrictAddressFamilies"].split()
+    assert "bia-acq.service" in dict(unit["Unit"])["After"]
+
+
+@pytest.mark.parametrize(
+    ("sync", "where", "what"),
+    [
+        ("{url: 'postgresql://u:secret@h/db', site: a, password_file: pw}", "sync.url", "password"),
+        ("{url: 'mysql://u@h/db', site: a, password_file: pw}", "sync.url", "postgresql://"),
+        ("{url: 'postgresql://u@h/db', site: 'A b', password_file: pw}", "sync.site", "site name"),
+        ("{url: 'postgresql://u@h/db', site: a}", "sync.password_file", "missing"),
+        (
+            "{url: 'postgresql://u@h/db', site: a, password_file: open}",
+            "sync.password_file",
+            "chmod 600",
+        ),
+        (
+            "{url: 'postgresql://u@h/db', site: a, password_file: pw, sslmode: on}",
+            "sync.sslmode",
+            "verify-full",
+        ),
+        (
+            "{url: 'postgresql://u@h/db', site: a, password_file: pw, pseudonym_key_file: pw}",
+            "sync.pseudonym_key_file",
+            "openssl rand",
+        ),
+        (
+            "{url: 'postgresql://u@h/db', site: a, password_file: pw, batchsize: 5}",
+            "sync.batchsize",
+            "batch_size",
+        ),
+    ],
+)
+def test_check_config_explains_a_wrong_sync_section(
+    tmp_path: Path, sync: str, where: str, what: str
+) -> None:
+    (tmp_path / "pw").write_text("short\n")
+    (tmp_path / "pw").chmod(0o600)
+    (tmp_path / "open").write_text("secret\n")
+    (tmp_path / "open").chmod(0o644)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"database: x.db\nsync: {sync}\n")
+    proc = run_cli("check-config", str(cfg))
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1, err
+    assert f"{cfg}:2: {where}:" in err and what in err, err
+    assert "secret" not in err
+
+
+def test_check_config_accepts_a_sync_section(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("secret\n")
+    (tmp_path / "key").write_text("ab" * 32 + "\n")
+    for f in ("pw", "key"):
+        (tmp_path / f).chmod(0o600)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "database: x.db\nsync:\n  url: postgresql://bia_site_north@db.example.org/bia\n"
+        "  site: north\n  password_file: pw\n  pseudonym_key_file: key\n  sslmode: verify-full\n"
+    )
+    proc = run_cli("check-config", str(cfg))
+    assert proc.returncode == 0, proc.stderr
+    assert b"sync: site north to postgresql://bia_site_north@db.example.org/bia" in proc.stdout
+    assert b"secret" not in proc.stdout

@@ -63,6 +63,15 @@ class SyncConfig:
     def pseudonym_key(self) -> bytes | None:
         return read_secret(self.pseudonym_key_file).encode() if self.pseudonym_key_file else None
 
+    def describe(self) -> str:
+        """One line for check-config (no secrets)."""
+        ids = "patient IDs sent" if self.send_identifiers else "pseudonyms only"
+        key = "group pseudonym key" if self.pseudonym_key_file else "site's own pseudonyms"
+        return (
+            f"sync: site {self.site} to {self.where()}, {ids}, {key}, batches of "
+            f"{self.batch_size}, every {self.interval_s:g} s with --follow"
+        )
+
     def where(self) -> str:
         """The server as shown in logs: the URL or host/dbname (never a password)."""
         if self.url:

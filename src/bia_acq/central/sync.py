@@ -135,6 +135,7 @@ class Pusher:
         self._key = cfg.pseudonym_key()
         self._staged: set[str] = set()
         self._cols: dict[str, list[str]] = {}
+        self._types: dict[str, list[str]] = {}
 
     # -- one pass --------------------------------------------------------------
     def run_pass(self) -> PassResult:
@@ -269,19 +270,22 @@ class Pusher:
         return site_no
 
     def _columns(self, local: sqlite3.Connection, conn: PgConn, table: str) -> list[str]:
-        """The local table's columns, each of which the central table must have."""
+        """The local table's columns, each of which the central table must have.
+
+        Their central types are kept for the binary COPY (``self._types``).
+        """
         mine = [str(r[1]) for r in local.execute(f"PRAGMA table_info({table})")]
         central = {
-            str(r[0])
-            for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns"
+            str(name): str(udt)
+            for name, udt in conn.execute(
+                "SELECT column_name, udt_name FROM information_schema.columns"
                 " WHERE table_schema = %s AND table_name = %s",
                 (SCHEMA, table),
             )
         }
         conn.commit()
         if table == "subject":
-            return list(SUBJECT_CENTRAL)
+            mine = list(SUBJECT_CENTRAL)
         missing = [c for c in mine if c not in central]
         if missing:
             raise SyncError(
@@ -289,6 +293,7 @@ class Pusher:
                 "bia-acq is newer than the central schema (run `bia-acq central migrate` "
                 "with this version)"
             )
+        self._types[table] = [central[c] for c in mine]
         return mine
 
     # -- streams ---------------------------------------------------------------
@@ -327,7 +332,10 @@ class Pusher:
                         " WHERE measurement_id > ? AND measurement_id <= ?",
                         (hw, last),
                     ).fetchall()
-                    count += self._merge(conn, site, "impedance", icols, imp)
+                    # impedances go in with their measurement, in its transaction: when
+                    # every measurement was new, none of theirs can be there yet
+                    fresh = count == len(rows)
+                    count += self._merge(conn, site, "impedance", icols, imp, fresh=fresh)
                 self._mark(conn, site, table, last, None, count)
             pushed += count
             hw = last
@@ -377,15 +385,18 @@ class Pusher:
         pushed = 0
         while hw < upper:
             rows = local.execute(
-                f"SELECT rowid, {RESULT_MARK}, {', '.join(cols)} FROM segment_result"
+                f"SELECT rowid, {', '.join(cols)} FROM segment_result"
                 " WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
                 (hw, upper, n),
             ).fetchall()
             if not rows:
                 break
-            last, mark = int(rows[-1][0]), str(rows[-1][1])
+            last = int(rows[-1][0])
+            mark = local.execute(
+                f"SELECT {RESULT_MARK} FROM segment_result WHERE rowid = ?", (last,)
+            ).fetchone()[0]
             with conn.transaction():
-                count = self._merge(conn, site, "segment_result", cols, [r[2:] for r in rows])
+                count = self._merge(conn, site, "segment_result", cols, [r[1:] for r in rows])
                 self._mark(conn, site, "segment_result", last, mark, count)
             pushed += count
             hw = last
@@ -425,10 +436,12 @@ class Pusher:
         rows: Sequence[Row],
         *,
         prune: bool = False,
+        fresh: bool = False,
     ) -> int:
         """COPY rows into a staging table, merge them on the natural key; rows changed.
 
         ``prune``: the rows are the site's whole table; delete the site's other rows.
+        ``fresh``: none of the rows can be there (a plain INSERT, no conflict check).
         """
         if not rows and not prune:
             return 0
@@ -444,7 +457,9 @@ class Pusher:
             )
             self._staged.add(table)
         with conn.cursor() as cur:
-            with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN").format(stage, collist)) as cp:
+            copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(stage, collist)
+            with cur.copy(copy) as cp:
+                cp.set_types(self._types[table])
                 for r in rows:
                     cp.write_row(r)
             keys = KEYS[table]
@@ -466,14 +481,12 @@ class Pusher:
                 )
             else:
                 action = sql.SQL("DO NOTHING")
+            on = sql.SQL("") if fresh else sql.SQL(" ON CONFLICT ({}) {}").format(conflict, action)
             order = sql.SQL(" ORDER BY pseudonym") if table == "subject" else sql.SQL("")
             cur.execute(
                 sql.SQL(
-                    "INSERT INTO {t} (site, {cols}) SELECT %s, {cols} FROM {stage}{order}"
-                    " ON CONFLICT ({conflict}) {action}"
-                ).format(
-                    t=t, cols=collist, stage=stage, order=order, conflict=conflict, action=action
-                ),
+                    "INSERT INTO {t} (site, {cols}) SELECT %s, {cols} FROM {stage}{order}{on}"
+                ).format(t=t, cols=collist, stage=stage, order=order, on=on),
                 (site,),
             )
             changed = cur.rowcount

@@ -29,4 +29,6 @@ def run(args: argparse.Namespace) -> int:
         )
     for name, bands in config.thresholds.items():
         print(f"  thresholds {name}: {bands.describe()}")
+    if config.sync:
+        print(f"  {config.sync.describe()}")
     return 0

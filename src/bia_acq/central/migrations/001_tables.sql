@@ -119,8 +119,7 @@ CREATE TABLE impedance (
     r_ohm double precision NOT NULL,
     x_ohm double precision,
     magnitude_only smallint NOT NULL DEFAULT 0 CHECK (magnitude_only IN (0, 1)),
-    PRIMARY KEY (site, measurement_id, segment, freq_khz),
-    FOREIGN KEY (site, measurement_id) REFERENCES measurement (site, id)
+    PRIMARY KEY (site, measurement_id, segment, freq_khz)
 );
 
 -- results of every method and version; the value columns follow the local
@@ -147,8 +146,7 @@ CREATE TABLE segment_result (
     computed_at_utc text NOT NULL,
     fit_grade text,
     fit_flags bigint,
-    PRIMARY KEY (site, measurement_id, segment, method, method_version),
-    FOREIGN KEY (site, measurement_id) REFERENCES measurement (site, id)
+    PRIMARY KEY (site, measurement_id, segment, method, method_version)
 );
 
 CREATE TABLE method (
