@@ -144,6 +144,9 @@ def test_first_sync_views_equal_sqlite_and_second_sync_sends_nothing(
     first = push(cfg, db)
     assert first.pushed["measurement"] > 0
     assert central_counts(central) == local_counts(db)
+    with sqlite3.connect(db) as c:  # this site sends identifiers: the frames' bytes too
+        frames = c.execute("SELECT id, data FROM raw_frame ORDER BY id").fetchall()
+    assert central.rows("SELECT id, data FROM bia_acq.raw_frame ORDER BY id") == frames
     again = push(cfg, db)
     assert again.rows == 0, again.pushed
 
@@ -302,6 +305,10 @@ def test_two_sites_concurrently_share_subjects_by_the_group_key(
     fill_clinic(south, seed=11)  # the same patients measured at another site
     grow(north, 3)
     grow(south, 3)
+    with sqlite3.connect(north) as c:  # an export with a name column, as CSV software has
+        c.execute(
+            """UPDATE measurement SET device_values_json = '{"Name": "Jane Doe", "wO": 21.5}' WHERE id = 1"""
+        )
     cfgs = [central.add_site(s, pseudonym_key_file=key, batch_size=20) for s in ("north", "south")]
     errors: list[BaseException] = []
 

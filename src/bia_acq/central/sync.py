@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -60,6 +62,11 @@ KEYS = {
 MUTABLE = {"segment_result", "method", "subject_baseline"}
 #: central-only columns of subject: filled from the local row, never read from it
 SUBJECT_CENTRAL = ("id", "scope", "pseudonym", "external_id", "first_seen_utc")
+#: device-value keys withheld from the center unless the site sends identifiers
+IDENTIFYING = re.compile(
+    r"name|birth|dob|phone|mobile|mail|address|street|postal|zip|insur|patient|^\W*id\W*$",
+    re.IGNORECASE,
+)
 #: what identifies the result row at the high-water mark (see Pusher._result_start)
 RESULT_MARK = (
     "measurement_id || '/' || segment || '/' || method || '/' || method_version"
@@ -323,6 +330,8 @@ class Pusher:
             last = int(rows[-1][0])
             if table == "subject":
                 rows = [self._subject(r) for r in rows]
+            elif not self.cfg.send_identifiers and table in ("raw_frame", "measurement"):
+                rows = self._deidentify(table, cols, rows)
             with conn.transaction():
                 count = self._merge(conn, site, table, cols, rows)
                 if table == "measurement":
@@ -354,6 +363,23 @@ class Pusher:
             external_id if self.cfg.send_identifiers else None,
             first_seen,
         )
+
+    def _deidentify(self, table: str, cols: list[str], rows: list[Row]) -> list[Row]:
+        """Without ``send_identifiers``: no raw bytes (the frame holds the patient ID as
+        sent), and no device value whose key names a person's identifier (an analyzer's
+        CSV export keeps every column it has, e.g. a name)."""
+        if table == "raw_frame":
+            i = cols.index("data")
+            return [(*r[:i], None, *r[i + 1 :]) for r in rows]
+        i = cols.index("device_values_json")
+        out = []
+        for r in rows:
+            values = json.loads(r[i])
+            if isinstance(values, dict) and any(IDENTIFYING.search(str(k)) for k in values):
+                kept = {k: v for k, v in values.items() if not IDENTIFYING.search(str(k))}
+                r = (*r[:i], json.dumps(kept, ensure_ascii=False), *r[i + 1 :])
+            out.append(r)
+        return out
 
     def _result_start(self, local: sqlite3.Connection, st: tuple[int, str | None] | None) -> int:
         """Where results resume: after the mark, or from the start if the row there changed.

@@ -73,7 +73,7 @@ CREATE TABLE raw_frame (
     kind text NOT NULL CHECK (kind IN ('frame', 'junk', 'truncated')),
     received_at_utc text NOT NULL,
     received_at_epoch double precision NOT NULL,
-    data bytea NOT NULL,
+    data bytea,  -- the bytes as received: NULL unless the site sends identifiers (they hold them)
     sha256 text NOT NULL,
     status text NOT NULL
         CHECK (status IN ('pending', 'decoded', 'rejected', 'duplicate', 'discarded')),
