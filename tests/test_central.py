@@ -95,7 +95,7 @@ def central(pg: PgServer, tmp_path: Path) -> Iterator[Central]:
     with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name}")
     with psycopg.connect(pg.admin_dsn(name)) as c:
-        assert migrate(c) == ["001_tables", "002_views"]
+        assert migrate(c) == ["001_tables"]
         assert migrate(c) == []  # idempotent
     yield Central(pg, name, tmp_path)
     with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
@@ -578,3 +578,37 @@ def test_check_config_accepts_a_sync_section(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert b"sync: site north to postgresql://bia_site_north@db.example.org/bia" in proc.stdout
     assert b"secret" not in proc.stdout
+
+
+def test_a_new_published_result_column_reaches_the_central_table_and_views(
+    central: Central, tmp_path: Path
+) -> None:
+    """What issue-style growth of the result record gets centrally: no central file."""
+    from bia_acq.central.schema import every_run
+    from bia_acq.core.estimate import RESULT_COLUMNS, ResultColumn
+    from bia_acq.store.db import open_writer
+    from bia_acq.store.schema import VIEWS, view_statements
+
+    extra = ResultColumn("demo_l", "REAL", published=True)
+    with psycopg.connect(central.pg.admin_dsn(central.dbname)) as c:
+        c.execute("SET search_path = bia_acq")
+        every_run(c, (*RESULT_COLUMNS, extra))
+    local = open_writer(tmp_path / "a.db")
+    local.execute("ALTER TABLE segment_result ADD COLUMN demo_l REAL")
+    for name in reversed(VIEWS):
+        local.execute(f"DROP VIEW {name}")
+    for statement in view_statements((extra,)).values():
+        local.execute(statement)
+    for view in (*VIEWS, "segment_result"):
+        mine = [r[1] for r in local.execute(f"PRAGMA table_info({view})")]
+        theirs = [
+            r[0]
+            for r in central.rows(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema ="
+                " 'bia_acq' AND table_name = %s ORDER BY ordinal_position",
+                view,
+            )
+        ]
+        assert theirs == (["site", *mine] if view == "segment_result" else mine), view
+        assert "demo_l" in mine[-1]
+    local.close()

@@ -3,8 +3,12 @@
 Migrations are the package's ``migrations/NNN_name.sql`` files, applied in order,
 each in its own transaction and recorded in ``bia_acq.schema_migration``; a
 transaction-scoped advisory lock makes concurrent runs wait for each other.
-A change of schema (such as a new result column) is a new file, never an edit of
-an applied one. ``grants.sql`` is applied after them at every run.
+A change of schema is a new file, never an edit of an applied one. After them, at
+every run and in one transaction: the result columns of the one definition
+(:data:`bia_acq.core.estimate.RESULT_COLUMNS`) that ``segment_result`` lacks are
+added, the views (``views.sql``, the local views' placeholders filled the same way)
+are made anew, and ``grants.sql`` is applied. So a new result column needs no
+central file: ``bia-acq central migrate`` adds it and publishes it in the views.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from importlib import resources
+from string import Template
 from typing import TYPE_CHECKING, Any
 
 from bia_acq.errors import BiaError
 
 if TYPE_CHECKING:
     import psycopg
+
+    from bia_acq.core.estimate import ResultColumn
 
 SCHEMA = "bia_acq"
 #: pg_advisory_xact_lock key of `central migrate` (any constant; "bia14" in ASCII)
@@ -43,8 +50,43 @@ def migrations() -> list[Migration]:
     return sorted(out, key=lambda m: m.version)
 
 
-def _grants() -> str:
-    return (resources.files("bia_acq.central.migrations") / "grants.sql").read_text("utf-8")
+def _text(name: str) -> str:
+    return (resources.files("bia_acq.central.migrations") / name).read_text("utf-8")
+
+
+#: SQLite type of a result column -> PostgreSQL type
+PG_TYPES = {"REAL": "double precision", "TEXT": "text", "INTEGER": "bigint"}
+
+
+def view_statements(published: tuple[ResultColumn, ...] | None = None) -> list[tuple[str, str]]:
+    """(name, CREATE VIEW statement) of the central views, in creation order."""
+    from bia_acq.store.schema import view_placeholders
+
+    holes = view_placeholders() if published is None else view_placeholders(published)
+    text = Template(_text("views.sql")).substitute(holes)
+    body = re.sub(r"(?m)^--.*\n", "", text)
+    statements = [s.strip() for s in re.split(r"(?m)^;$", body) if s.strip()]
+    return [(re.match(r"CREATE VIEW (\w+)", s).group(1), s) for s in statements]  # type: ignore[union-attr]
+
+
+def every_run(
+    conn: psycopg.Connection[tuple[Any, ...]], columns: tuple[ResultColumn, ...] | None = None
+) -> None:
+    """Result columns of the one definition, the views anew, the grants (``columns``:
+    the result columns, default the result record's)."""
+    from bia_acq.core.estimate import RESULT_COLUMNS
+
+    columns = RESULT_COLUMNS if columns is None else columns
+    for c in columns:
+        conn.execute(
+            f"ALTER TABLE segment_result ADD COLUMN IF NOT EXISTS {c.name} {PG_TYPES[c.sql_type]}"
+        )
+    views = view_statements(tuple(c for c in columns if c.published))
+    for name, _ in reversed(views):
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
+    for _, statement in views:
+        conn.execute(statement.encode())
+    conn.execute(_text("grants.sql").encode())
 
 
 def applied(conn: psycopg.Connection[tuple[Any, ...]]) -> list[int]:
@@ -95,7 +137,7 @@ def migrate(conn: psycopg.Connection[tuple[Any, ...]]) -> list[str]:
             todo = [m for m in known if m.version not in have]
             if not todo:
                 conn.execute(f"SET LOCAL search_path = {SCHEMA}")
-                conn.execute(_grants().encode())
+                every_run(conn)
                 return done
             m = todo[0]
             conn.execute(f"SET LOCAL search_path = {SCHEMA}")

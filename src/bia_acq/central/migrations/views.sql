@@ -1,6 +1,9 @@
--- Central schema, version 2: the readers' views, with the names and columns of the
--- local database's (bia_acq.store.schema m001/m002), so a reader's query works on
--- either. Differences, all by design:
+-- The readers' views of the central database, with the names and columns of the local
+-- database's (src/bia_acq/store/sql/views.sql), so a reader's query works on either.
+-- Not a migration: `bia-acq central migrate` makes them anew at every run, with the
+-- placeholders of the local views filled the same way (bia_acq.store.schema.
+-- view_placeholders: the published result columns appended), then the grants.
+-- Statements are separated by a line holding only ";". Differences, all by design:
 --   * measurement_id is site_no * 10^12 + the site's own measurement id (unique
 --     across sites; equal to the local id's order within a site);
 --   * subject_id is the person: one patient measured at two sites (with the group's
@@ -33,7 +36,7 @@ SELECT
     r.classification,
     r.fit_status,
     mt.ecw_tbw_normal_max,
-    mt.ecw_tbw_slight_max
+    mt.ecw_tbw_slight_max$result_extra
 FROM segment_result r
 JOIN measurement m ON m.site = r.site AND m.id = r.measurement_id
 JOIN subject s ON s.site = m.site AND s.id = m.subject_id
@@ -42,15 +45,17 @@ WHERE r.method = (SELECT value FROM meta WHERE key = 'report_method')
   AND r.method_version = (
       SELECT max(x.method_version COLLATE "C") FROM segment_result x
       WHERE x.site = r.site AND x.measurement_id = r.measurement_id
-        AND x.segment = r.segment AND x.method = r.method);
+        AND x.segment = r.segment AND x.method = r.method)
+;
 
 CREATE VIEW v_edema_result AS
 SELECT
     measurement_id, subject_id, subject_pseudonym, subject_external_id, measured_at_utc,
     measured_at_epoch, segment, method, method_version, ecw_l, icw_l, tbw_l, ecw_tbw_ratio,
     phase_angle_50khz_deg, r0_ohm, rinf_ohm, classification, fit_status,
-    ecw_tbw_normal_max, ecw_tbw_slight_max
-FROM edema_result_by_site;
+    ecw_tbw_normal_max, ecw_tbw_slight_max$result_extra
+FROM edema_result_by_site r
+;
 
 CREATE VIEW v_edema_trend AS
 SELECT
@@ -75,7 +80,7 @@ SELECT
     o.ecw_tbw_ratio AS other_side_ecw_tbw_ratio,
     t.ecw_tbw_ratio - o.ecw_tbw_ratio AS ecw_tbw_ratio_minus_other_side,
     o.r0_ohm / nullif(t.r0_ohm, 0) AS r0_other_side_over_this,
-    100.0 * (t.ecw_l - o.ecw_l) / nullif(o.ecw_l, 0) AS ecw_vs_other_side_pct
+    100.0 * (t.ecw_l - o.ecw_l) / nullif(o.ecw_l, 0) AS ecw_vs_other_side_pct$trend_extra
 FROM edema_result_by_site t
 LEFT JOIN LATERAL (
     SELECT x.site, x.local_measurement_id, x.measurement_id FROM edema_result_by_site x
@@ -90,11 +95,9 @@ LEFT JOIN segment_result b ON b.site = bx.site AND b.measurement_id = bx.local_m
           AND y.segment = b.segment AND y.method = b.method)
 LEFT JOIN measurement bm ON bm.site = b.site AND bm.id = b.measurement_id
 LEFT JOIN segment_result o ON o.site = t.site AND o.measurement_id = t.local_measurement_id
-    AND o.segment = CASE t.segment WHEN 'right_arm' THEN 'left_arm'
-                                   WHEN 'left_arm' THEN 'right_arm'
-                                   WHEN 'right_leg' THEN 'left_leg'
-                                   WHEN 'left_leg' THEN 'right_leg' END
-    AND o.method = t.method AND o.method_version = t.method_version;
+    AND o.segment = CASE t.segment $pairs END
+    AND o.method = t.method AND o.method_version = t.method_version
+;
 
 CREATE VIEW v_edema_latest AS
 SELECT
@@ -108,16 +111,16 @@ SELECT
     t.phase_angle_50khz_deg, t.baseline_measured_at_utc, t.baseline_ecw_tbw_ratio,
     t.ecw_tbw_ratio_change, t.days_since_baseline, t.limb_pair,
     t.other_side_ecw_tbw_ratio, t.ecw_tbw_ratio_minus_other_side,
-    t.r0_other_side_over_this, t.ecw_vs_other_side_pct
+    t.r0_other_side_over_this, t.ecw_vs_other_side_pct$latest_extra
 FROM person p
-CROSS JOIN (VALUES ('right_arm'), ('left_arm'), ('trunk'), ('right_leg'), ('left_leg'),
-                   ('whole_body')) AS k
+CROSS JOIN (VALUES $segments) AS k
 JOIN v_edema_trend t ON t.subject_id = p.id AND t.segment = k.column1
     AND t.measurement_id = (
         SELECT x.measurement_id FROM edema_result_by_site x
         WHERE x.subject_id = p.id AND x.segment = k.column1
           AND x.ecw_tbw_ratio IS NOT NULL
-        ORDER BY x.measured_at_epoch DESC, x.measurement_id DESC LIMIT 1);
+        ORDER BY x.measured_at_epoch DESC, x.measurement_id DESC LIMIT 1)
+;
 
 CREATE VIEW v_measurement_wide AS
 SELECT
@@ -148,7 +151,7 @@ SELECT
     tr.ecw_tbw_ratio AS trunk_ecw_tbw_ratio,
     rl.ecw_tbw_ratio AS right_leg_ecw_tbw_ratio,
     ll.ecw_tbw_ratio AS left_leg_ecw_tbw_ratio,
-    m.warnings_json
+    m.warnings_json$wide_extra
 FROM measurement m
 JOIN device d ON d.site = m.site AND d.id = m.device_id
 LEFT JOIN subject s ON s.site = m.site AND s.id = m.subject_id
@@ -168,4 +171,5 @@ LEFT JOIN segment_result tr ON tr.site = m.site AND tr.measurement_id = m.id
 LEFT JOIN segment_result rl ON rl.site = m.site AND rl.measurement_id = m.id
     AND rl.segment = 'right_leg' AND rl.method = wb.method AND rl.method_version = wb.method_version
 LEFT JOIN segment_result ll ON ll.site = m.site AND ll.measurement_id = m.id
-    AND ll.segment = 'left_leg' AND ll.method = wb.method AND ll.method_version = wb.method_version;
+    AND ll.segment = 'left_leg' AND ll.method = wb.method AND ll.method_version = wb.method_version
+;
