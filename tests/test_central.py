@@ -612,3 +612,78 @@ def test_a_new_published_result_column_reaches_the_central_table_and_views(
         assert theirs == (["site", *mine] if view == "segment_result" else mine), view
         assert "demo_l" in mine[-1]
     local.close()
+
+
+def test_the_administrators_steps_in_docs_central_md_work_as_written(
+    pg: PgServer, clinic_db: Path, tmp_path: Path
+) -> None:
+    """Steps 2-5 of docs/central.md, their SQL run as written (names made unique, \\password
+    replaced by its SQL), the schema migrated by the non-superuser migration role."""
+    import re
+
+    doc = (Path(__file__).parent.parent / "docs" / "central.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", doc, re.S)
+    roles, site, reports = blocks[0], blocks[1], blocks[2]
+    tag = f"d{uuid.uuid4().hex[:8]}"
+    names = {
+        "bia_migrate": f"{tag}_migrate",
+        "bia_site_north": f"{tag}_north",
+        "bia_reports": f"{tag}_reports",
+    }
+    passwords = {v: uuid.uuid4().hex for v in names.values()}
+
+    def run_sql(text: str, dbname: str) -> None:
+        for old, new in names.items():
+            text = re.sub(rf"\b{old}\b", new, text)
+        text = re.sub(r"\bDATABASE bia\b", f"DATABASE {tag}", text)
+        text = re.sub(
+            r"\\password (\w+)", lambda m: f"ALTER ROLE {m[1]} PASSWORD '{passwords[m[1]]}';", text
+        )
+        with psycopg.connect(pg.admin_dsn(dbname), autocommit=True) as c:
+            for statement in re.sub(r"(?m)--.*$", "", text).split(";"):
+                if statement.strip() and not re.match(
+                    r"\s*CREATE ROLE bia_acq_\w+ NOLOGIN", statement
+                ):  # made once per session
+                    c.execute(statement.encode())
+
+    def password_file(role: str) -> Path:
+        f = tmp_path / role
+        f.write_text(passwords[role] + "\n")
+        f.chmod(0o600)
+        return f
+
+    with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {tag}")
+    try:
+        run_sql(roles, tag)
+        migrate = names["bia_migrate"]
+        proc = run_cli(
+            "central",
+            "migrate",
+            "--url",
+            pg.url(migrate, tag),
+            "--password-file",
+            str(password_file(migrate)),
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout == b"central schema: applied 001_tables\n"
+        run_sql(site, tag)
+        run_sql(reports, tag)
+        db = site_db(clinic_db, tmp_path)
+        north = SyncConfig(
+            site="north",
+            url=pg.url(names["bia_site_north"], tag),
+            password_file=password_file(names["bia_site_north"]),
+        )
+        push(north, db)
+        with psycopg.connect(
+            pg.url(names["bia_reports"], tag), password=passwords[names["bia_reports"]]
+        ) as c:
+            assert c.execute("SELECT count(*) FROM v_measurement_wide").fetchone() == (
+                local_counts(db)["measurement"],
+            )
+    finally:
+        with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
+            c.execute(f"DROP DATABASE IF EXISTS {tag} WITH (FORCE)")
+            for role in names.values():
+                c.execute(f"DROP ROLE IF EXISTS {role}")
