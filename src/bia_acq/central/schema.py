@@ -66,7 +66,7 @@ def view_statements(published: tuple[ResultColumn, ...] | None = None) -> list[t
     text = Template(_text("views.sql")).substitute(holes)
     body = re.sub(r"(?m)^--.*\n", "", text)
     statements = [s.strip() for s in re.split(r"(?m)^;$", body) if s.strip()]
-    return [(re.match(r"CREATE VIEW (\w+)", s).group(1), s) for s in statements]  # type: ignore[union-attr]
+    return [(re.match(r"CREATE VIEW ([\w.]+)", s).group(1), s) for s in statements]  # type: ignore[union-attr]
 
 
 def every_run(
@@ -81,6 +81,7 @@ def every_run(
         conn.execute(
             f"ALTER TABLE segment_result ADD COLUMN IF NOT EXISTS {c.name} {PG_TYPES[c.sql_type]}"
         )
+    conn.execute("CREATE SCHEMA IF NOT EXISTS bia_acq_read")
     views = view_statements(tuple(c for c in columns if c.published))
     for name, _ in reversed(views):
         conn.execute(f"DROP VIEW IF EXISTS {name}")

@@ -30,6 +30,8 @@ CREATE TABLE meta (
     value text NOT NULL
 );
 INSERT INTO meta (key, value) VALUES ('report_method', 'hanai-bis');
+-- a random, non-secret token: the exports' database fingerprint (FHIR identifiers)
+INSERT INTO meta (key, value) VALUES ('fingerprint_key', gen_random_uuid()::text);
 
 -- one row per person of the group: a group pseudonym (scope 'group') is shared by
 -- every site that measured the patient; without a group key a site's pseudonyms
@@ -103,6 +105,8 @@ CREATE TABLE measurement (
     weight_kg double precision,
     device_values_json text NOT NULL,
     warnings_json text NOT NULL,
+    -- the measurement's id across sites, as the views show it (site_no * 10^12 + id)
+    gid bigint GENERATED ALWAYS AS (site::bigint * 1000000000000 + id) STORED,
     PRIMARY KEY (site, id),
     UNIQUE (site, device_id, frame_sha256),
     FOREIGN KEY (site, raw_frame_id) REFERENCES raw_frame (site, id),
@@ -110,6 +114,7 @@ CREATE TABLE measurement (
     FOREIGN KEY (site, subject_id) REFERENCES subject (site, id)
 );
 CREATE INDEX measurement_subject ON measurement (site, subject_id, measured_at_epoch);
+CREATE UNIQUE INDEX measurement_gid ON measurement (gid);
 
 CREATE TABLE impedance (
     site smallint NOT NULL,

@@ -12,3 +12,6 @@ GRANT EXECUTE ON FUNCTION my_site() TO bia_acq_site;
 REVOKE ALL ON person, meta FROM bia_acq_site;
 GRANT SELECT ON v_edema_result, v_edema_trend, v_edema_latest, v_measurement_wide,
     edema_result_by_site TO bia_acq_reader;
+-- reports and exports (bia_acq.central.reader): the reader schema's views
+GRANT USAGE ON SCHEMA bia_acq_read TO bia_acq_reader;
+GRANT SELECT ON ALL TABLES IN SCHEMA bia_acq_read TO bia_acq_reader;

@@ -17,7 +17,7 @@ CREATE VIEW edema_result_by_site AS
 SELECT
     r.site,
     r.measurement_id AS local_measurement_id,
-    r.site::bigint * 1000000000000 + r.measurement_id AS measurement_id,
+    m.gid AS measurement_id,
     s.person_id AS subject_id,
     s.pseudonym AS subject_pseudonym,
     s.external_id AS subject_external_id,
@@ -124,7 +124,7 @@ JOIN v_edema_trend t ON t.subject_id = p.id AND t.segment = k.column1
 
 CREATE VIEW v_measurement_wide AS
 SELECT
-    m.site::bigint * 1000000000000 + m.id AS measurement_id,
+    m.gid AS measurement_id,
     s.pseudonym AS subject_pseudonym,
     s.external_id AS subject_external_id,
     m.measured_at_utc,
@@ -172,4 +172,58 @@ LEFT JOIN segment_result rl ON rl.site = m.site AND rl.measurement_id = m.id
     AND rl.segment = 'right_leg' AND rl.method = wb.method AND rl.method_version = wb.method_version
 LEFT JOIN segment_result ll ON ll.site = m.site AND ll.measurement_id = m.id
     AND ll.segment = 'left_leg' AND ll.method = wb.method AND ll.method_version = wb.method_version
+;
+
+-- The reader schema: views named like the local tables that bia_acq.store.read queries,
+-- with the ids of the views above (a measurement's across sites, a subject's person),
+-- so reports and exports run the same SQL here (bia_acq.central.reader).
+CREATE VIEW bia_acq_read.measurement AS
+SELECT
+    m.gid AS id,
+    m.site::bigint * 1000000000000 + m.raw_frame_id AS raw_frame_id,
+    m.site::bigint * 1000000000000 + m.device_id AS device_id,
+    s.person_id AS subject_id,
+    m.frame_sha256, m.device_clock, m.measured_at_utc, m.measured_at_epoch,
+    m.received_at_utc, m.received_at_epoch, m.sex, m.age_years, m.height_cm, m.weight_kg,
+    m.device_values_json, m.warnings_json
+FROM measurement m
+LEFT JOIN subject s ON s.site = m.site AND s.id = m.subject_id
+;
+
+CREATE VIEW bia_acq_read.device AS
+SELECT site::bigint * 1000000000000 + id AS id, driver, port, model, serial_number,
+    first_seen_utc
+FROM device
+;
+
+CREATE VIEW bia_acq_read.subject AS
+SELECT DISTINCT ON (p.id) p.id, p.pseudonym, s.external_id, s.first_seen_utc
+FROM person p
+JOIN subject s ON s.person_id = p.id
+ORDER BY p.id, s.external_id NULLS LAST, s.first_seen_utc
+;
+
+CREATE VIEW bia_acq_read.impedance AS
+SELECT m.gid AS measurement_id, i.segment, i.freq_khz, i.r_ohm, i.x_ohm, i.magnitude_only
+FROM impedance i
+JOIN measurement m ON m.site = i.site AND m.id = i.measurement_id
+;
+
+-- a method's bands as the most recently started site has them
+CREATE VIEW bia_acq_read.method AS
+SELECT DISTINCT ON (name, version) name, version, description, citation,
+    ecw_tbw_normal_max, ecw_tbw_slight_max, bands_source, updated_at_utc, kind,
+    ecw_tbw_normal_min
+FROM method
+ORDER BY name, version, updated_at_utc DESC
+;
+
+CREATE VIEW bia_acq_read.meta AS
+SELECT key, value FROM meta WHERE key = 'report_method'
+UNION ALL
+SELECT 'pseudonym_key', value FROM meta WHERE key = 'fingerprint_key'
+;
+
+CREATE VIEW bia_acq_read._sqlite_migrations AS
+SELECT 'bia_acq'::text AS migration_set, 'm004_reader_views'::text AS name
 ;
