@@ -89,3 +89,12 @@ def test_the_export_command_offers_a_plugin_format(clinic_db: Path, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode().startswith(f"wrote {out}: ") and "id(s)" in proc.stderr.decode()
     assert all(line.isdigit() for line in out.read_text().splitlines())
+
+
+def test_an_unknown_export_format_is_one_line_naming_the_known_ones(clinic_db: Path) -> None:
+    from conftest import run_cli
+
+    proc = run_cli("export", "--db", str(clinic_db), "--format", "xml")
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.count("\n") == 1
+    assert "--format" in err and "csv, fhir, hl7" in err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bia_acq.central.reader import database_arg
 from bia_acq.errors import BiaError
-from bia_acq.report.formats import FORMATS
+from bia_acq.report.formats import BUILTIN
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,7 +27,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         required=True,
         help="database file, or the central database: postgresql://ROLE@HOST/DB (docs/central.md)",
     )
-    p.add_argument("--format", required=True, choices=FORMATS.names())
+    p.add_argument(
+        "--format",
+        required=True,
+        help=f"{', '.join(BUILTIN)}, or an installed plugin's format (docs/extending.md)",
+    )
     p.add_argument("--subject", metavar="ID", help="only this patient ID (as sent) or pseudonym")
     p.add_argument(
         "--since", metavar="DATE", help="only measurements from this ISO date/time on (UTC)"

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 
-#: migration names after which the reader views exist (renamed: store.schema.RENAMED)
-_READER_VIEWS = ("m004_reader_views", "m002_reader_views")
+from bia_acq.store.schema import RENAMED
+
+#: names of the migration after which the reader views exist (current and before renaming)
+_READER_VIEWS = (
+    "m004_reader_views",
+    *(old for old, new in RENAMED.items() if new == "m004_reader_views"),
+)
 
 
 def has_reader_views(conn: sqlite3.Connection) -> bool:
