@@ -95,7 +95,7 @@ def central(pg: PgServer, tmp_path: Path) -> Iterator[Central]:
     with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name}")
     with psycopg.connect(pg.admin_dsn(name)) as c:
-        assert migrate(c) == ["001_tables"]
+        assert migrate(c) == ["001_tables", "002_simulated"]
         assert migrate(c) == []  # idempotent
     yield Central(pg, name, tmp_path)
     with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
@@ -667,7 +667,7 @@ def test_the_administrators_steps_in_docs_central_md_work_as_written(
             str(password_file(migrate)),
         )
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout == b"central schema: applied 001_tables\n"
+        assert proc.stdout == b"central schema: applied 001_tables, 002_simulated\n"
         run_sql(site, tag)
         run_sql(reports, tag)
         db = site_db(clinic_db, tmp_path)

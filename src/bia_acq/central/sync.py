@@ -60,8 +60,6 @@ KEYS = {
 }
 #: tables whose stored rows may change (merged with DO UPDATE; the others DO NOTHING)
 MUTABLE = {"segment_result", "method", "subject_baseline"}
-#: central-only columns of subject: filled from the local row, never read from it
-SUBJECT_CENTRAL = ("id", "scope", "pseudonym", "external_id", "first_seen_utc")
 #: device-value keys withheld from the center unless the site sends identifiers
 IDENTIFYING = re.compile(
     r"name|birth|dob|phone|mobile|mail|address|street|postal|zip|insur|patient|^\W*id\W*$",
@@ -291,8 +289,8 @@ class Pusher:
             )
         }
         conn.commit()
-        if table == "subject":
-            mine = list(SUBJECT_CENTRAL)
+        if table == "subject":  # the pseudonym's scope: the group's key, or this site's
+            mine.append("scope")
         missing = [c for c in mine if c not in central]
         if missing:
             raise SyncError(
@@ -316,11 +314,8 @@ class Pusher:
         n: int,
     ) -> int:
         pushed = 0
-        select = (
-            "SELECT id, external_id, pseudonym, first_seen_utc FROM subject"
-            if table == "subject"
-            else f"SELECT {', '.join(cols)} FROM {table}"
-        )
+        local_cols = cols[:-1] if table == "subject" else cols  # subject: scope is added
+        select = f"SELECT {', '.join(local_cols)} FROM {table}"
         while hw < upper:
             rows = local.execute(
                 f"{select} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (hw, upper, n)
@@ -329,7 +324,7 @@ class Pusher:
                 break
             last = int(rows[-1][0])
             if table == "subject":
-                rows = [self._subject(r) for r in rows]
+                rows = self._subjects(cols, rows)
             elif not self.cfg.send_identifiers and table in ("raw_frame", "measurement"):
                 rows = self._deidentify(table, cols, rows)
             with conn.transaction():
@@ -350,19 +345,19 @@ class Pusher:
             hw = last
         return pushed
 
-    def _subject(self, r: Row) -> Row:
-        sid, external_id, pseudonym, first_seen = r
-        if self._key is not None:
-            scope, pseudonym = "group", group_pseudonym(self._key, str(external_id))
-        else:
-            scope = self.cfg.site
-        return (
-            sid,
-            scope,
-            pseudonym,
-            external_id if self.cfg.send_identifiers else None,
-            first_seen,
-        )
+    def _subjects(self, cols: list[str], rows: list[Row]) -> list[Row]:
+        """The central pseudonym (the group's, or this site's own) and its scope; the
+        patient ID only when the site sends identifiers."""
+        ext, pse = cols.index("external_id"), cols.index("pseudonym")
+        out = []
+        for r in rows:
+            v = list(r)
+            if self._key is not None:
+                v[pse] = group_pseudonym(self._key, str(v[ext]))
+            if not self.cfg.send_identifiers:
+                v[ext] = None
+            out.append((*v, "group" if self._key is not None else self.cfg.site))
+        return out
 
     def _deidentify(self, table: str, cols: list[str], rows: list[Row]) -> list[Row]:
         """Without ``send_identifiers``: no raw bytes (the frame holds the patient ID as
