@@ -314,8 +314,9 @@ def _lm(
         finished = small_gain | (lam[active] > 1e12)
         # moved and going on: the next step needs the Jacobian at the new point
         # (a rejected row keeps the one of the point it stays at)
-        k = np.nonzero(better & ~finished)[0]
-        if k.size:
+        go_on = np.nonzero(better & ~finished)[0]
+        if go_on.size:
+            k = slice(None) if go_on.size == active.size else go_on  # all: views, no copies
             jac = _jacobian(tuple(x[k] for x in parts_t), wa[k])  # type: ignore[arg-type]
             jtj[active[k]], jte[active[k]] = _normal(jac, e_t[k], zr_t[k], zi_t[k], magnitude)
         done[active[finished]] = True
@@ -537,9 +538,37 @@ def _hook_tolerance(y: Array) -> Array:
 def _start(
     f: Array, z: npt.NDArray[np.complex128], ok: npt.NDArray[np.bool_], magnitude: bool
 ) -> tuple[Array, npt.NDArray[np.bool_]]:
-    """Starting parameters (n, 4) and where they come from a valid circle fit."""
+    """Starting parameters (n, 4) and where they come from a valid circle fit.
+
+    Complex spectra start from the algebraic circle fit; the rest (no usable
+    circle, or magnitude-only) from values read off the spectrum.
+    """
     n = z.shape[0]
-    r = np.where(ok, z.real, np.nan)
+    p = np.empty((n, 4))
+    use = np.zeros(n, dtype=bool)
+    if not magnitude:
+        cf = circle_fit(
+            f, np.where(ok, z.real, np.nan), np.where(ok, z.imag, np.nan), check_monotonic=False
+        )
+        use = np.isfinite(cf.r0) & np.isfinite(cf.rinf) & np.isfinite(cf.fc_hz) & (cf.fc_hz > 0)
+        use &= np.isfinite(cf.alpha) & (cf.rinf > 0)
+        p[use, 0] = cf.r0[use]
+        p[use, 1] = cf.rinf[use]
+        p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
+        p[use, 3] = np.log(cf.fc_hz[use])
+    rest = np.nonzero(~use)[0]
+    if rest.size:
+        p[rest] = _read_off_start(f[rest], z[rest].real, ok[rest])
+    if not magnitude:
+        use &= cf.alpha <= 1.0
+    return p, use
+
+
+def _read_off_start(f: Array, r: Array, ok: npt.NDArray[np.bool_]) -> Array:
+    """Starting parameters (n, 4) read off R (or |Z|): R0 and R∞ a tenth of the
+    span beyond its ends, α = 0.75, fc where R is halfway between its ends."""
+    n = r.shape[0]
+    r = np.where(ok, r, np.nan)
     first = np.argmax(ok, -1)
     last = ok.shape[-1] - 1 - np.argmax(ok[:, ::-1], -1)
     rows = np.arange(n)
@@ -555,16 +584,4 @@ def _start(
     below = ok & (r <= mid[:, None])
     k = np.where(below.any(-1), np.argmax(below, -1), (first + last) // 2)
     p[:, 3] = np.log(f[rows, k])
-    if not magnitude:
-        cf = circle_fit(
-            f, np.where(ok, z.real, np.nan), np.where(ok, z.imag, np.nan), check_monotonic=False
-        )
-        use = np.isfinite(cf.r0) & np.isfinite(cf.rinf) & np.isfinite(cf.fc_hz) & (cf.fc_hz > 0)
-        use &= np.isfinite(cf.alpha) & (cf.rinf > 0)
-        p[use, 0] = cf.r0[use]
-        p[use, 1] = cf.rinf[use]
-        p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
-        p[use, 3] = np.log(cf.fc_hz[use])
-        use &= cf.alpha <= 1.0
-        return p, use
-    return p, np.zeros(n, dtype=bool)
+    return p
