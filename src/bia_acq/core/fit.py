@@ -275,53 +275,61 @@ def _lm(
     for _ in range(max_iter):
         if active.size == 0:
             break
-        a = jtj[active]
+        rows = _rows(active, n)
+        a = jtj[rows]
         d = np.diagonal(a, axis1=1, axis2=2)
         damped = (
-            a
-            + (lam[active, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
+            a + (lam[rows, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
         )
         try:
-            step = np.linalg.solve(damped, -jte[active][..., None])[..., 0]
+            step = np.linalg.solve(damped, -jte[rows][..., None])[..., 0]
         except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
             step = np.zeros((active.size, 4))
         step = np.where(np.isfinite(step), step, 0.0)
         # a Gauss–Newton step this small (undamped: λ small) means p is the optimum
         # to within STEP_TOL: stop without spending an evaluation on it
-        scale = np.concatenate([np.abs(p[active, :2]), np.ones((active.size, 2))], axis=1)
-        settled = (np.abs(step) <= STEP_TOL * scale).all(-1) & (lam[active] <= 1e-2)
+        pa = p[rows]
+        scale = np.concatenate([np.abs(pa[:, :2]), np.ones((active.size, 2))], axis=1)
+        settled = (np.abs(step) <= STEP_TOL * scale).all(-1) & (lam[rows] <= 1e-2)
         if settled.any():
             done[active[settled]] = True
             keep = ~settled
-            active, step, scale = active[keep], step[keep], scale[keep]
+            active, step, scale, pa = active[keep], step[keep], scale[keep], pa[keep]
             if active.size == 0:
                 break
-        trial, at_t = _project(p[active] + step, lfc_lo[active], lfc_hi[active])
-        wa = w[active]
-        zr_t, zi_t, parts_t = _cole(logf[active], trial)
-        e_t, cost_t = _errors(zr_t, zi_t, mr[active], mi[active], wa, magnitude)
-        old = cost[active]
+            rows = _rows(active, n)
+        trial, at_t = _project(pa + step, lfc_lo[rows], lfc_hi[rows])
+        wa = w[rows]
+        zr_t, zi_t, parts_t = _cole(logf[rows], trial)
+        e_t, cost_t = _errors(zr_t, zi_t, mr[rows], mi[rows], wa, magnitude)
+        old = cost[rows]
         better = np.isfinite(cost_t) & (cost_t <= old)
-        tiny_step = (np.abs(trial - p[active]) <= STEP_TOL * scale).all(-1)
-        b = active[better]
+        tiny_step = (np.abs(trial - pa) <= STEP_TOL * scale).all(-1)
+        small_gain = better & ((old - cost_t <= tol * (old + 1e-30)) | tiny_step)
+        b = active[better]  # (``old`` and ``pa`` may be views: used up before this)
         p[b] = trial[better]
         cost[b] = cost_t[better]
         e[b] = e_t[better]
         at[b] = at_t[better]
-        lam[active] = np.where(better, np.maximum(lam[active] * 0.2, 1e-12), lam[active] * 10.0)
-        iters[active] += 1
-        small_gain = better & ((old - cost_t <= tol * (old + 1e-30)) | tiny_step)
-        finished = small_gain | (lam[active] > 1e12)
+        lam[rows] = np.where(better, np.maximum(lam[rows] * 0.2, 1e-12), lam[rows] * 10.0)
+        iters[rows] += 1
+        finished = small_gain | (lam[rows] > 1e12)
         # moved and going on: the next step needs the Jacobian at the new point
         # (a rejected row keeps the one of the point it stays at)
         go_on = np.nonzero(better & ~finished)[0]
         if go_on.size:
-            k = slice(None) if go_on.size == active.size else go_on  # all: views, no copies
+            k = _rows(go_on, active.size)
             jac = _jacobian(tuple(x[k] for x in parts_t), wa[k])  # type: ignore[arg-type]
             jtj[active[k]], jte[active[k]] = _normal(jac, e_t[k], zr_t[k], zi_t[k], magnitude)
         done[active[finished]] = True
         active = active[~finished]
     return p, e, iters, done, at
+
+
+def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
+    """Index of rows ``idx`` (sorted, unique) of an n-row array: a slice (views, no
+    copies) while that is all of them."""
+    return slice(None) if idx.size == n else idx
 
 
 def _sorted_by_frequency(
