@@ -11,8 +11,10 @@ import csv
 from collections.abc import Iterable
 from typing import IO, Any
 
+from bia_acq.core.estimate import PUBLISHED_COLUMNS
 from bia_acq.report.data import SEGMENT_ORDER
 from bia_acq.report.export import Export
+from bia_acq.report.formats import ExportContext, ExportFormat, Written
 
 #: (column, source, decimals): the documented, stable column set (README "Exports")
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
@@ -45,6 +47,8 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("ecw_tbw_ratio_minus_other_side", "r.ecw_tbw_ratio_minus_other_side", 4),
     ("r0_other_side_over_this", "r.r0_other_side_over_this", 4),
     ("fit_status", "r.fit_status", None),
+    # result columns added since m005, from the result record (core.estimate.Results)
+    *((c.name, f"r.{c.name}", c.decimals) for c in PUBLISHED_COLUMNS),
 )
 HEADER = [c for c, _, _ in COLUMNS]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
@@ -85,3 +89,10 @@ def write_csv(out: IO[str], exports: Iterable[Export], *, include_identifiers: b
             w.writerow(row)
             n += 1
     return n
+
+
+def _write(out: IO[str], exports: Iterable[Export], ctx: ExportContext) -> Written:
+    return Written(write_csv(out, exports, include_identifiers=ctx.include_identifiers), "row(s)")
+
+
+FORMAT = ExportFormat("csv", "one row per measurement and segment, stable columns", _write)

@@ -7,7 +7,6 @@ do. Patient identifiers are pseudonymised unless the caller asks for them.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import sqlite3
@@ -15,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bia_acq.errors import ConfigError
 from bia_acq.report.data import SEGMENT_ORDER, find_subject
+from bia_acq.store import read
+from bia_acq.utc import parse_since as parse_since  # `export --since`
 
 
 @dataclass
@@ -36,74 +36,23 @@ class Export:
         return str(m["subject_external_id"] if include_identifiers else m["subject_pseudonym"])
 
 
-def parse_since(text: str) -> float:
-    """``--since``: an ISO date or date-time; without a zone it is UTC. Epoch seconds."""
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"--since {text!r} is not a date",
-            key="--since",
-            fix="use an ISO date such as 2026-09-01 or 2026-09-01T08:00",
-        ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.timestamp()
-
-
 def database_fingerprint(conn: sqlite3.Connection) -> str:
     """A stable, non-secret ID of this database (for resource IDs that stay the same)."""
-    key = conn.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()[0]
-    return hashlib.sha256(b"bia-acq export id\x00" + str(key).encode()).hexdigest()[:32]
-
-
-def method_bands(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, Any]]:
-    conn.row_factory = sqlite3.Row
-    return {(r["name"], r["version"]): dict(r) for r in conn.execute("SELECT * FROM method")}
+    key = read.pseudonym_key(conn)
+    return hashlib.sha256(b"bia-acq export id\x00" + key.encode()).hexdigest()[:32]
 
 
 def measurements(
     conn: sqlite3.Connection, *, subject: str | None = None, since_epoch: float | None = None
 ) -> Iterator[Export]:
     """Measurements with a subject, oldest first, with results and impedances."""
-    conn.row_factory = sqlite3.Row
-    where: list[str] = ["m.subject_id IS NOT NULL"]
-    params: list[float] = []
-    if subject is not None:
-        where.append("m.subject_id = ?")
-        params.append(find_subject(conn, subject))
-    if since_epoch is not None:
-        where.append("coalesce(m.measured_at_epoch, m.received_at_epoch) >= ?")
-        params.append(since_epoch)
-    rows = conn.execute(
-        "SELECT m.id AS measurement_id, m.subject_id, s.pseudonym AS subject_pseudonym,"
-        " s.external_id AS subject_external_id,"
-        " coalesce(m.measured_at_utc, m.received_at_utc) AS measured_at_utc,"
-        " coalesce(m.measured_at_epoch, m.received_at_epoch) AS measured_at_epoch,"
-        " m.received_at_utc, m.device_clock, m.sex, m.age_years, m.height_cm, m.weight_kg,"
-        " d.id AS device_id, d.driver AS device_driver, d.port AS device_port,"
-        " d.model AS device_model, d.serial_number AS device_serial_number"
-        " FROM measurement m JOIN device d ON d.id = m.device_id"
-        " JOIN subject s ON s.id = m.subject_id"
-        f" WHERE {' AND '.join(where)} ORDER BY measured_at_epoch, m.id",
-        params,
-    ).fetchall()
-    for row in rows:
+    subject_id = find_subject(conn, subject) if subject is not None else None
+    for row in read.export_measurements(conn, subject_id=subject_id, since_epoch=since_epoch):
         e = Export(dict(row))
         mid = row["measurement_id"]
-        for r in conn.execute(
-            "SELECT * FROM v_edema_trend WHERE measurement_id = ?", (mid,)
-        ).fetchall():
+        for r in read.measurement_trend(conn, mid):
             e.results[r["segment"]] = dict(r)
-        e.impedance = [
-            dict(r)
-            for r in conn.execute(
-                "SELECT segment, freq_khz, r_ohm, x_ohm, magnitude_only FROM impedance"
-                " WHERE measurement_id = ?"
-                " ORDER BY segment, freq_khz",
-                (mid,),
-            )
-        ]
+        e.impedance = [dict(r) for r in read.impedances(conn, mid)]
         yield e
 
 
@@ -188,148 +137,91 @@ def _khz(f: float) -> str:
 
 def quantities(e: Export) -> list[Quantity]:
     """Every quantity of one measurement: weight, height, results, impedances."""
-    m = e.measurement
-    out: list[Quantity] = []
-    if m["weight_kg"] is not None:
-        out.append(
-            Quantity(
-                "weight",
-                "Body weight",
-                m["weight_kg"],
-                "kg",
-                "kilogram",
-                LOINC["weight"],
-                vital_sign=True,
-            )
-        )
-    if m["height_cm"] is not None:
-        out.append(
-            Quantity(
-                "height",
-                "Body height",
-                m["height_cm"],
-                "cm",
-                "centimeter",
-                LOINC["height"],
-                vital_sign=True,
-            )
-        )
-    for seg in [s for s in SEGMENT_ORDER if s in e.results]:
-        r = e.results[seg]
-        where = SEGMENT_TEXT.get(seg, seg)
-        method = f"{r['method']} v{r['method_version']}"
-        whole = seg == "whole_body"
-        if r["ecw_l"] is not None:
-            out.append(
-                Quantity(
-                    "ecw",
-                    f"Extracellular water, {where}",
-                    r["ecw_l"],
-                    "L",
-                    "liter",
-                    segment=seg,
-                    method=method,
-                )
-            )
-        if r["icw_l"] is not None:
-            out.append(
-                Quantity(
-                    "icw",
-                    f"Intracellular water, {where}",
-                    r["icw_l"],
-                    "L",
-                    "liter",
-                    segment=seg,
-                    method=method,
-                )
-            )
-        if r["tbw_l"] is not None:
-            if whole:  # LOINC has body water as a mass; 1 L of body water taken as 1 kg
-                out.append(
-                    Quantity(
-                        "body-water-mass",
-                        "Body water mass",
-                        r["tbw_l"],
-                        "kg",
-                        "kilogram",
-                        LOINC["body-water-mass"],
-                        method=method,
-                    )
-                )
-            else:
-                out.append(
-                    Quantity(
-                        "tbw",
-                        f"Total body water, {where}",
-                        r["tbw_l"],
-                        "L",
-                        "liter",
-                        segment=seg,
-                        method=method,
-                    )
-                )
-        if r["ecw_tbw_ratio"] is not None:
-            out.append(
-                Quantity(
-                    "ecw-tbw-ratio",
-                    f"ECW/TBW, {where}",
-                    r["ecw_tbw_ratio"],
-                    "1",
-                    "ratio",
-                    segment=seg,
-                    classification=r["classification"],
-                    normal_max=r["ecw_tbw_normal_max"],
-                    method=method,
-                )
-            )
-        if r["phase_angle_50khz_deg"] is not None:
-            out.append(
-                Quantity(
-                    "phase-angle-50khz",
-                    f"Phase angle at 50 kHz, {where}",
-                    r["phase_angle_50khz_deg"],
-                    "deg",
-                    "degree",
-                    LOINC["phase-angle-50khz"] if whole else None,
-                    segment=None if whole else seg,
-                )
-            )
-    for z in e.impedance:
-        f, seg = _khz(z["freq_khz"]), z["segment"]
-        where = SEGMENT_TEXT.get(seg, seg)
-        if z.get("magnitude_only"):  # the device measured |Z| only (r_ohm holds it)
-            out.append(
-                Quantity(
-                    f"impedance-magnitude-{f}khz",
-                    f"Impedance magnitude |Z| at {f} kHz, {where}",
-                    z["r_ohm"],
-                    "Ohm",
-                    "ohm",
-                    segment=seg,
-                )
-            )
+    return [
+        *_body(e.measurement),
+        *(q for seg in SEGMENT_ORDER if seg in e.results for q in _results(seg, e.results[seg])),
+        *(q for z in e.impedance for q in _impedance(z)),
+    ]
+
+
+#: (measurement column, code, what, unit, unit text) of the vital signs
+_VITAL = (
+    ("weight_kg", "weight", "Body weight", "kg", "kilogram"),
+    ("height_cm", "height", "Body height", "cm", "centimeter"),
+)
+
+
+def _body(m: dict[str, Any]) -> list[Quantity]:
+    """Weight and height: FHIR vital signs."""
+    return [
+        Quantity(code, what, m[col], unit, text, LOINC[code], vital_sign=True)
+        for col, code, what, unit, text in _VITAL
+        if m[col] is not None
+    ]
+
+
+#: (result column, code, what) of the body-water volumes, in litres
+_VOLUMES = (
+    ("ecw_l", "ecw", "Extracellular water"),
+    ("icw_l", "icw", "Intracellular water"),
+    ("tbw_l", "tbw", "Total body water"),
+)
+
+
+def _results(seg: str, r: dict[str, Any]) -> list[Quantity]:
+    """One segment's results by the reporting method: volumes, ECW/TBW, phase angle."""
+    where = SEGMENT_TEXT.get(seg, seg)
+    method = f"{r['method']} v{r['method_version']}"
+    whole = seg == "whole_body"
+    out = []
+    for column, code, what in _VOLUMES:
+        if r[column] is None:
             continue
-        out.append(
-            Quantity(
-                f"resistance-{f}khz",
-                f"Resistance at {f} kHz, {where}",
-                z["r_ohm"],
-                "Ohm",
-                "ohm",
-                segment=seg,
-            )
-        )
-        if z["x_ohm"] is not None:
+        if code == "tbw" and whole:  # LOINC has body water as a mass; 1 L taken as 1 kg
             out.append(
                 Quantity(
-                    f"reactance-{f}khz",
-                    f"Reactance at {f} kHz, {where}",
-                    z["x_ohm"],
-                    "Ohm",
-                    "ohm",
-                    segment=seg,
+                    "body-water-mass", "Body water mass", r[column], "kg", "kilogram",
+                    LOINC["body-water-mass"], method=method,
                 )
+            )  # fmt: skip
+        else:
+            out.append(
+                Quantity(code, f"{what}, {where}", r[column], "L", "liter", segment=seg,
+                         method=method)
+            )  # fmt: skip
+    if r["ecw_tbw_ratio"] is not None:
+        out.append(
+            Quantity(
+                "ecw-tbw-ratio", f"ECW/TBW, {where}", r["ecw_tbw_ratio"], "1", "ratio",
+                segment=seg, classification=r["classification"],
+                normal_max=r["ecw_tbw_normal_max"], method=method,
             )
+        )  # fmt: skip
+    if r["phase_angle_50khz_deg"] is not None:
+        out.append(
+            Quantity(
+                "phase-angle-50khz", f"Phase angle at 50 kHz, {where}",
+                r["phase_angle_50khz_deg"], "deg", "degree",
+                LOINC["phase-angle-50khz"] if whole else None, segment=None if whole else seg,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _impedance(z: dict[str, Any]) -> list[Quantity]:
+    """One impedance point: R and X, or |Z| where the device measured only the magnitude."""
+    f, seg = _khz(z["freq_khz"]), z["segment"]
+    where = SEGMENT_TEXT.get(seg, seg)
+
+    def ohm(code: str, what: str, value: float) -> Quantity:
+        return Quantity(f"{code}-{f}khz", f"{what} at {f} kHz, {where}", value, "Ohm", "ohm",
+                        segment=seg)  # fmt: skip
+
+    if z.get("magnitude_only"):  # r_ohm holds |Z|
+        return [ohm("impedance-magnitude", "Impedance magnitude |Z|", z["r_ohm"])]
+    out = [ohm("resistance", "Resistance", z["r_ohm"])]
+    if z["x_ohm"] is not None:
+        out.append(ohm("reactance", "Reactance", z["x_ohm"]))
     return out
 
 
