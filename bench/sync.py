@@ -30,7 +30,9 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import machine
 import psycopg
 from pgserver import PgServer, grow
 from readers import fill_clinic
@@ -137,6 +139,7 @@ def main() -> int:
 
         m = counts["measurement"]
         rate = first.rows / first.seconds
+        print(machine.header())
         print(
             f"site database: {m} measurements, {counts['impedance']} impedances, "
             f"{counts['segment_result']} results (hanai-bis), {counts['raw_frame']} raw frames"
@@ -147,8 +150,7 @@ def main() -> int:
         )
         print(
             f"  CPU: sync process {cpu:.2f} s, server {srv:.2f} s: "
-            f"{m / (cpu + srv):,.0f} measurements per CPU-second (load average now "
-            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+            f"{m / (cpu + srv):,.0f} measurements per CPU-second ({machine.load()})"
         )
         print(f"second pass, unchanged data: {second.seconds:.3f} s (target < 1 s)")
         print(

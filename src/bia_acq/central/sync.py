@@ -461,6 +461,9 @@ class Pusher:
     ) -> int:
         """COPY rows into a staging table, merge them on the natural key; rows changed.
 
+        A table is merged at most once per transaction: its staging table (``ON COMMIT
+        DELETE ROWS``) is empty again at the commit.
+
         ``prune``: the rows are the site's whole table; delete the site's other rows.
         ``fresh``: none of the rows can be there (a plain INSERT, no conflict check).
         """
@@ -523,7 +526,6 @@ class Pusher:
                     (site,),
                 )
                 changed += cur.rowcount
-            cur.execute(sql.SQL("TRUNCATE {}").format(stage))
         return changed
 
     def _mark(
