@@ -107,13 +107,11 @@ def inbody_readings(draw: st.DrawFn) -> Reading:
         ),
         sex=draw(st.sampled_from([None, "male", "female"])),
         age_years=draw(st.one_of(st.none(), st.integers(1, 110))),
-        weight_kg=draw(st.one_of(st.none(), mag)),
+        # every export row has a test time and a weight (a row without is refused)
+        weight_kg=draw(mag),
         measured_at=draw(
-            st.one_of(
-                st.none(),
-                st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 1, 1)).map(
-                    lambda t: t.replace(microsecond=0)
-                ),
+            st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 1, 1)).map(
+                lambda t: t.replace(microsecond=0)
             )
         ),
         impedance=tuple(pts),

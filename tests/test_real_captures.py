@@ -23,14 +23,9 @@ SITE_PROFILES = REAL / "site-profiles"
 #: The ONE place where a corpus file that does not decode yet is marked, with the
 #: reason. Strict: a file that starts decoding fails here until its mark goes.
 NOT_YET: dict[str, str] = {
-    "tanita-bc601-sd-card": "LF line ends and '}' after the checksum: framer expects CR LF",
     "tanita-bc601-imperial": "LF line ends; muscle, bone and segment masses stay in pounds",
     "tanita-bc601-ambiguous-dates": "CR-only line ends; no date_order: auto",
     "tanita-bc601-prof": "a profile line is decoded as a measurement",
-    "inbody270-default-profile": "header without an 'ID' column is not recognised: rows are junk",
-    "inbody270-site-profile": "header without an 'ID' column is not recognised: rows are junk",
-    "inbody120-header": "no InBody 120 column set",
-    "charder-ma801": "User_ID/Report_Date/Serial_No keys and numeric Gender not mapped",
 }
 
 
@@ -131,17 +126,16 @@ def check_bc601_prof() -> None:
 
 # -- InBody (LookinBody exports) ------------------------------------------------------
 def check_inbody270_default() -> None:
+    # no ID and no test time column: refused, saying which and where to map them
     (f,) = frames("inbody-lookinbody-csv", "inbody270-lookinbody-site-export.csv")
-    assert (f["weight_kg"], f["height_cm"], f["subject_id"], f["measured_at"]) == (
-        79.9, 175.0, None, None,
-    )  # fmt: skip
-    assert f["device_values"]["InBody Type"] == 270
+    assert "the subject (ID)" in f["error"] and "the test time (DATE&TIMES" in f["error"]
+    assert "the weight" not in f["error"] and "`columns:`" in f["error"]
 
 
 def check_inbody270_site() -> None:
     (f,) = frames("inbody270-site", "inbody270-lookinbody-site-export.csv", SITE_PROFILES)
-    assert (f["subject_id"], f["sex"], f["weight_kg"], f["height_cm"]) == (
-        "0000000001", "male", 79.9, 175.0,
+    assert (f["model"], f["subject_id"], f["sex"], f["weight_kg"], f["height_cm"]) == (
+        "InBody 270", "0000000001", "male", 79.9, 175.0,
     )  # fmt: skip
     z = z_of(f)  # an InBody 270 gives |Z| only, at 20 and 100 kHz
     assert z[("right_arm", 20.0)] == (288.6, None) and z[("trunk", 100.0)] == (17.6, None)

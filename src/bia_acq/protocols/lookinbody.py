@@ -34,6 +34,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from bia_acq.errors import FrameError
@@ -46,7 +47,7 @@ _IMP = re.compile(
     r"^(\d+(?:\.\d+)?)\s*(k|m)?(?:hz)?\s*-\s*(RA|LA|TR|RL|LL)\s+(impedance|reactance|phase angle)$",
     re.IGNORECASE,
 )
-_NUMBERED = re.compile(r"^\s*\d+\s*\.\s*")
+_NUMBERED = re.compile(r"^\s*(\d+)\s*\.\s*")
 DEFAULT_COLUMNS: dict[str, list[str]] = {
     "measured_at": ["DATE&TIMES", "Test Date / Time", "Test Date/Time"],
     "subject_id": ["ID"],
@@ -54,6 +55,16 @@ DEFAULT_COLUMNS: dict[str, list[str]] = {
     "age_years": ["Age"],
     "height_cm": ["Height"],
     "weight_kg": ["Weight"],
+}
+#: what a row needs to become a measurement (a profile's ``required`` may relax it)
+DEFAULT_REQUIRED = ("subject_id", "measured_at", "weight_kg")
+_WHAT = {
+    "subject_id": "the subject",
+    "measured_at": "the test time",
+    "weight_kg": "the weight",
+    "sex": "the sex",
+    "age_years": "the age",
+    "height_cm": "the height",
 }
 DEFAULT_TIME_FORMATS = (
     "%Y.%m.%d %H:%M:%S",
@@ -67,6 +78,133 @@ DEFAULT_TIME_FORMATS = (
     "%d.%m.%Y %H:%M",
 )
 _SEX = {"m": "male", "male": "male", "f": "female", "female": "female"}
+#: cells that mean "not measured": empty, or LookinBody's dash
+_UNMEASURED = frozenset({"", "-"})
+_BOM8 = b"\xef\xbb\xbf"
+_BOM16 = b"\xff\xfe"  # UTF-16 LE: Excel's "Unicode text" (tab-separated)
+
+
+@dataclass(frozen=True)
+class ColumnSet:
+    """A LookinBody model family's export: which frequencies its |Z| columns hold.
+
+    ``first_impedance``: the number LookinBody gives the 20 kHz (or lowest) right-arm
+    impedance column, which tells families with the same frequencies apart;
+    ``columns``: the whole real header, where one is known (the encoder writes it).
+    """
+
+    family: str
+    frequencies_khz: tuple[float, ...]
+    first_impedance: int | None
+    source: str
+    columns: tuple[str, ...] = ()
+
+
+#: The real InBody 120 header (tests/data/real/inbody120-lookinbody-header.txt: a real
+#: LookinBody120 Excel export's 87 columns, transcribed in a public test file).
+INBODY120_COLUMNS: tuple[str, ...] = (
+    "Name",
+    "ID",
+    "Height",
+    "Date of Birth",
+    "Gender",
+    "Age",
+    "Mobile Number",
+    "Phone Number",
+    "Zip Code",
+    "Address",
+    "E-mail",
+    "Date of Registration",
+    "Memo",
+    "Test Date / Time",
+    "Weight",
+    "Lower Limit (Weight Normal Range)",
+    "Upper Limit (Weight Normal Range)",
+    "TBW (Total Body Water)",
+    "Lower Limit (TBW Normal Range)",
+    "Upper Limit (TBW Normal Range)",
+    "Protein",
+    "Lower Limit (Protein Normal Range)",
+    "Upper Limit (Protein Normal Range)",
+    "Minerals",
+    "Lower Limit (Minerals Normal Range)",
+    "Upper Limit (Minerals Normal Range)",
+    "BFM (Body Fat Mass)",
+    "Lower Limit (BFM Normal Range)",
+    "Upper Limit (BFM Normal Range)",
+    "SMM (Skeletal Muscle Mass)",
+    "Lower Limit (SMM Normal Range)",
+    "Upper Limit (SMM Normal Range)",
+    "BMI (Body Mass Index)",
+    "Lower Limit (BMI Normal Range)",
+    "Upper Limit (BMI Normal Range)",
+    "PBF (Percent Body Fat)",
+    "Lower Limit (PBF Normal Range)",
+    "Upper Limit (PBF Normal Range)",
+    "FFM of Right Arm",
+    "FFM% of Right Arm",
+    "FFM of Left Arm",
+    "FFM% of Left Arm",
+    "FFM of Trunk",
+    "FFM% of Trunk",
+    "FFM of Right Leg",
+    "FFM% of Right Leg",
+    "FFM of Left Leg",
+    "FFM% of Left Leg",
+    "BFM of Right Arm",
+    "BFM% of Right Arm",
+    "BFM of Left Arm",
+    "BFM% of Left Arm",
+    "BFM of Trunk",
+    "BFM% of Trunk",
+    "BFM of Right Leg",
+    "BFM% of Right Leg",
+    "BFM of Left Leg",
+    "BFM% of Left Leg",
+    "InBody Score",
+    "Target Weight",
+    "Weight Control",
+    "BFM Control",
+    "FFM Control",
+    "BMR (Basal Metabolic Rate)",
+    "WHR (Waist-Hip Ratio)",
+    "Lower Limit (WHR Normal Range)",
+    "Upper Limit (WHR Normal Range)",
+    "VFL (Visceral Fat Level)",
+    "Obesity Degree",
+    "Lower Limit (Obesity Degree Normal Range)",
+    "Upper Limit (Obesity Degree Normal Range)",
+    "20kHz-RA Impedance",
+    "20kHz-LA Impedance",
+    "20kHz-TR Impedance",
+    "20kHz-RL Impedance",
+    "20kHz-LL Impedance",
+    "100kHz-RA Impedance",
+    "100kHz-LA Impedance",
+    "100kHz-TR Impedance",
+    "100kHz-RL Impedance",
+    "100kHz-LL Impedance",
+    "InBody Type",
+    "Local ID",
+    "Medical History",
+    "Group",
+    "Lower Limit (BMR Normal Range)",
+    "Upper Limit (BMR Normal Range)",
+)
+#: Model families. 120 and 270: from real exports' headers (tests/data/real/); 570,
+#: 770/970 and S10: from InBody's published frequency lists (5/50/500 kHz; 1, 5, 50,
+#: 250, 500 kHz and 1 MHz) and the project's PROTOCOLS notes, no real export seen.
+COLUMN_SETS: tuple[ColumnSet, ...] = (
+    ColumnSet("120", (20.0, 100.0), 72, "real LookinBody120 export header", INBODY120_COLUMNS),
+    ColumnSet("270", (20.0, 100.0), 75, "real site export of an InBody 270 (InBody Type 270)"),
+    ColumnSet("570", (5.0, 50.0, 500.0), None, "InBody 570 frequencies (specification)"),
+    ColumnSet(
+        "770/970/S10",
+        (1.0, 5.0, 50.0, 250.0, 500.0, 1000.0),
+        None,
+        "InBody 770, 970 and S10 frequencies (specification; PROTOCOLS notes)",
+    ),
+)
 
 
 def column_name(cell: str) -> str:
@@ -74,18 +212,48 @@ def column_name(cell: str) -> str:
     return _NUMBERED.sub("", cell).strip()
 
 
+def _column_number(cell: str) -> int | None:
+    m = _NUMBERED.match(cell)
+    return int(m.group(1)) if m else None
+
+
+def column_set_of(cells: list[str]) -> ColumnSet | None:
+    """The model family whose export these header cells are, if one fits."""
+    freqs: set[float] = set()
+    first: int | None = None
+    for cell in cells:
+        m = _IMP.match(column_name(cell))
+        if m and m.group(4).lower() == "impedance":
+            freqs.add(_freq_khz(m.group(1), m.group(2)))
+            if first is None:
+                first = _column_number(cell)
+    fits = [c for c in COLUMN_SETS if set(c.frequencies_khz) == freqs]
+    exact = [c for c in fits if c.first_impedance is not None and c.first_impedance == first]
+    best = exact or fits
+    return best[0] if best else None
+
+
 def _text(data: bytes) -> str:
+    if data.startswith(_BOM16):
+        return data.decode("utf-16-le", "replace")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
 
 
-def split_cells(line: str) -> list[tuple[str, int]]:
+def sniff_separator(header: str) -> str:
+    """The cell separator of a header line: comma, semicolon (European Excel) or tab."""
+    return max((",", ";", "\t"), key=header.count)
+
+
+def split_cells(line: str, sep: str = ",") -> list[tuple[str, int]]:
     """CSV cells of one line with their character offsets ("" doubles a quote)."""
     cells: list[tuple[str, int]] = []
     i, n = 0, len(line)
     while True:
+        while i < n and line[i] == " ":  # '"1. Name", "2. ID"': blanks before a cell
+            i += 1
         start = i
         if i < n and line[i] == '"':
             out = []
@@ -101,17 +269,19 @@ def split_cells(line: str) -> list[tuple[str, int]]:
                     continue
                 i = j + 1
                 break
-            if i < n and line[i] != ",":
+            while i < n and line[i] == " ":
+                i += 1
+            if i < n and line[i] != sep:
                 raise FrameError("text after a closing quote", i)
             cells.append(("".join(out), start))
         else:
-            j = line.find(",", i)
+            j = line.find(sep, i)
             j = n if j < 0 else j
             cells.append((line[i:j], start))
             i = j
         if i >= n:
             return cells
-        i += 1  # the comma
+        i += 1  # the separator
 
 
 def _number(cell: str) -> float | None:
@@ -132,15 +302,33 @@ def _freq_label(f: float) -> str:
 
 
 class CsvFramer(Framer):
-    """Header line, then one frame per row: header + row."""
+    """Header line, then one frame per row: header + row.
+
+    Any line end (CR LF, LF, CR); a UTF-16 LE export (it starts with FF FE, as
+    Excel's "Unicode text" does) is split on its UTF-16 line ends, bytes as
+    they came.
+    """
 
     def __init__(self, is_header: Any, *, max_len: int = 65536) -> None:
-        super().__init__(start=b"", end=b"\n", max_len=max_len)
+        super().__init__(max_len=max_len)
         self._is_header = is_header
         self.header: bytes | None = None
+        self._utf16: bool | None = None  # decided by the stream's first two bytes
+
+    def _line_end(self, buf: bytearray, pos: int) -> int:
+        if self._utf16 is None:
+            if len(buf) < 2:
+                return -1
+            self._utf16 = buf.startswith(_BOM16)
+        if not self._utf16:
+            return super()._line_end(buf, pos)
+        j = buf.find(b"\n\x00", pos)
+        while j >= 0 and j % 2:
+            j = buf.find(b"\n\x00", j + 1)
+        return -1 if j < 0 else j + 2
 
     def _line(self, line: bytes, out: list[Chunk]) -> None:
-        if not line.strip(b"\r\n\x00 \t\xef\xbb\xbf"):
+        if not _text(line).strip("\r\n\x00 \t\ufeff"):
             out.append(Chunk("junk", line, "empty line"))
         elif self._is_header(line):
             self.header = line
@@ -150,18 +338,21 @@ class CsvFramer(Framer):
             out.append(Chunk("frame", self.header + line))
 
     def _step(self, out: list[Chunk]) -> bool:
-        j = self._buf.find(b"\n")
-        if j < 0:
+        end = self._line_end(self._buf, 0)
+        if end < 0:
             if len(self._buf) > self.max_len:
                 out.append(
                     Chunk("junk", bytes(self._buf), f"line longer than {self.max_len} bytes")
                 )
                 self._buf.clear()
             return False
-        line = bytes(self._buf[: j + 1])
-        del self._buf[: j + 1]
-        self._line(line, out)
+        self._emit_line(out, end)
         return True
+
+    def _emit_line(self, out: list[Chunk], end: int) -> None:
+        line = bytes(self._buf[:end])
+        del self._buf[:end]
+        self._line(line, out)
 
     def flush(self, reason: str = "end of file") -> list[Chunk]:
         """A last row without a line end is complete at the end of a file."""
@@ -179,9 +370,13 @@ class CsvFramer(Framer):
 class LookinBodyProtocol(Protocol):
     """LookinBody CSV export rows (InBody analyzers).
 
-    Options: ``columns`` (Reading attribute -> list of accepted column names),
-    ``time_formats`` (strptime formats tried in order; the first is written by
-    the encoder), ``model`` (stored as the device model, e.g. ``InBody S10``).
+    Options: ``columns`` (Reading attribute -> list of accepted column names, a
+    site's own included), ``required`` (attributes a row must have to be a
+    measurement; default subject, test time and weight), ``time_formats``
+    (strptime formats tried in order; the first is written by the encoder),
+    ``model`` (stored as the device model when the export does not name one;
+    an ``InBody Type`` cell such as ``270`` names it ``InBody 270``),
+    ``column_set`` (the family whose real header the encoder writes, e.g. ``120``).
     """
 
     name = "lookinbody-csv"
@@ -193,36 +388,97 @@ class LookinBodyProtocol(Protocol):
         cols = {**DEFAULT_COLUMNS, **{k: list(v) for k, v in dict(o.get("columns", {})).items()}}
         self._attr_of = {name.casefold(): attr for attr, names in cols.items() for name in names}
         self._names = {attr: names[0] for attr, names in cols.items()}
+        self._aliases = cols
+        self.required = tuple(str(a) for a in o.get("required", DEFAULT_REQUIRED))
         self.time_formats = [str(f) for f in o.get("time_formats", DEFAULT_TIME_FORMATS)]
         self.model: str | None = o.get("model")
+        family = o.get("column_set")
+        self.column_set = next((c for c in COLUMN_SETS if c.family == str(family)), None)
+        if family is not None and (self.column_set is None or not self.column_set.columns):
+            known = ", ".join(c.family for c in COLUMN_SETS if c.columns)
+            raise ValueError(f"column_set: no known header for {family!r} (known: {known})")
+
+    def _header_names(self, line: bytes) -> list[str] | None:
+        text = _text(line).lstrip("\ufeff").rstrip("\r\n\x00")
+        try:
+            return [c for c, _ in split_cells(text, sniff_separator(text))]
+        except FrameError:
+            return None
 
     def _is_header(self, line: bytes) -> bool:
-        text = _text(line).lstrip("\ufeff").rstrip("\r\n")
-        try:
-            names = {column_name(c).casefold() for c, _ in split_cells(text)}
-        except FrameError:
+        """A line naming at least two columns this profile or LookinBody knows."""
+        cells = self._header_names(line)
+        if cells is None:
             return False
-        return self._names["subject_id"].casefold() in names
+        known = 0
+        for cell in cells:
+            name = column_name(cell)
+            if name.casefold() in self._attr_of or _IMP.match(name):
+                known += 1
+                if known >= 2:
+                    return True
+        return False
+
+    def missing_columns(self, header: list[str]) -> list[str]:
+        """What a measurement needs that no column of this header holds, one phrase each."""
+        have = {self._attr_of.get(column_name(c).casefold()) for c in header}
+        return [
+            f"{_WHAT.get(a, a)} ({' / '.join(self._aliases.get(a, [a]))})"
+            for a in self.required
+            if a not in have
+        ]
+
+    def preflight(self, head: bytes) -> str | None:
+        """Why a file starting with ``head`` cannot be imported, or None."""
+        framer = CsvFramer(self._is_header)
+        framer.feed(head)
+        if framer.header is None:
+            return None
+        cells = self._header_names(framer.header) or []
+        missing = self.missing_columns(cells)
+        if not missing:
+            return None
+        return (
+            f"the export has no column for {', '.join(missing)}: map this site's column "
+            "names under `columns:` in a site copy of the profile (drivers_dir), e.g. "
+            "columns: {subject_id: [cedula]}"
+        )
 
     def framer(self) -> Framer:
         return CsvFramer(self._is_header)
 
     # -- decoding -----------------------------------------------------------
     def decode(self, frame: bytes) -> Reading:
-        cut = frame.find(b"\n")
-        if cut < 0 or not frame[cut + 1 :].strip(b"\r\n"):
-            raise FrameError("expected a header line and a row", len(frame))
-        head, row = frame[: cut + 1], frame[cut + 1 :]
-        head_text = _text(head)
+        wide = frame.startswith(_BOM16)
+        if wide:  # UTF-16 LE: decode it whole; byte offsets are 2 per character
+            text = _text(frame)
+            cut_c = text.find("\n")
+            if cut_c < 0 or not text[cut_c + 1 :].strip("\r\n"):
+                raise FrameError("expected a header line and a row", len(frame))
+            head_text, row_text = text[: cut_c + 1], text[cut_c + 1 :]
+            base = 2 * len(head_text)
+
+            def at(char_offset: int) -> int:
+                return base + 2 * char_offset
+
+        else:
+            cut = frame.find(b"\n")
+            if cut < 0:
+                cut = frame.find(b"\r")
+            if cut < 0 or not frame[cut + 1 :].strip(b"\r\n"):
+                raise FrameError("expected a header line and a row", len(frame))
+            head, row = frame[: cut + 1], frame[cut + 1 :]
+            head_text, row_text = _text(head), _text(row)
+            base = len(head)
+
+            def at(char_offset: int) -> int:
+                return base + len(row_text[:char_offset].encode("utf-8", "replace"))
+
         bom = 1 if head_text.startswith("\ufeff") else 0
-        header = split_cells(head_text[bom:].rstrip("\r\n"))
-        row_text = _text(row)
-        base = len(head)
-
-        def at(char_offset: int) -> int:
-            return base + len(row_text[:char_offset].encode("utf-8", "replace"))
-
-        cells = split_cells(row_text.rstrip("\r\n"))
+        head_text = head_text[bom:].rstrip("\r\n")
+        sep = sniff_separator(head_text)
+        header = split_cells(head_text, sep)
+        cells = split_cells(row_text.rstrip("\r\n\x00"), sep)
         if len(cells) != len(header):
             raise FrameError(
                 f"the row has {len(cells)} cells, the header {len(header)}",
@@ -235,15 +491,18 @@ class LookinBodyProtocol(Protocol):
         seen: set[str] = set()
         for (hcell, hoff), (cell, off) in zip(header, cells, strict=True):
             name = column_name(hcell)
-            if name in seen:
-                raise FrameError(f"column {name!r} appears twice in the header", hoff + bom)
+            if name in seen:  # a site's export may repeat a column: keep its numbered name
+                name = hcell.strip()
+                if name in seen:
+                    raise FrameError(f"column {name!r} appears twice in the header", hoff + bom)
             seen.add(name)
             cell = cell.strip()
-            if not cell:
+            if cell in _UNMEASURED:
                 continue  # not measured
             attr = self._attr_of.get(name.casefold())
             if attr is not None:
-                fields[attr] = self._field(attr, name, cell, at(off))
+                if attr not in fields:
+                    fields[attr] = self._field(attr, name, cell, at(off))
                 continue
             m = _IMP.match(name)
             if m and m.group(4).lower() != "phase angle":
@@ -257,6 +516,19 @@ class LookinBodyProtocol(Protocol):
             values[name] = (
                 cell if num is None else (int(num) if cell.lstrip("+-").isdigit() else num)
             )
+        missing = [a for a in self.required if a not in fields]
+        if missing:
+            have = self.missing_columns([c for c, _ in header])
+            why = (
+                f"the export has no column for {', '.join(have)}"
+                if have
+                else "empty cell(s) for " + ", ".join(_WHAT.get(a, a) for a in missing)
+            )
+            raise FrameError(
+                f"not a measurement: {why} (map columns under `columns:` in a site copy of the "
+                "profile)",
+                base,
+            )
         points: list[Impedance] = []
         for key, (mag, _) in z.items():
             if key in xc:
@@ -268,7 +540,10 @@ class LookinBodyProtocol(Protocol):
                 points.append(Impedance(key[0], key[1], mag, None, magnitude_only=True))
         for (seg, f), (x, _) in xc.items():  # a reactance without its impedance: keep it
             values[f"{_freq_label(f)}-{_SEG_CODE[seg]} Reactance"] = x
-        if self.model is not None:
+        kind = values.get("InBody Type")
+        if isinstance(kind, int | float) and not isinstance(kind, bool):
+            fields.setdefault("model", f"InBody {kind:g}")
+        elif self.model is not None:
             fields.setdefault("model", self.model)
         return Reading(impedance=tuple(points), device_values=values, **fields)
 

@@ -121,9 +121,7 @@ class PositionalProtocol(Protocol):
         self.silence_s = float(o.get("silence_s", 2.0))
 
     def framer(self) -> Framer:
-        return Framer(
-            start=b"", end=b"\r\n", max_len=self.max_frame_bytes, silence_s=self.silence_s
-        )
+        return Framer(max_len=self.max_frame_bytes, silence_s=self.silence_s)
 
     # -- decoding ------------------------------------------------------------
     def decode(self, frame: bytes) -> Reading:

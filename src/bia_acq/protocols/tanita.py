@@ -405,6 +405,32 @@ def _plan(keys: list[str], quoted: set[int]) -> _Plan | None:
     return plan
 
 
+#: the end of a whole frame: the checksum, maybe a brace and a closing quote, line ends
+_COMPLETE = re.compile(rb',CS,[0-9A-Fa-f]{2}\}?"?[\r\n]*\Z')
+
+
+class TanitaFramer(Framer):
+    """Frames from ``{`` (or ``"{``: a line a spreadsheet saved in quotes) to any line end.
+
+    A frame glued to the next one without a line end still comes out whole when
+    it ends with its checksum (``CS,hh``, maybe ``}``).
+    """
+
+    def __init__(self, *, max_len: int = 8192, silence_s: float = 2.0) -> None:
+        super().__init__(
+            start=b"{",
+            max_len=max_len,
+            silence_s=silence_s,
+            complete=lambda data: _COMPLETE.search(data) is not None,
+        )
+
+    def _find_start(self, buf: bytearray, pos: int) -> tuple[int, int]:
+        i = buf.find(b"{", pos)
+        if i > pos and buf[i - 1] == 0x22:  # '"{'
+            return i - 1, 2
+        return i, 1
+
+
 class TanitaProtocol(Protocol):
     """Tanita key/value frames with checksum.
 
@@ -441,13 +467,14 @@ class TanitaProtocol(Protocol):
         self.water_tol = float(o.get("water_tolerance_kg", 0.3))
 
     def framer(self) -> Framer:
-        return Framer(
-            start=b"{", end=b"\r\n", max_len=self.max_frame_bytes, silence_s=self.silence_s
-        )
+        return TanitaFramer(max_len=self.max_frame_bytes, silence_s=self.silence_s)
 
     # -- decoding -----------------------------------------------------------
     def decode(self, frame: bytes) -> Reading:
         body = frame.rstrip(b"\r\n")
+        if body.startswith(b'"{'):  # an SD-card line saved by a spreadsheet: "{...,""BC-601"",...}"
+            body = body[1:-1] if body.endswith(b'"') else body[1:]
+            body = body.replace(b'""', b'"')
         if not body.startswith(b"{"):
             raise FrameError("frame does not start with '{'", 0)
         if body.translate(None, _PRINTABLE):  # deletes the good bytes: anything left is bad
