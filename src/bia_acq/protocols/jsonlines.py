@@ -101,6 +101,7 @@ class JsonLinesProtocol(Protocol):
 
     name = "jsonlines"
     description = "JSON object per line, field map in the profile (bridges, Charder MA801)"
+    expects = "one JSON object per line"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -157,6 +158,8 @@ class JsonLinesProtocol(Protocol):
     # -- decoding -----------------------------------------------------------
     def decode(self, frame: bytes) -> Reading:
         body = frame.rstrip(b"\r\n")
+        if body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (a file's first line)
+            body = b"   " + body[3:]  # blanks keep every byte offset
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:

@@ -381,6 +381,7 @@ class LookinBodyProtocol(Protocol):
 
     name = "lookinbody-csv"
     description = "InBody results from LookinBody CSV exports (header + one row per test)"
+    expects = "a LookinBody export: a header line naming its columns (ID, Test Date / Time, Weight, ...), then one row per test"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -104,6 +104,7 @@ class PositionalProtocol(Protocol):
 
     name = "positional"
     description = "Positional CSV lines without headers (Tanita BC-418 PC mode, TBF-310)"
+    expects = "CSV lines of the profile's fields, one per measurement"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
