@@ -44,20 +44,23 @@ def test_inbody_segments_go_through_the_core() -> None:
     assert any("magnitudes |Z| without reactance" in n for n in res.notes[0])  # 1/500/1000 kHz
 
 
-def test_every_chunking_repeats_the_header_in_each_frame() -> None:
+def test_every_chunking_journals_the_header_once_and_rows_carry_it() -> None:
     stream = b"\xef\xbb\xbf" + EXPORT + b"\r\n"
     for cuts in every_chunking(stream):
         chunks = feed_in_pieces(codec.framer(), stream, cuts)
-        frames = [c.data for c in chunks if c.kind == "frame"]
-        assert frames == [b"\xef\xbb\xbf" + HEADER + ROW1, b"\xef\xbb\xbf" + HEADER + ROW2]
-        assert [c.kind for c in chunks] == ["frame", "frame", "junk"]
-    assert codec.decode(frames[1]).subject_id == "0000000043"
+        assert b"".join(c.data for c in chunks) == stream  # every byte once: the header too
+        assert [c.kind for c in chunks] == ["junk", "frame", "frame", "junk"]
+        assert chunks[0].data == b"\xef\xbb\xbf" + HEADER and chunks[0].reason.startswith("header:")
+        frames = [c for c in chunks if c.kind == "frame"]
+        assert [c.data for c in frames] == [ROW1, ROW2]
+        assert all(c.context == chunks[0].data for c in frames)
+    assert codec.decode(frames[1].context + frames[1].data).subject_id == "0000000043"
 
 
 def test_last_row_without_line_end_is_a_frame_at_end_of_file() -> None:
     chunks = feed_in_pieces(codec.framer(), HEADER + ROW1.rstrip(b"\r\n"), [])
-    assert [c.kind for c in chunks] == ["frame"]
-    assert codec.decode(chunks[0].data).subject_id == "0000000042"
+    assert [c.kind for c in chunks] == ["junk", "frame"]
+    assert codec.decode(chunks[1].context + chunks[1].data).subject_id == "0000000042"
 
 
 @pytest.mark.parametrize(
@@ -153,19 +156,10 @@ def test_round_trip(reading: Reading) -> None:
 def test_arbitrary_bytes_only_frame_errors(data: bytes, cuts: list[int]) -> None:
     for stream in (data, HEADER + data):
         chunks = feed_in_pieces(codec.framer(), stream, cuts)
-        rebuilt = b"".join(
-            c.data[c.data.find(b"\n") + 1 :] if c.kind == "frame" else c.data for c in chunks
-        )
-        lines = [line + b"\n" for line in stream.split(b"\n")]
-        lines[-1] = lines[-1][:-1]
-        # every byte is journaled: header lines once per row's frame, every other line as is
-        expected = b"".join(
-            line for line in lines if not (line.endswith(b"\n") and codec._is_header(line))
-        )
-        assert rebuilt == expected
+        assert b"".join(c.data for c in chunks) == stream  # every byte journaled once
         for c in chunks:
             try:
-                codec.decode(c.data)
+                codec.decode(c.context + c.data)
             except FrameError as exc:
                 assert exc.reason and exc.offset is not None
 
@@ -177,3 +171,28 @@ def test_row_like_bytes_only_frame_errors(row: bytes) -> None:
         codec.decode(HEADER + row + b"\n")
     except FrameError as exc:
         assert exc.reason
+
+
+def test_rows_left_pending_by_a_crash_decode_with_their_header_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    """The header is journaled once; a row journaled but not decoded (the service
+    stopped) finds it again by the sha256 its frame names, at the next start."""
+    from bia_acq.acquire import Batch, Ingest, PortRuntime
+    from bia_acq.store.db import open_writer
+    from bia_acq.store.writer import Store
+
+    chunks = feed_in_pieces(codec.framer(), EXPORT + b"\r\n", [])
+    store = Store(open_writer(tmp_path / "w.db"))
+    ingest = Ingest(store, "hanai-bis")
+    rt = PortRuntime("inbody", "inbody-lookinbody-csv", codec, None)
+    ingest.ports[rt.name] = rt
+    ingest.handle(Batch(rt.name, rt.driver, chunks, 1.8e9), decode=False)  # then a crash
+    store.db.close()
+    store = Store(open_writer(tmp_path / "w.db"))
+    again = Ingest(store, "hanai-bis")
+    again.ports[rt.name] = rt
+    assert again.recover() == 2 and again.stored == 2
+    rows = store.conn.execute("SELECT kind, length(data) FROM raw_frame ORDER BY id").fetchall()
+    assert rows[:3] == [("junk", len(HEADER)), ("frame", len(ROW1)), ("frame", len(ROW2))]
+    store.db.close()

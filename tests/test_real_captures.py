@@ -36,14 +36,14 @@ def frames(driver: str, name: str, drivers_dir: Path | None = None) -> list[dict
     for chunk in [*framer.feed(data), *framer.flush()]:
         if chunk.kind == "frame":
             try:
-                reading = codec.decode(chunk.data)
+                reading = codec.decode(chunk.context + chunk.data)
             except FrameError as exc:
                 out.append({"error": exc.reason})
                 continue
             d = reading.to_json()
             d["warnings"] = codec.check(reading)
             out.append(d)
-        elif chunk.data.strip(b"\r\n\x00 \t"):
+        elif chunk.data.strip(b"\r\n\x00 \t") and not (chunk.reason or "").startswith("header"):
             out.append({"kind": chunk.kind, "reason": chunk.reason})
     return out
 

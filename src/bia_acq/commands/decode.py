@@ -47,6 +47,10 @@ def score(codec: Protocol, data: bytes, models: Sequence[str] = ()) -> tuple[int
     first decoder error or "")."""
     from bia_acq.errors import FrameError
 
+    try:
+        data = codec.transcode(data) or data
+    except (BiaError, FrameError):
+        return 0, 0, 0, ""
     framer = codec.framer()
     ok = framed = named = 0
     first = ""
@@ -57,7 +61,7 @@ def score(codec: Protocol, data: bytes, models: Sequence[str] = ()) -> tuple[int
             continue
         framed += 1
         try:
-            reading = codec.decode(chunk.data)
+            reading = codec.decode(chunk.context + chunk.data)
         except FrameError as exc:
             first = first or exc.reason
             continue
@@ -92,6 +96,11 @@ def best_profile(
         elif framed and not ok and not refused and not first.startswith(_NOT_ITS_FORMAT):
             refused = f"profile {name} reads its {framed} frame(s) but refuses them: {first}"
     return (None, refused) if best is None else (profiles[best[1]], "")
+
+
+def is_container(data: bytes) -> bool:
+    """A zip file (an .xlsx workbook): read whole, then transcoded by the codec."""
+    return data.startswith(b"PK\x03\x04")
 
 
 def printable(data: bytes, n: int = 48) -> str:
@@ -141,8 +150,14 @@ def run(args: argparse.Namespace) -> int:
             data = Path(args.file).read_bytes()
         except OSError as exc:
             raise BiaError(f"cannot read {args.file}: {exc.strerror}") from None
-    profile = choose_profile(args.driver, data[:SNIFF_BYTES], what, args.drivers_dir)
+    profile = choose_profile(
+        args.driver, data if is_container(data) else data[:SNIFF_BYTES], what, args.drivers_dir
+    )
     codec = profile.codec()
+    try:
+        data = codec.transcode(data) or data
+    except FrameError as exc:
+        raise BiaError(f"{what}: {exc.reason}") from None
     framer = codec.framer()
     chunks = [*framer.feed(data), *framer.flush("end of input inside a frame")]
     if not any(c.kind == "frame" or (c.reason or "").startswith("record:") for c in chunks):
@@ -154,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
         if chunk.kind == "junk":
             if is_noise(chunk.data):
                 continue  # line noise between frames
+            if (chunk.reason or "").startswith("header:"):
+                continue  # a CSV header line: the rows after it print with its columns
             if (chunk.reason or "").startswith("record:"):
                 record = (chunk.reason or "")[len("record: ") :]
                 print(json.dumps({"record": record, "stream_offset": start}))
@@ -166,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
             out = {"error": chunk.reason, "offset": len(chunk.data)}
         else:
             try:
-                out = codec.decode(chunk.data).to_json()
+                out = codec.decode(chunk.context + chunk.data).to_json()
             except FrameError as exc:
                 out = {"error": exc.reason, "offset": exc.offset}
         if "error" in out:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from bia_acq.cli import add_drivers_dir, setup_logging
-from bia_acq.commands.decode import SNIFF_BYTES, choose_profile, unreadable
-from bia_acq.errors import BiaError, ConfigError
+from bia_acq.commands.decode import SNIFF_BYTES, choose_profile, is_container, unreadable
+from bia_acq.errors import BiaError, ConfigError, FrameError
 
 if TYPE_CHECKING:
     from bia_acq.acquire import Ingest, PortRuntime
@@ -117,10 +117,13 @@ def run(args: argparse.Namespace) -> int:
 
     from bia_acq.acquire import Ingest, PortRuntime
     from bia_acq.core.estimate import get_method
+    from bia_acq.drivers import get_profile
     from bia_acq.store.db import open_writer
     from bia_acq.store.writer import Store
 
     setup_logging(args.log_level)
+    if args.driver != "auto":
+        get_profile(args.driver, args.drivers_dir)  # an unknown driver first: a usage mistake
     get_method(args.method)
     zone = None
     if args.timezone:
@@ -137,13 +140,18 @@ def run(args: argparse.Namespace) -> int:
         try:
             total_bytes += f.stat().st_size
             with f.open("rb") as fh:
-                heads.append(fh.read(SNIFF_BYTES))
+                head = fh.read(SNIFF_BYTES)
+                heads.append(head + fh.read() if is_container(head) else head)
         except OSError as exc:
             raise BiaError(f"cannot read {f}: {exc.strerror}") from None
     profile = choose_profile(args.driver, heads[0], str(args.files[0]), args.drivers_dir)
     codec = profile.codec()
     for f, head in zip(args.files, heads, strict=True):  # before anything is stored
-        refuse(f, head, profile, args.drivers_dir)
+        try:
+            head = codec.transcode(head) or head
+        except FrameError as exc:
+            raise BiaError(f"{f}: not imported: {exc.reason}") from None
+        refuse(f, head[:SNIFF_BYTES], profile, args.drivers_dir)
     store = Store(open_writer(args.db, report_method=args.method))
     try:
         ingest = Ingest(store, args.method, profiles={profile.name: profile})
@@ -221,15 +229,25 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
     try:
         received = path.stat().st_mtime  # when the capture was last written
         with path.open("rb") as fh:
+            whole = None
+            head = fh.read(4)
+            if is_container(head):  # an .xlsx workbook: its sheet as the codec's CSV text
+                whole = rt.codec.transcode(head + fh.read())
+            fh.seek(0)
             while True:
-                data = fh.read(READ_BYTES)
+                if whole is not None:
+                    data, whole = whole, b""
+                else:
+                    data = fh.read(READ_BYTES)
                 chunks = framer.feed(data) if data else framer.flush("end of file inside a frame")
                 for c in chunks:
                     pending.append((offset, c))
                     offset += len(c.data)
                     if c.kind == "frame":
                         tally.frames += 1
-                    elif c.kind == "junk":
+                    elif c.kind == "junk" and not (c.reason or "").startswith(
+                        ("header:", "record:")
+                    ):
                         tally.junk += 1
                     else:
                         tally.truncated += 1

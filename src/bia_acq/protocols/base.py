@@ -17,7 +17,7 @@ import importlib
 import importlib.metadata
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -44,12 +44,18 @@ class Chunk:
     ``frame``: a complete frame, to decode. ``junk``: bytes outside any frame.
     ``truncated``: the start of a frame that never ended (disconnect, silence,
     a new frame started, overflow). Every byte fed to a framer comes out in
-    exactly one chunk, so the journal accounts for everything received.
+    exactly one chunk, so the journal accounts for everything received. A frame
+    whose decoding needs an earlier chunk (a CSV row its header line) carries
+    that chunk's bytes in ``context`` and names it in ``reason``
+    (``context sha256 <hex>``), so the journal finds it again after a restart.
     """
 
     kind: ChunkKind
     data: bytes
     reason: str | None = None
+    #: bytes the frame needs to be decoded that came earlier and were journaled once as
+    #: their own chunk (a CSV export's header line): decode ``context + data``
+    context: bytes = b""
 
 
 #: seconds without a byte after which a CR ends its frame (no LF came)
@@ -276,6 +282,15 @@ class Protocol(ABC):
     @abstractmethod
     def encode(self, reading: Reading) -> bytes:
         """A Reading -> the bytes the device would send for it."""
+
+    def encode_stream(self, readings: Iterable[Reading]) -> bytes:
+        """Readings as a file of this format holds them (a LookinBody export: one header)."""
+        return b"".join(self.encode(r) for r in readings)
+
+    def transcode(self, data: bytes) -> bytes | None:
+        """A whole file in a container this protocol reads (an Excel workbook) as the
+        byte stream its framer takes; None when ``data`` is that stream already."""
+        return None
 
     def preflight(self, head: bytes) -> str | None:
         """Why a file starting with ``head`` cannot be imported at all, or None.

@@ -30,14 +30,18 @@ row, so a row can be decoded again on its own from the journal. Text is UTF-8
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import hashlib
+import io
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from bia_acq.errors import FrameError
+from bia_acq.errors import BiaError, FrameError
 from bia_acq.model import Impedance, Reading
 from bia_acq.protocols.base import Chunk, Framer, Protocol
 
@@ -301,8 +305,13 @@ def _freq_label(f: float) -> str:
     return f"{f / 1000:g}MHz" if f >= 1000 else f"{f:g}kHz"
 
 
+#: the reason a header line is journaled with (once per file)
+HEADER_REASON = "header: the columns of the rows after it"
+
+
 class CsvFramer(Framer):
-    """Header line, then one frame per row: header + row.
+    """Header line, then one frame per row. The header is journaled once, as its own
+    chunk; each row's frame carries it as ``context`` (decode header + row).
 
     Any line end (CR LF, LF, CR); a UTF-16 LE export (it starts with FF FE, as
     Excel's "Unicode text" does) is split on its UTF-16 line ends, bytes as
@@ -313,6 +322,7 @@ class CsvFramer(Framer):
         super().__init__(max_len=max_len)
         self._is_header = is_header
         self.header: bytes | None = None
+        self._ref = ""
         self._utf16: bool | None = None  # decided by the stream's first two bytes
 
     def _line_end(self, buf: bytearray, pos: int) -> int:
@@ -332,10 +342,12 @@ class CsvFramer(Framer):
             out.append(Chunk("junk", line, "empty line"))
         elif self._is_header(line):
             self.header = line
+            self._ref = f"context sha256 {hashlib.sha256(line).hexdigest()}"
+            out.append(Chunk("junk", line, HEADER_REASON))
         elif self.header is None:
             out.append(Chunk("junk", line, "CSV row before any header line"))
-        else:
-            out.append(Chunk("frame", self.header + line))
+        else:  # journaled: the row; decoded: the header and the row
+            out.append(Chunk("frame", line, self._ref, context=self.header))
 
     def _step(self, out: list[Chunk]) -> bool:
         end = self._line_end(self._buf, 0)
@@ -398,6 +410,12 @@ class LookinBodyProtocol(Protocol):
         if family is not None and (self.column_set is None or not self.column_set.columns):
             known = ", ".join(c.family for c in COLUMN_SETS if c.columns)
             raise ValueError(f"column_set: no known header for {family!r} (known: {known})")
+        if self.column_set is not None:  # write each field under the name the family uses
+            have = {c.casefold(): c for c in self.column_set.columns}
+            for attr, names in cols.items():
+                self._names[attr] = next(
+                    (have[n.casefold()] for n in names if n.casefold() in have), names[0]
+                )
 
     def _header_names(self, line: bytes) -> list[str] | None:
         text = _text(line).lstrip("\ufeff").rstrip("\r\n\x00")
@@ -572,31 +590,104 @@ class LookinBodyProtocol(Protocol):
         return v
 
     # -- encoding -----------------------------------------------------------
-    def encode(self, reading: Reading) -> bytes:
-        cols: list[tuple[str, str]] = []
-        r = reading
+    def _cells(self, r: Reading) -> list[tuple[str, str]]:
+        """(column name, cell) of a reading: the profile's column set, else what it holds."""
+        known: dict[str, str] = {}
         if r.measured_at is not None:
-            cols.append((self._names["measured_at"], r.measured_at.strftime(self.time_formats[0])))
+            known[self._names["measured_at"]] = r.measured_at.strftime(self.time_formats[0])
         if r.subject_id is not None:
-            cols.append((self._names["subject_id"], r.subject_id))
+            known[self._names["subject_id"]] = r.subject_id
         if r.sex is not None:
-            cols.append((self._names["sex"], "M" if r.sex == "male" else "F"))
+            known[self._names["sex"]] = "M" if r.sex == "male" else "F"
         for attr in ("age_years", "height_cm", "weight_kg"):
             v = getattr(r, attr)
             if v is not None:
-                cols.append((self._names[attr], repr(v)))
+                known[self._names[attr]] = repr(v)
         for k, v in r.device_values.items():
-            cols.append((k, repr(v) if isinstance(v, float) else str(v)))
+            known[k] = repr(v) if isinstance(v, float) else str(v)
         for p in r.impedance:
             label = f"{_freq_label(p.freq_khz)}-{_SEG_CODE[p.segment]}"
             if p.x_ohm is None:
-                cols.append((f"{label} Impedance", repr(p.r_ohm)))
+                known[f"{label} Impedance"] = repr(p.r_ohm)
+            elif self.column_set is not None:  # the family prints |Z| only
+                known[f"{label} Impedance"] = f"{math.hypot(p.r_ohm, p.x_ohm):.1f}"
             else:
-                cols.append((f"{label} Impedance", repr(math.hypot(p.r_ohm, p.x_ohm))))
-                cols.append((f"{label} Reactance", repr(-p.x_ohm)))
-        head = ",".join(_quote(f"{i}.{name}") for i, (name, _) in enumerate(cols, 1))
+                known[f"{label} Impedance"] = repr(math.hypot(p.r_ohm, p.x_ohm))
+                known[f"{label} Reactance"] = repr(-p.x_ohm)
+        if self.column_set is None:
+            return list(known.items())
+        return [(name, known.get(name, "")) for name in self.column_set.columns]
+
+    def _head(self, cols: list[tuple[str, str]]) -> str:
+        sep = ". " if self.column_set is not None else "."  # LookinBody 120: "14. Test Date / Time"
+        return ",".join(_quote(f"{i}{sep}{name}") for i, (name, _) in enumerate(cols, 1))
+
+    def encode(self, reading: Reading) -> bytes:
+        cols = self._cells(reading)
         row = ",".join(_quote(v) for _, v in cols)
-        return f"{head}\r\n{row}\r\n".encode()
+        return f"{self._head(cols)}\r\n{row}\r\n".encode()
+
+    def encode_stream(self, readings: Iterable[Reading]) -> bytes:
+        """An export: the header once, then a row per reading (column set of the first)."""
+        out: list[str] = []
+        for r in readings:
+            cols = self._cells(r)
+            if not out:
+                out.append(self._head(cols) + "\r\n")
+            out.append(",".join(_quote(v) for _, v in cols) + "\r\n")
+        return "".join(out).encode()
+
+    def write_workbook(self, readings: Iterable[Reading], path: Path) -> None:
+        """An Excel export (LookinBody 120 saves .xlsx): the same header and rows.
+
+        Needs openpyxl (``pip install 'bia-acq[xlsx]'``)."""
+        openpyxl = _openpyxl()
+        wb = openpyxl.Workbook(write_only=True)
+        ws = wb.create_sheet()
+        head = False
+        for r in readings:
+            cols = self._cells(r)
+            if not head:
+                ws.append(next(csv.reader([self._head(cols)])))
+                head = True
+            ws.append([v for _, v in cols])
+        wb.save(path)
+
+    def transcode(self, data: bytes) -> bytes | None:
+        """An .xlsx export (a zip file) -> its first sheet as CSV text, header first."""
+        if not data.startswith(b"PK\x03\x04"):
+            return None
+        openpyxl = _openpyxl()
+        try:
+            wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises many kinds for a damaged workbook
+            raise FrameError(f"not a readable Excel workbook: {exc}", 0) from None
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\r\n")
+        for row in wb.worksheets[0].iter_rows(values_only=True):
+            w.writerow([_cell_text(v) for v in row])
+        wb.close()
+        return buf.getvalue().encode("utf-8")
+
+
+def _cell_text(v: object) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, dt.datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _openpyxl() -> Any:
+    try:
+        import openpyxl
+    except ImportError:
+        raise BiaError(
+            "reading or writing .xlsx exports needs openpyxl: pip install 'bia-acq[xlsx]'"
+        ) from None
+    return openpyxl
 
 
 def _quote(cell: str) -> str:

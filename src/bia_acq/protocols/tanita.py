@@ -550,6 +550,8 @@ class TanitaFramer(Framer):
 
 
 _CONTROL_START = frozenset(b"0123456789~")
+#: what the encoder ends a frame with (option ``line_end``)
+LINE_ENDS = {"crlf": b"\r\n", "lf": b"\n", "cr": b"\r"}
 
 
 class TanitaProtocol(Protocol):
@@ -564,7 +566,8 @@ class TanitaProtocol(Protocol):
     ``date_order``: ``dmy`` (default), ``mdy``, ``ymd`` or ``auto``: how a
     dd/mm vs mm/dd date is read (see :func:`parse_date`; a four-digit first part is
     always yyyy/mm/dd) and written (``DT`` without a date_order: yyyy/mm/dd).
-    ``checksum_brace``: write a ``}`` after the checksum.
+    ``checksum_brace``: write a ``}`` after the checksum; ``line_end``: ``crlf``
+    (the serial line, default), ``lf`` or ``cr`` (how text files keep the lines).
     ``magnitude_only``: the encoder writes |Z| (``Z`` + segment, e.g. ``ZF``)
     instead of R and X, as single-frequency foot-to-foot scales do.
     ``unit_control``: the control prefix carries the unit system (BC-601): with
@@ -929,7 +932,8 @@ class TanitaProtocol(Protocol):
         head = "{" + control + "".join(f"{k},{_raw_or_fmt(k, v)}," for k, v in pairs)
         data = head.encode("ascii")
         brace = b"}" if o.get("checksum_brace") else b""
-        return data + b"CS," + checksum(data).encode() + brace + b"\r\n"
+        end = LINE_ENDS[str(o.get("line_end", "crlf"))]
+        return data + b"CS," + checksum(data).encode() + brace + end
 
 
 def _date_text(key: str, order: str | None, t: dt.datetime) -> str:
