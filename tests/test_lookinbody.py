@@ -120,7 +120,7 @@ def inbody_readings(draw: st.DrawFn) -> Reading:
         impedance=tuple(pts),
         device_values=draw(
             st.dictionaries(
-                st.sampled_from(["ICW", "ECW", "TBW", "ECW/TBW(RA)", "Memo"]),
+                st.sampled_from(["ICW", "ECW", "TBW", "ECW/TBW(RA)", "SMM (Skeletal Muscle Mass)"]),
                 st.one_of(mag, st.integers(1, 99)),
             )
         ),
@@ -196,3 +196,24 @@ def test_rows_left_pending_by_a_crash_decode_with_their_header_from_the_journal(
     rows = store.conn.execute("SELECT kind, length(data) FROM raw_frame ORDER BY id").fetchall()
     assert rows[:3] == [("junk", len(HEADER)), ("frame", len(ROW1)), ("frame", len(ROW2))]
     store.db.close()
+
+
+def test_who_the_person_is_never_leaves_the_journaled_row() -> None:
+    """A LookinBody 120 row names the person, their phone, address and e-mail: the
+    measurement keeps the results only (the raw row stays in the journal)."""
+    from bia_acq.protocols.lookinbody import INBODY120_COLUMNS
+
+    lb120 = get_profile("inbody120-lookinbody").codec()
+    cells = dict.fromkeys(INBODY120_COLUMNS, "")
+    cells.update({
+        "Name": "Jane Roe", "ID": "A-1", "Date of Birth": "1950.01.01.", "Gender": "F",
+        "Mobile Number": "5551234567", "Zip Code": "90703", "Address": "1 Main St",
+        "E-mail": "jr@example.org", "Test Date / Time": "20261103094112", "Weight": "61.2",
+        "Memo": "called back", "Lower Limit (Weight Normal Range)": "48.1",
+        "SMM (Skeletal Muscle Mass)": "22.4", "20kHz-RA Impedance": "380.2",
+    })  # fmt: skip
+    head = ",".join(f"{i}. {c}" for i, c in enumerate(INBODY120_COLUMNS, 1))
+    r = lb120.decode(f"{head}\r\n{','.join(cells.values())}\r\n".encode())
+    assert (r.subject_id, r.sex, r.weight_kg, r.model) == ("A-1", "female", 61.2, "InBody 120")
+    assert r.device_values == {"SMM (Skeletal Muscle Mass)": 22.4}
+    assert r.impedance == (Impedance("right_arm", 20.0, 380.2, None, magnitude_only=True),)

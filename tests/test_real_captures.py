@@ -138,7 +138,9 @@ def check_inbody270_site() -> None:
     assert z[("left_leg", 100.0)] == (223.8, None) and len(z) == 10
     assert all(p["magnitude_only"] for p in f["impedance"])
     v = f["device_values"]
-    assert (v["TBW (Total Body Water)"], v["VFL (Visceral Fat Level)"]) == (47, "Level 6")
+    assert (v["TBW (Total Body Water)"], v["VFL (Visceral Fat Level)"]) == (47, 6)
+    # who the person is, normal ranges and the site's columns stay in the journaled row
+    assert not {"nombres", "cedula", "Local ID", "Lower Limit (Weight Normal Range)"} & v.keys()
 
 
 def check_inbody120_header() -> None:

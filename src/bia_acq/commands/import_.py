@@ -245,12 +245,10 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
                     offset += len(c.data)
                     if c.kind == "frame":
                         tally.frames += 1
-                    elif c.kind == "junk" and not (c.reason or "").startswith(
-                        ("header:", "record:")
-                    ):
-                        tally.junk += 1
-                    else:
+                    elif c.kind == "truncated":
                         tally.truncated += 1
+                    elif not (c.reason or "").startswith(("header:", "record:")):
+                        tally.junk += 1  # a header line or a profile record is no junk
                     if len(pending) >= BATCH_CHUNKS:
                         flush()
                 if not data:

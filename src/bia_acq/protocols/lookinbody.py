@@ -1,12 +1,13 @@
 """InBody results through LookinBody's CSV export.
 
 InBody analyzers publish no serial format; clinics get their results out of the
-LookinBody software as a CSV export. What is known of it (the project's
-PROTOCOLS notes; no public copy of a real export header was found, so column
-names are matched loosely and can be changed in the profile):
+LookinBody software as a CSV (or Excel) export. What is known of it: the project's
+PROTOCOLS notes and real exports' headers (tests/data/real/: an InBody 120 export's
+87 columns, an InBody 270 site export); names are matched loosely and a site maps
+its own under ``columns:``:
 
-* one header line of numbered column names (``1.DATE&TIMES``, ``2.ID``, ...),
-  then one line per test;
+* one header line of numbered column names (``14. Test Date / Time``, ``2. ID``,
+  ...), then one line per test;
 * ``ICW``, ``ECW``, ``TBW`` (litres), ``ECW/TBW(Total)`` and
   ``ECW/TBW(RA|LA|TR|RL|LL)``;
 * ``<f>-<seg> Impedance`` for f in 1, 5, 50, 250, 500 kHz and 1 MHz, seg in RA
@@ -19,13 +20,20 @@ The impedance column is taken as the magnitude |Z| and the reactance as the
 positive capacitive reactance Xc (InBody prints both positive), so where both
 exist R = sqrt(|Z|² − Xc²) and X = −Xc; where only |Z| exists (1, 500 kHz,
 1 MHz) the point is magnitude-only (see :class:`bia_acq.model.Impedance`).
-Phase angles and every other column are kept in ``device_values`` under the
-column's name without its number. Empty cells mean "not measured".
+Phase angles and the other numeric result columns LookinBody numbers are kept in
+``device_values`` under the column's name without its number ("Level 6" as 6);
+columns about the person (name, birth date, phone, address, e-mail, memo, medical
+history: ``PERSONAL_COLUMNS``), normal-range limits and a site's own unnumbered
+columns stay in the journaled row only, so a measurement never spreads a patient's
+name, and the database does not keep the row twice. ``-`` and empty cells mean "not
+measured".
 
-Framing: the first line (or any later line that names an ``ID`` column) is the
-header; each following line becomes one frame made of the header line and the
-row, so a row can be decoded again on its own from the journal. Text is UTF-8
-(a byte-order mark is skipped), else Latin-1.
+Framing: a line naming at least two known columns is a header, journaled once as its
+own chunk; each row after it is a frame whose ``context`` is that header (decode
+header + row). Text is UTF-8 (a byte-order mark is skipped), Latin-1 or UTF-16 LE;
+cells are separated by commas, semicolons or tabs. Column sets per model family, the
+``required`` fields, ``.xlsx`` workbooks: see :class:`LookinBodyProtocol` and
+docs/protocols.md.
 """
 
 from __future__ import annotations
@@ -209,6 +217,28 @@ COLUMN_SETS: tuple[ColumnSet, ...] = (
         "InBody 770, 970 and S10 frequencies (specification; PROTOCOLS notes)",
     ),
 )
+
+
+#: LookinBody columns about the person, not the test: never copied out of the journal
+PERSONAL_COLUMNS = frozenset(
+    c.casefold()
+    for c in (
+        "Name", "Date of Birth", "Mobile Number", "Phone Number", "Zip Code", "Address",
+        "E-mail", "Memo", "Date of Registration", "Medical History", "Group", "Local ID",
+    )
+)  # fmt: skip
+_LIMIT = re.compile(r"^(lower|upper) limit \(", re.IGNORECASE)
+_LEVEL = re.compile(r"level\s*(\d+)", re.IGNORECASE)
+
+
+def _is_result(header_cell: str, name: str) -> bool:
+    """A result column worth a device value: one LookinBody numbers (a site's own columns
+    are not numbered), not about the person, not a normal range's limit."""
+    return (
+        _NUMBERED.match(header_cell) is not None
+        and name.casefold() not in PERSONAL_COLUMNS
+        and not _LIMIT.match(name)
+    )
 
 
 def column_name(cell: str) -> str:
@@ -531,10 +561,12 @@ class LookinBodyProtocol(Protocol):
                 key = (SEGMENTS[m.group(3).upper()], _freq_khz(m.group(1), m.group(2)))
                 (z if m.group(4).lower() == "impedance" else xc)[key] = (v, at(off))
                 continue
-            num = _number(cell)
-            values[name] = (
-                cell if num is None else (int(num) if cell.lstrip("+-").isdigit() else num)
-            )
+            if not _is_result(hcell, name):
+                continue  # who the person is, normal ranges, a site's own columns: journal only
+            level = _LEVEL.fullmatch(cell)  # "Level 6": the visceral fat level
+            num = _number(level.group(1) if level else cell)
+            if num is not None:
+                values[name] = int(num) if (level or cell.lstrip("+-").isdigit()) else num
         missing = [a for a in self.required if a not in fields]
         if missing:
             have = self.missing_columns([c for c, _ in header])
