@@ -40,7 +40,8 @@ def test_decode_with_the_wrong_driver_says_what_it_expected_saw_and_what_reads_i
 def test_driver_auto_picks_the_profile_of_the_model_the_file_names(name: str, profile: str) -> None:
     r = run_cli("decode", "--driver", "auto", str(REAL / name))
     assert r.returncode == 0, r.stderr.decode()
-    assert one_line(r.stderr).endswith(f"is {profile}")
+    auto, summary = r.stderr.decode().strip().splitlines()  # which profile, then the tally
+    assert auto.endswith(f"is {profile}") and "0 rejected" in summary
     assert r.stdout.count(b'"model"') >= 1
 
 

@@ -214,6 +214,8 @@ class PortRuntime:
     zone: dt.tzinfo | None
     #: live data: warn when the device clock is far from the receive time (not for imports)
     live: bool = True
+    #: the built-in simulator: its devices and subjects are stored as simulated
+    simulated: bool = False
 
 
 class Ingest:
@@ -244,7 +246,9 @@ class Ingest:
 
     def add_port(self, port: PortConfig) -> None:
         zone = zoneinfo.ZoneInfo(port.timezone) if port.timezone else None
-        self.ports[port.name] = PortRuntime(port.name, port.driver, port.profile.codec(), zone)
+        self.ports[port.name] = PortRuntime(
+            port.name, port.driver, port.profile.codec(), zone, simulated=port.simulated
+        )
 
     def runtime(self, port: str, driver: str) -> PortRuntime | None:
         """The port's codec and zone; for a port no longer configured, its driver's codec."""
@@ -392,7 +396,9 @@ class Ingest:
                         w.received_epoch,
                     )
                 )
-            stored = store.save_many(rt.name, rt.driver, items) if items else []
+            stored = (
+                store.save_many(rt.name, rt.driver, items, simulated=rt.simulated) if items else []
+            )
             for d, m in zip(decoded, stored, strict=True):
                 raw_id, entry = d.work.raw_frame_id, d.entry
                 if m is None:

@@ -139,10 +139,13 @@ def choose_profile(name: str, data: bytes, what: str, drivers_dirs: Sequence[Pat
 
 
 def run(args: argparse.Namespace) -> int:
+    from bia_acq.drivers import get_profile
     from bia_acq.errors import FrameError
     from bia_acq.protocols.base import is_noise
 
-    what = "standard input" if args.file == "-" else args.file
+    if args.driver != "auto":
+        get_profile(args.driver, args.drivers_dir)  # an unknown driver first: a usage mistake
+    name = "standard input" if args.file == "-" else args.file
     if args.file == "-":
         data = sys.stdin.buffer.read()
     else:
@@ -150,19 +153,22 @@ def run(args: argparse.Namespace) -> int:
             data = Path(args.file).read_bytes()
         except OSError as exc:
             raise BiaError(f"cannot read {args.file}: {exc.strerror}") from None
+    if not data:
+        print(f"{name}: empty, no bytes to decode", file=sys.stderr)
+        return 1
     profile = choose_profile(
-        args.driver, data if is_container(data) else data[:SNIFF_BYTES], what, args.drivers_dir
+        args.driver, data if is_container(data) else data[:SNIFF_BYTES], name, args.drivers_dir
     )
     codec = profile.codec()
     try:
         data = codec.transcode(data) or data
     except FrameError as exc:
-        raise BiaError(f"{what}: {exc.reason}") from None
+        raise BiaError(f"{name}: {exc.reason}") from None
     framer = codec.framer()
     chunks = [*framer.feed(data), *framer.flush("end of input inside a frame")]
     if not any(c.kind == "frame" or (c.reason or "").startswith("record:") for c in chunks):
-        raise BiaError(unreadable(what, data, profile, args.drivers_dir))
-    failed = 0
+        raise BiaError(unreadable(name, data, profile, args.drivers_dir))
+    decoded = rejected = outside = 0
     pos = 0
     for chunk in chunks:
         start, pos = pos, pos + len(chunk.data)
@@ -179,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
                 "error": f"{len(chunk.data)} bytes outside any frame",
                 "offset": 0,
             }
+            outside += len(chunk.data)
         elif chunk.kind == "truncated":
             out = {"error": chunk.reason, "offset": len(chunk.data)}
         else:
@@ -187,8 +194,15 @@ def run(args: argparse.Namespace) -> int:
             except FrameError as exc:
                 out = {"error": exc.reason, "offset": exc.offset}
         if "error" in out:
-            failed += 1
             out["stream_offset"] = start
+            rejected += chunk.kind != "junk"
+        else:
+            decoded += 1
         print(json.dumps(out), flush=False)
     sys.stdout.flush()
-    return 1 if failed else 0
+    print(
+        f"{name}: {decoded} frame(s) decoded, {rejected} rejected, "
+        f"{outside} byte(s) outside frames",
+        file=sys.stderr,
+    )
+    return 1 if rejected or outside else 0

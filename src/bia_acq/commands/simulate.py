@@ -91,7 +91,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--out",
         type=Path,
-        metavar="FILE",
+        metavar="PATH",
         help="write --count measurements (default 10) to FILE as the device or its software "
         "keeps them, and exit: Tanita text lines, a LookinBody export (.xlsx: Excel)",
     )

@@ -37,6 +37,7 @@ Carried over from the manuals (facts only; the full table is in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import operator
 import re
@@ -378,6 +379,17 @@ def _parse_time(text: str) -> dt.time:
     return dt.time(hour, minute, rest[0] if rest else 0)
 
 
+@functools.lru_cache(maxsize=1024)
+def _device_clock(
+    date_key: str, date: str, order: str, time: str | None
+) -> tuple[dt.datetime, str | None]:
+    """The device clock of a frame and a note when read in the other order (ValueError,
+    AmbiguousDate if unset, odd or ambiguous); cached, since a device sends the same
+    date all day and the same minute for every frame in it."""
+    day, note = parse_date(date_key, date, order)
+    return dt.datetime.combine(day, _parse_time(time) if time else dt.time(0, 0)), note
+
+
 def _is_plain(key: str, j: int, quoted: set[int]) -> bool:
     """A plain device value (fat %, water, phase, ...): a number under an ordinary header."""
     return (
@@ -402,7 +414,7 @@ class _Plan:
         pairs: list[tuple[str, float, int, int]] = []
         by_sf = {_IMP_KEY[k][1]: k for k in imp if _IMP_KEY[k][0]}  # R headers
         x_of = {_IMP_KEY[k][1]: k for k in imp if not _IMP_KEY[k][0]}
-        for sf in {**by_sf, **x_of}:
+        for sf in sorted({**by_sf, **x_of}):  # the Reading's order: its sort finds them sorted
             r_key, x_key = by_sf.get(sf), x_of.get(sf)
             ri = xi = -1
             if r_key is not None:
@@ -790,8 +802,7 @@ class TanitaProtocol(Protocol):
                 values[time[0]] = time[1]
             return None
         try:
-            day, note = parse_date(date[0], date[1], self.date_order)
-            clock = _parse_time(time[1]) if time else dt.time(0, 0)
+            when, note = _device_clock(date[0], date[1], self.date_order, time and time[1])
         except ValueError:
             values[date[0]] = date[1]
             if time:
@@ -799,7 +810,7 @@ class TanitaProtocol(Protocol):
             return None
         if note is not None:  # read in the other order: keep what the device said
             values[date[0]] = date[1]
-        return dt.datetime.combine(day, clock)
+        return when
 
     def _clock(self, t: dt.datetime, own: Mapping[str, object]) -> list[tuple[str, object]]:
         """Date and time pairs for ``t``; a date kept as the device sent it is written as sent."""
