@@ -103,6 +103,24 @@ def bench_decode(n: int) -> None:
     )
 
 
+def baseline_rate(path: Path, blobs: list[bytes]) -> float:
+    """Rows per second of the floor for storing anything per frame: the bytes as rows of
+    a one-table SQLite file (WAL, synchronous=FULL, executemany, 1,000 rows a transaction)."""
+    t = time.perf_counter()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE f (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT")
+    for start in range(0, len(blobs), 1000):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO f (data) VALUES (?)", [(b,) for b in blobs[start : start + 1000]]
+        )
+        conn.execute("COMMIT")
+    conn.close()
+    return len(blobs) / (time.perf_counter() - t)
+
+
 def bench_import(n: int) -> None:
     data, _ = frames(min(n, 2000))
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,21 +147,7 @@ def bench_import(n: int) -> None:
         conn = sqlite3.connect(db)
         stored = conn.execute("SELECT count(*) FROM raw_frame WHERE kind = 'frame'").fetchone()[0]
         conn.close()
-        base_db = Path(tmp) / "baseline.db"
-        t = time.perf_counter()
-        conn = sqlite3.connect(base_db, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE f (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT")
-        for start in range(0, n, 1000):
-            conn.execute("BEGIN")
-            conn.executemany(
-                "INSERT INTO f (data) VALUES (?)",
-                [(data[i % len(data)],) for i in range(start, min(start + 1000, n))],
-            )
-            conn.execute("COMMIT")
-        conn.close()
-        base = n / (time.perf_counter() - t)
+        base = baseline_rate(Path(tmp) / "baseline.db", [data[i % len(data)] for i in range(n)])
     print(
         f"import {n:,} captured frames ({len(raw) / 1e6:.0f} MB) end to end: {rate:,.0f} frames/s"
         f" (target 5,000); {n / cpu_s:,.0f} per CPU second; peak RSS {rss:,.0f} MB ({machine.load()})"
@@ -186,20 +190,7 @@ def bench_lookinbody(n: int) -> None:
             conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
         )
         conn.close()
-        base_db = Path(tmp) / "baseline.db"
-        t = time.perf_counter()
-        conn = sqlite3.connect(base_db, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE f (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT")
-        for start in range(0, n, 1000):
-            conn.execute("BEGIN")
-            conn.executemany(
-                "INSERT INTO f (data) VALUES (?)", [(r,) for r in rows[start : start + 1000]]
-            )
-            conn.execute("COMMIT")
-        conn.close()
-        base = n / (time.perf_counter() - t)
+        base = baseline_rate(Path(tmp) / "baseline.db", rows)
     print(f"import a LookinBody 120 export of {n:,} rows ({size / 1e6:.1f} MB): {rate:,.0f} rows/s")
     print(f"  {proc.stdout.decode().strip().splitlines()[-1]}")
     print(f"  database {db_size / 1e6:.1f} MB = {db_size / size:.2f} x the export (target <= 3)")
