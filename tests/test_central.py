@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import shutil
 import sqlite3
 import threading
@@ -481,18 +482,18 @@ def test_follow_reports_each_state_once_and_survives_a_server_restart(
     try:
         wait_for("site north: connected")
         wait_for("site north: up to date")
+        grow(db, 1)  # new measurements while it follows
+        wait_for("site north: catching up")
+        wait_for("site north: up to date")
+        assert central_counts(central) == local_counts(db)
         pg.stop("fast")
         try:
             wait_for("site north: server unreachable")
             wait_for("site north: retrying in")
         finally:
             pg.start()
-        grow(db, 1)
+        wait_for("site north: connected")
         wait_for("site north: up to date")
-        deadline = time.monotonic() + 60
-        while central_counts(central) != local_counts(db) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert central_counts(central) == local_counts(db)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -501,8 +502,16 @@ def test_follow_reports_each_state_once_and_survives_a_server_restart(
         if proc.stderr:
             proc.stderr.close()
     assert proc.returncode == 0
-    ups = [x for x in seen if "up to date" in x]
-    assert len(ups) == 2, seen  # one line per change of state, not one per pass
+    while not lines.empty():
+        seen.append(lines.get())
+    states = [
+        x.split("site north: ")[1].split(" (")[0].strip() for x in seen if "site north: " in x
+    ]
+    # one line per change of state, none for the passes that found nothing to send
+    assert states[0] == "connected" and states[1].startswith("catching up "), seen
+    assert states[2] == "up to date", seen
+    assert states.count("connected") == 2 and states.count("up to date") == 3, seen
+    assert all(a != b for a, b in itertools.pairwise(states)), seen
     assert "site north: up to date" in statuses and "site north: connected" in statuses
     assert not any(cfg.password() in x for x in seen)
 
@@ -727,3 +736,26 @@ def test_report_and_export_read_the_central_database_as_they_read_a_pc_s(
 
     a, b = report(str(db), tmp_path / "a.html"), report(url, tmp_path / "b.html")
     assert "ECW/TBW" in a and b == a
+
+
+def test_sync_once_says_in_one_line_why_it_could_not_push(
+    central: Central, clinic_db: Path, tmp_path: Path
+) -> None:
+    from pgserver import free_port
+
+    db = site_db(clinic_db, tmp_path)
+    stranger = central.add_role(f"{central.dbname}_east", SITE_GROUP)  # never registered
+    for url, words in (
+        (central.pg.url(f"{central.dbname}_east", central.dbname, free_port()), "nothing lost"),
+        (central.pg.url(f"{central.dbname}_east", central.dbname), "no site for role"),
+    ):
+        cfg = tmp_path / "site.yaml"
+        cfg.write_text(
+            f"database: {db}\nsync:\n  url: {url}\n  site: east\n"
+            f"  password_file: {stranger}\n  timeout_s: 5\n"
+        )
+        proc = run_cli("sync", "--config", str(cfg))
+        err = proc.stderr.decode()
+        assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
+        assert words in err and "Traceback" not in err, err
+    assert central.count("measurement") == 0

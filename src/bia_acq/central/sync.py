@@ -573,7 +573,10 @@ class Follower:
             log.log(level, "%s%s", text, f" ({detail})" if detail else "")
 
     def _backlog(self, rows: int) -> None:
-        self._say("connected", self.pusher.cfg.where())
+        if self.state in ("", "refused", "server unreachable", "local database unreadable") or (
+            self.state.startswith("retrying")
+        ):
+            self._say("connected", self.pusher.cfg.where())
         if rows:
             self._say(f"catching up {rows} rows")
 

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(
             "no sync: section", file=str(args.config), fix="see docs/central.md, step 5"
         )
-    _psycopg()
+    psycopg = _psycopg()
     from bia_acq.central.sync import TRANSIENT, Follower, Pusher
 
     setup_logging(args.log_level or config.log_level)
@@ -52,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
         except TRANSIENT as exc:
             raise BiaError(
                 f"sync to {config.sync.where()}: {first_line(exc)} (nothing lost: run it again)"
+            ) from None
+        except psycopg.Error as exc:  # refused: privileges, a constraint, the schema
+            raise BiaError(
+                f"sync to {config.sync.where()}: refused: {first_line(exc)} "
+                "(check the site's role and `bia-acq central migrate`; docs/central.md)"
             ) from None
         detail = ", ".join(f"{k} {v}" for k, v in result.pushed.items() if v)
         print(
