@@ -84,6 +84,8 @@ COMMANDS = (
     "methods",
     "recompute",
     "baseline",
+    "sync",
+    "central",
 )
 
 
