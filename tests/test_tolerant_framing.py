@@ -132,3 +132,22 @@ def test_a_utf16_tab_separated_export_reads_as_its_csv() -> None:
     wide = ("\ufeff" + text.replace(",", "\t")).encode("utf-16-le")
     assert readings(codec, wide) == readings(codec, text.encode())
     assert readings(codec, wide, list(range(0, len(wide), 7))) == readings(codec, text.encode())
+
+
+@settings(max_examples=200)
+@given(st.binary(max_size=400), st.lists(st.integers(0, 400), max_size=8))
+def test_utf16_and_quoted_inputs_only_raise_frame_errors(data: bytes, cuts: list[int]) -> None:
+    """Arbitrary bytes after a UTF-16 byte-order mark (LookinBody) or inside spreadsheet
+    quotes (Tanita): every byte accounted for, decoding fails only with FrameError."""
+    from bia_acq.errors import FrameError
+
+    lb = get_profile("inbody-lookinbody-csv").codec()
+    for codec, stream in ((lb, b"\xff\xfe" + data), (bc601, b'"{0,16,' + data + b'"\r\n')):
+        chunks = feed_in_pieces(codec.framer(), stream, cuts)
+        assert b"".join(c.data for c in chunks) == stream
+        for c in chunks:
+            if c.kind == "frame":
+                try:
+                    codec.decode(c.context + c.data)
+                except FrameError as exc:
+                    assert exc.reason and exc.offset is not None

@@ -79,3 +79,15 @@ def test_import_of_bytes_no_profile_reads_is_refused_in_one_line(tmp_path: Path)
 def test_a_profile_record_is_kept_and_decode_says_what_it_is() -> None:
     r = run_cli("decode", "--driver", "tanita-bc601", str(REAL / "tanita-bc601-prof.csv"))
     assert r.returncode == 0 and b'"record": "BC-601 profile record' in r.stdout
+
+
+def test_an_empty_file_and_a_damaged_workbook_are_one_line_each(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    r = run_cli("import", "--driver", "tanita-bc601", "--db", str(tmp_path / "x.db"), str(empty))
+    assert r.returncode == 1 and "it is empty" in one_line(r.stderr)
+    broken = tmp_path / "InBodyExcelData.xlsx"
+    broken.write_bytes(b"PK\x03\x04" + bytes(200))  # a zip signature, then nothing usable
+    r = run_cli("decode", "--driver", "inbody120-lookinbody", str(broken))
+    assert r.returncode == 1 and "not a readable Excel workbook" in one_line(r.stderr)
+    assert not (tmp_path / "x.db").exists()
