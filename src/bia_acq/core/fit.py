@@ -395,7 +395,8 @@ def fit_cole(
     f1 = np.asarray(freq_hz, dtype=float)
     if f1.ndim == 1 and f1.shape[0] == nf:  # one frequency list for all: sort once
         order = np.argsort(f1, kind="stable")
-        f, zc = f[:, order], zc[:, order]
+        if (order != np.arange(nf)).any():  # not sorted already: sorted copies
+            f, zc = f[:, order], zc[:, order]
     else:
         f, zc = _sorted_by_frequency(f, zc)
     n = zc.shape[0]
@@ -438,7 +439,7 @@ def _fit_block(
     f: Array, z: npt.NDArray[np.complex128], magnitude: bool, max_iter: int, tol: float
 ) -> dict[str, npt.NDArray[np.generic]]:
     n, nf = z.shape
-    ok = np.isfinite(z.real) & (np.isfinite(z.imag) | magnitude) & np.isfinite(f) & (f > 0)
+    ok = np.isfinite(z) & np.isfinite(f) & (f > 0)  # complex z: finite R and X
     if magnitude:
         ok &= z.real > 0
     flags = np.zeros(n, dtype=np.int64)
@@ -470,9 +471,9 @@ def _fit_block(
     flags |= np.where(barely & (npts >= min_pts), FLAG_BARELY_DETERMINED, 0)
     # -- resistance (or |Z|) must fall with frequency ---------------------------
     rmax = np.nanmax(np.where(ok, r, -np.inf), -1)
-    rmin = np.nanmin(np.where(ok, r, np.inf), -1)
     # largest rise of R over any lower frequency
     runmin_r = np.fmin.accumulate(np.where(ok, r, np.inf), axis=-1)
+    rmin = runmin_r[:, -1]
     rise = np.where(ok, r - runmin_r, 0.0).max(-1)
     with np.errstate(invalid="ignore"):  # rows without points: flagged above
         non_mono = rise > MONOTONE_TOL_RANGE * (rmax - rmin) + MONOTONE_TOL_LEVEL * np.abs(rmax)
@@ -485,7 +486,8 @@ def _fit_block(
     res["iterations"] = np.zeros(n, dtype=np.int64)
     idx_fit = np.nonzero(try_fit)[0]
     if idx_fit.size:
-        ff, zz, okk = f[idx_fit], z[idx_fit], ok[idx_fit]
+        fit_rows = _rows(idx_fit, n)
+        ff, zz, okk = f[fit_rows], z[fit_rows], ok[fit_rows]
         fmin = np.nanmin(np.where(okk, ff, np.inf), -1)
         fmax = np.nanmax(np.where(okk, ff, -np.inf), -1)
         lfc_lo = np.log(fmin) - FC_DECADES * np.log(10)
