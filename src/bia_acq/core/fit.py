@@ -176,13 +176,22 @@ def _jacobian(parts: _Parts, w: Array) -> Array:
     a0i = np.multiply(gi, w, out=a[:, 0, nf:])
     np.subtract(w, a0r, out=a[:, 1, :nf])
     np.negative(a0i, out=a[:, 1, nf:])
-    # ΔR·G²·q = ΔR·G·(1 − G), since q·G = 1 − G
+    # ΔR·G²·q = ΔR·G·(1 − G), since q·G = 1 − G (in place: fewer temporaries)
     t = dr * w
-    dgr = (gr - gr * gr + gi * gi) * t
-    dgi = gi * (1.0 - 2.0 * gr) * t
+    dgr = gr * gr
+    np.subtract(gr, dgr, out=dgr)
+    dgr += gi * gi
+    dgr *= t
+    dgi = 1.0 - 2.0 * gr
+    dgi *= gi
+    dgi *= t
     hp = 0.5 * np.pi
-    a[:, 2, :nf] = dgi * hp - dgr * lr
-    a[:, 2, nf:] = -(dgi * lr + dgr * hp)
+    a2r, a2i = a[:, 2, :nf], a[:, 2, nf:]
+    np.multiply(dgi, hp, out=a2r)
+    a2r -= dgr * lr
+    np.multiply(dgi, lr, out=a2i)
+    a2i += dgr * hp
+    np.negative(a2i, out=a2i)
     np.multiply(dgr, alpha, out=a[:, 3, :nf])
     np.multiply(dgi, alpha, out=a[:, 3, nf:])
     return a
