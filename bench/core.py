@@ -33,7 +33,6 @@ for _v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import sqlite3  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -285,12 +284,6 @@ def make_db(path: Path, n: int) -> None:
     conn.close()
 
 
-def cpu_of_children() -> float:
-    """CPU seconds of this process's finished children (and theirs, waited for)."""
-    t = os.times()
-    return t.children_user + t.children_system
-
-
 def bench_recompute(n: int) -> None:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "bench.db"
@@ -301,30 +294,17 @@ def bench_recompute(n: int) -> None:
             f"({time.perf_counter() - t:.1f} s to build; {machine.load()})"
         )
         for method in ("hanai-bis", "lukaski-bolonchuk"):
-            wall, cpu = time.perf_counter(), cpu_of_children()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "bia_acq",
-                    "recompute",
-                    "--db",
-                    str(path),
-                    "--method",
-                    method,
-                ],
-                check=True,
-                capture_output=True,
+            wall, cpu, rss, _ = machine.run_cli(
+                ["recompute", "--db", str(path), "--method", method]
             )
-            wall, cpu = time.perf_counter() - wall, cpu_of_children() - cpu
             print(
                 f"  {method:<18} {n / wall:12,.0f} measurements/s wall clock, "
-                f"{n / cpu:,.0f}/s per CPU second (read, compute, write, commit; all processes)"
+                f"{n / cpu:,.0f}/s per CPU second (read, compute, write, commit; all"
+                f" processes); peak RSS {rss:,.0f} MB"
             )
         with sqlite3.connect(path) as c:
             k = c.execute("SELECT count(*) FROM segment_result").fetchone()[0]
         print(f"  rows written: {k:,}")
-        print(f"  peak resident memory of a recompute process: {machine.peak_rss_mb(True):,.0f} MB")
 
 
 def main() -> None:

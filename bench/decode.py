@@ -28,9 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,9 +50,6 @@ def frames(n: int) -> tuple[list[bytes], list[str]]:
         out.append(sim.codec.encode(reading))
         js.append(json.dumps(reading.to_json()))
     return out, js
-
-
-IMPORT = (sys.executable, "-m", "bia_acq", "import", "--driver", "tanita-mc780")
 
 
 def unique(frame: bytes, k: int) -> bytes:
@@ -108,20 +103,13 @@ def bench_import(n: int) -> None:
                 fh.write(unique(data[i % len(data)], i // len(data)))
                 if i % 1000 == 0:
                     fh.write(b"\x00\x13junk~")  # line noise between frames
-        raw = cap.read_bytes()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        size_mb = cap.stat().st_size / 1e6
         db = Path(tmp) / "import.db"
-        t, cpu = time.perf_counter(), os.times()
-        proc = subprocess.run(
-            [*IMPORT, "--db", str(db), "--no-progress", str(cap)],
-            capture_output=True,
-            env=env,
-            check=True,
+        wall, cpu_s, rss, out = machine.run_cli(
+            ["import", "--driver", "tanita-mc780", "--db", str(db), "--no-progress", str(cap)]
         )
-        rate = n / (time.perf_counter() - t)
-        cpu_s = sum(os.times()[2:4]) - sum(cpu[2:4])  # the import process's CPU seconds
-        rss = machine.peak_rss_mb(children=True)
-        summary = proc.stdout.decode().strip().splitlines()[-1]
+        rate = n / wall
+        summary = out.strip().splitlines()[-1]
         conn = sqlite3.connect(db)
         stored = conn.execute("SELECT count(*) FROM raw_frame WHERE kind = 'frame'").fetchone()[0]
         conn.close()
@@ -141,7 +129,7 @@ def bench_import(n: int) -> None:
         conn.close()
         base = n / (time.perf_counter() - t)
     print(
-        f"import {n:,} captured frames ({len(raw) / 1e6:.0f} MB) end to end: {rate:,.0f} frames/s"
+        f"import {n:,} captured frames ({size_mb:.0f} MB) end to end: {rate:,.0f} frames/s"
         f" (target 5,000); {n / cpu_s:,.0f} per CPU second; peak RSS {rss:,.0f} MB ({machine.load()})"
     )
     print(f"  {summary}")
