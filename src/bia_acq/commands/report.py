@@ -6,6 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
+from bia_acq.central.reader import database_arg
 from bia_acq.errors import BiaError, ConfigError
 
 
@@ -17,7 +18,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "method's bands, segments and left-right asymmetry at the latest visit, latest values, "
         "change from baseline) from a database opened read-only. Prints on A4.",
     )
-    p.add_argument("--db", type=Path, required=True, help="database file")
+    p.add_argument(
+        "--db",
+        type=database_arg,
+        required=True,
+        help="database file, or the central database: postgresql://ROLE@HOST/DB (docs/central.md)",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--subject", metavar="ID", help="patient ID as the analyzer sent it, or pseudonym"
@@ -42,6 +48,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bia_acq.central.reader import open_reader
     from bia_acq.report.data import (
         find_subject,
         load_subject,
@@ -49,9 +56,8 @@ def run(args: argparse.Namespace) -> int:
         subject_ids,
     )
     from bia_acq.report.html import render_index, render_subject, utc_now_text
-    from bia_acq.store.db import open_readonly
 
-    conn = open_readonly(args.db)
+    conn = open_reader(args.db)
     try:
         require_reader_schema(conn, args.db)
     except BaseException:
