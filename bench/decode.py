@@ -164,14 +164,18 @@ def bench_lookinbody(n: int) -> None:
         export.write_bytes(head + b"".join(rows))
         size = export.stat().st_size
         db = Path(tmp) / "lookinbody.db"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        t = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "bia_acq", "import", "--driver", "inbody120-lookinbody",
-             "--db", str(db), "--no-progress", str(export)],
-            capture_output=True, env=env, check=True,
-        )  # fmt: skip
-        rate = n / (time.perf_counter() - t)
+        wall, _, _, out = machine.run_cli(
+            [
+                "import",
+                "--driver",
+                "inbody120-lookinbody",
+                "--db",
+                str(db),
+                "--no-progress",
+                str(export),
+            ]
+        )
+        rate = n / wall
         db_size = sum(p.stat().st_size for p in Path(tmp).glob("lookinbody.db*"))
         conn = sqlite3.connect(db)
         by_table = dict(
@@ -180,7 +184,7 @@ def bench_lookinbody(n: int) -> None:
         conn.close()
         base = baseline_rate(Path(tmp) / "baseline.db", rows)
     print(f"import a LookinBody 120 export of {n:,} rows ({size / 1e6:.1f} MB): {rate:,.0f} rows/s")
-    print(f"  {proc.stdout.decode().strip().splitlines()[-1]}")
+    print(f"  {out.strip().splitlines()[-1]}")
     print(f"  database {db_size / 1e6:.1f} MB = {db_size / size:.2f} x the export (target <= 3)")
     top = sorted(by_table.items(), key=lambda kv: -kv[1])[:6]
     print("  largest: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in top))
