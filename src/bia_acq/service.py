@@ -295,7 +295,7 @@ class Service:
         assert self.ingest is not None
         db = open_writer(
             self.config.database,
-            report_method=self.config.method,
+            report_method=self.config.report_method,
             group=self.config.database_group,
             busy_timeout_ms=self.busy_timeout_ms,
             bands=self.config.thresholds,

@@ -38,6 +38,7 @@ MIGRATIONS = (
     "m004_reader_views",
     "m005_core",
     "m006_simulated",
+    "m007_intervals_labels",
 )
 
 #: names databases written before the renumbering recorded (then applied in the
