@@ -349,7 +349,8 @@ def _lm(
 
 
 def _solve_spd(a: Array, b: Array) -> Array:
-    """x with a·x = b for a stack (m, k, k) of symmetric positive definite ``a``, b (m, k).
+    """x with a·x = b for a stack (m, k, k) of symmetric positive definite ``a``, b (m, k)
+    or, for several right-hand sides, (m, k, r).
 
     Cholesky a = L·Lᵀ unrolled over the k×k entries, each a vector over the
     stack: a few dozen array operations for k = 4 instead of m LAPACK calls,
@@ -358,6 +359,8 @@ def _solve_spd(a: Array, b: Array) -> Array:
     """
     k = a.shape[-1]
     el = np.moveaxis(a, 0, -1)  # (k, k, m): entry (i, j) over the whole stack
+    if b.ndim == 3:  # each entry multiplies a row of b's right-hand sides
+        el = el[..., None]
     low: list[list[Array]] = [[] for _ in range(k)]
     y: list[Array] = []
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -369,7 +372,7 @@ def _solve_spd(a: Array, b: Array) -> Array:
         x: list[Array] = [y[0]] * k
         for i in reversed(range(k)):  # Lᵀ·x = y
             x[i] = (y[i] - sum((low[q][i] * x[q] for q in range(i + 1, k)), 0.0)) / low[i][i]
-    return np.stack(x, axis=-1)
+    return np.stack(x, axis=1)
 
 
 def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
@@ -631,27 +634,27 @@ def _covariance(
     s = np.where(ok & (sig > 0), sig, np.nan)
     lsq = keep & ~exact
     if lsq.any():
-        rows = np.nonzero(lsq)[0]
-        w = np.where(np.isfinite(s[rows]), 1.0 / np.where(np.isfinite(s[rows]), s[rows], 1.0), 0.0)
-        logf = np.log(f[rows])
-        zr, zi, jac = _model(logf, p[rows], True, w)
-        assert jac is not None
+        rows = _rows(np.nonzero(lsq)[0], n)
+        sr = s[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(np.isfinite(sr), 1.0 / sr, 0.0)
+        zr, zi, parts = _cole(np.log(f[rows]), p[rows])
+        chi2 = _errors(zr, zi, mr[rows], mi[rows], w, magnitude)[1]  # Σ((Z_model − Z)/σ)²
+        jm = _jacobian(parts, w)
         if magnitude:
-            mod = np.hypot(zr, zi)
-            jm = jac[:, :, :nf] * (zr / mod)[:, None, :] + jac[:, :, nf:] * (zi / mod)[:, None, :]
-            e = (mod - mr[rows]) * w
-            dof = ok[rows].sum(-1) - 4
-        else:
-            jm = jac
-            e = np.concatenate([(zr - mr[rows]) * w, (zi - mi[rows]) * w], axis=-1)
-            dof = 2 * ok[rows].sum(-1) - 4
+            mod = np.sqrt(zr * zr + zi * zi)
+            jm = jm[:, :, :nf] * (zr / mod)[:, None, :] + jm[:, :, nf:] * (zi / mod)[:, None, :]
+        dof = (1 if magnitude else 2) * ok[rows].sum(-1) - 4
         a = np.matmul(jm, jm.transpose(0, 2, 1))
         d = np.diagonal(a, axis1=1, axis2=2)
         ridge = 1e-12 * (d.max(-1) + 1e-300)
-        inv = np.linalg.solve(
-            a + ridge[:, None, None] * np.eye(4), np.broadcast_to(np.eye(4), a.shape)
-        )
-        chi2 = (e * e).sum(-1) / np.maximum(dof, 1)
+        a += ridge[:, None, None] * np.eye(4)
+        eye = np.broadcast_to(np.eye(4), a.shape)
+        inv = _solve_spd(a, eye)
+        lost = ~np.isfinite(inv).all((-1, -2))  # Cholesky broke down (rare): LU for those
+        if lost.any():
+            inv[lost] = np.linalg.solve(a[lost], eye[lost])
+        chi2 /= np.maximum(dof, 1)
         scale = np.where(dof > 0, np.maximum(chi2, 1.0), 1.0)
         cov[rows] = inv * scale[:, None, None]
     ex = keep & exact
