@@ -152,7 +152,24 @@ class PtyEndpoint(Endpoint):
             self.link.unlink()
 
     def drain(self, timeout_s: float = 1.0) -> None:
-        _wait_outq(self._master, timeout_s)
+        # TIOCOUTQ on a pty master is always 0: written bytes wait in the slave's input
+        # queue, and closing the master throws them away. FIONREAD on a descriptor of our
+        # own for the slave counts them; wait while the reader is there to take them.
+        deadline = time.monotonic() + timeout_s
+        while self.reader_present() and time.monotonic() < deadline:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+            except OSError:
+                return
+            try:
+                unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+            except OSError:
+                return
+            finally:
+                os.close(fd)  # before reader_present(): our descriptor would hide a hang-up
+            if unread == 0:
+                return
+            time.sleep(0.01)
 
     def reader_present(self) -> bool:
         if self._master is None:
