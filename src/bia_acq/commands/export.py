@@ -5,11 +5,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
 from pathlib import Path
-
-from bia_acq.errors import BiaError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.report.data import require_reader_schema
     from bia_acq.report.export import database_fingerprint, measurements, parse_since
     from bia_acq.report.html import utc_now_text
+    from bia_acq.safefile import write_private
     from bia_acq.store.db import open_readonly
 
     since = parse_since(args.since) if args.since else None
@@ -76,11 +74,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(data)
         sys.stdout.flush()
     else:
-        try:
-            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(data)
-        except OSError as exc:
-            raise BiaError(f"cannot write {args.out}: {exc.strerror}") from None
+        write_private(args.out, data)
         print(f"wrote {args.out}: {what}", file=sys.stderr)
     return 0
