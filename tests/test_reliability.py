@@ -76,8 +76,8 @@ def assert_all_finite(db: Path) -> None:
                 bad = c.execute(
                     f'SELECT count(*) FROM "{t}" WHERE (typeof("{col}") = \'real\''
                     f' AND abs("{col}") > 1.7e308) OR (typeof("{col}") = \'text\''
-                    f' AND "{col}" GLOB \'*[^A-Za-z]NaN*\') OR (typeof("{col}") = \'text\''
-                    f' AND "{col}" LIKE \'%Infinity%\')'
+                    f" AND \"{col}\" GLOB '*[^A-Za-z]NaN*') OR (typeof(\"{col}\") = 'text'"
+                    f" AND \"{col}\" LIKE '%Infinity%')"
                 ).fetchone()[0]
                 assert bad == 0, f"{t}.{col} holds a non-finite number"
     finally:
@@ -148,7 +148,9 @@ def test_import_rejects_each_bad_tanita_frame_and_keeps_the_good_ones(tmp_path: 
         assert proc.returncode == 0, proc.stderr.decode()[-2000:]
         assert b"Traceback" not in proc.stderr
         assert statuses(db) == {"decoded": 2, "rejected": len(bad)}
-        reasons = [str(r) for (r,) in query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected'")]
+        reasons = [
+            str(r) for (r,) in query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected'")
+        ]
         assert all(reasons), reasons
         assert_all_finite(db)
         db.unlink()
@@ -162,7 +164,9 @@ def test_import_rejects_overflowing_csv_rows_and_keeps_the_good_ones(tmp_path: P
     proc, db = do_import(tmp_path, "inbody-lookinbody-csv", data)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert statuses(db) == {"decoded": 2, "rejected": 2}
-    reasons = sorted(str(r) for (r,) in query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected'"))
+    reasons = sorted(
+        str(r) for (r,) in query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected'")
+    )
     assert "Age" in reasons[0] or "age" in reasons[0], reasons
     assert "50kHz" in reasons[1] or "50 kHz" in reasons[1], reasons
     assert_all_finite(db)
@@ -173,7 +177,9 @@ def test_run_rejects_a_bad_frame_goes_on_and_recovers_it_after_a_restart(tmp_pat
     db = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
         config = write_config(
-            tmp_path / "c.yaml", db, [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}]
+            tmp_path / "c.yaml",
+            db,
+            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
         )
         proc = start_run(config)
         try:
@@ -211,7 +217,9 @@ def test_a_writer_thread_that_dies_makes_run_exit_non_zero(tmp_path: Path) -> No
     )
     with PtyLine(tmp_path / "line") as line:
         config = write_config(
-            tmp_path / "c.yaml", db, [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}]
+            tmp_path / "c.yaml",
+            db,
+            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
         )
         proc = subprocess.Popen(
             [sys.executable, "-c", boom, "run", "--config", str(config)],
@@ -245,7 +253,14 @@ def test_a_poison_row_is_rejected_and_every_port_goes_on_storing(tmp_path: Path)
             tmp_path / "c.yaml",
             db,
             [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
-            folders=[{"name": "inbody", "path": str(folder), "driver": "inbody-lookinbody-csv", "poll_seconds": 0.2}],
+            folders=[
+                {
+                    "name": "inbody",
+                    "path": str(folder),
+                    "driver": "inbody-lookinbody-csv",
+                    "poll_seconds": 0.2,
+                }
+            ],
         )
         proc = start_run(config)
         try:
@@ -276,7 +291,10 @@ def test_physically_impossible_readings_are_rejected_with_the_field_named(tmp_pa
     proc, db = do_import(tmp_path, "tanita-mc780", b"".join(cases.values()) + GOOD[0])
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     assert statuses(db) == {"decoded": 1, "rejected": len(cases)}
-    reasons = [str(r) for (r,) in query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected' ORDER BY id")]
+    reasons = [
+        str(r)
+        for (r,) in query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected' ORDER BY id")
+    ]
     for field, reason in zip(cases, reasons, strict=True):
         assert field in reason, (field, reason)
 
@@ -286,17 +304,21 @@ def test_impossible_volumes_are_stored_unclassified_and_not_exported(tmp_path: P
     # every segment about 1/100 of its usual impedance: plausible inputs, a body of
     # thousands of litres
     frame = EXAMPLE_FRAME.decode()
-    for key in re.findall(r",([GRJ][RLrl]),", frame):
-        frame = re.sub(rf",{key},([0-9.]+),", lambda m: f",{key},{float(m[1]) / 100:.1f},", frame)
-    for key in re.findall(r",([HXK][RLrl]),", frame):
-        frame = re.sub(rf",{key},(-[0-9.]+),", lambda m: f",{key},{float(m[1]) / 100:.2f},", frame)
+
+    def scaled(m: re.Match[str]) -> str:
+        return f",{m[1]},{float(m[2]) / 100:.2f},"
+
+    frame = re.sub(r",([GRJHXK][RLrl]),(-?[0-9.]+),", scaled, frame)
     body = frame.encode().rstrip(b"\r\n")
     head = body[: body.rfind(b",CS,") + 1]
     data = head + b"CS," + checksum(head).encode() + b"\r\n"
     proc, db = do_import(tmp_path, "tanita-mc780", data)
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    rows = query(db, "SELECT tbw_l, classification, fit_status FROM segment_result WHERE segment = 'whole_body'")
-    ((tbw, classification, status),) = rows
+    rows = query(
+        db,
+        "SELECT tbw_l, classification, fit_status FROM segment_result WHERE segment = 'whole_body'",
+    )
+    ((_tbw, classification, status),) = rows
     assert classification is None and "implausible" in str(status), rows
     out = tmp_path / "out.json"
     assert run_cli("export", "--db", str(db), "--format", "fhir", "--out", str(out)).returncode == 0
@@ -314,7 +336,9 @@ def test_pseudonyms_have_128_bits_and_a_collision_is_a_rejection(tmp_path: Path)
     # another identifier that maps to the stored pseudonym of ID ...0002 (a collision,
     # made here by hand since a real one is out of reach)
     c = sqlite3.connect(db)
-    key = bytes.fromhex(c.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()[0])
+    key = bytes.fromhex(
+        c.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()[0]
+    )
     import hashlib
     import hmac
 
@@ -335,7 +359,13 @@ def test_pseudonyms_have_128_bits_and_a_collision_is_a_rejection(tmp_path: Path)
 
 # -- 5. files the service reads ----------------------------------------------------------------
 def _folder_config(tmp_path: Path, folder: Path, **extra: object) -> Path:
-    item = {"name": "inbody", "path": str(folder), "driver": "inbody-lookinbody-csv", "poll_seconds": 0.2, **extra}
+    item = {
+        "name": "inbody",
+        "path": str(folder),
+        "driver": "inbody-lookinbody-csv",
+        "poll_seconds": 0.2,
+        **extra,
+    }
     return write_config(tmp_path / "c.yaml", tmp_path / "acq.db", [], folders=[item])
 
 
@@ -375,7 +405,10 @@ def test_a_file_rewritten_in_place_is_reread_journaling_only_what_is_new(tmp_pat
     finally:
         code, err = stop_run(proc)
     assert code == 0, err[-2000:]
-    frames = [bytes(d) for (d,) in query(db, "SELECT data FROM raw_frame WHERE kind = 'frame' ORDER BY id")]  # type: ignore[arg-type]
+    frames = [
+        bytes(d)
+        for (d,) in query(db, "SELECT data FROM raw_frame WHERE kind = 'frame' ORDER BY id")
+    ]  # type: ignore[arg-type]
     assert frames == [CSV_HEADER + CSV_ROW1, CSV_HEADER + CSV_ROW2, CSV_HEADER + changed]
 
 
@@ -397,7 +430,9 @@ def test_a_half_written_last_cell_is_never_stored(tmp_path: Path) -> None:
         code, err = stop_run(proc)
     assert code == 0, err[-2000:]
     assert query(db, "SELECT count(*) FROM raw_frame") == [(0,)]  # nothing taken yet
-    proc = run_cli("run", "--config", str(_folder_config(tmp_path, folder, settle_seconds=0.3)), "--count", "1")
+    proc = run_cli(
+        "run", "--config", str(_folder_config(tmp_path, folder, settle_seconds=0.3)), "--count", "1"
+    )
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     ((data,),) = query(db, "SELECT data FROM raw_frame WHERE kind = 'frame'")
     assert bytes(data) == CSV_HEADER + CSV_ROW1  # type: ignore[arg-type]
@@ -437,7 +472,9 @@ def test_a_deleted_database_is_noticed_and_frames_wait_in_the_spool(tmp_path: Pa
     backup = tmp_path / "backup.db"
     with PtyLine(tmp_path / "line") as line:
         config = write_config(
-            tmp_path / "c.yaml", db, [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}]
+            tmp_path / "c.yaml",
+            db,
+            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
         )
         proc = start_run(config)
         try:
@@ -513,7 +550,9 @@ LAUGHS = "\n".join(
 )
 
 
-def test_a_billion_laughs_configuration_is_refused_in_check_config_and_at_start(tmp_path: Path) -> None:
+def test_a_billion_laughs_configuration_is_refused_in_check_config_and_at_start(
+    tmp_path: Path,
+) -> None:
     cfg = tmp_path / "laughs.yaml"
     cfg.write_text(LAUGHS)
     for args in (("check-config", str(cfg)), ("run", "--config", str(cfg))):
@@ -531,7 +570,9 @@ def test_a_billion_laughs_on_sighup_keeps_the_running_configuration(tmp_path: Pa
     db = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
         config = write_config(
-            tmp_path / "c.yaml", db, [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}]
+            tmp_path / "c.yaml",
+            db,
+            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
         )
         proc = start_run(config)
         try:
