@@ -33,8 +33,26 @@ log = logging.getLogger(__name__)
 
 CLOCK_WARNING_S = 15 * 60
 
-#: a journaled frame to decode: raw_frame id, bytes, receive time, work-list entry id
-PendingWork = tuple[int, bytes, float, int | None]
+
+@dataclass(frozen=True)
+class PendingWork:
+    """A journaled frame to decode."""
+
+    raw_frame_id: int
+    data: bytes
+    received_epoch: float
+    #: for polled analyzers: the work-list entry the frame was measured for
+    worklist_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A frame the codec decoded, with the work-list entry it was measured for."""
+
+    work: PendingWork
+    reading: Reading
+    entry: worklist.Entry | None
+    notes: list[str]
 
 
 @dataclass(frozen=True)
@@ -281,7 +299,9 @@ class Ingest:
                 if c.kind == "frame":
                     if j.status == "pending":
                         frames.append(
-                            (j.raw_frame_id, c.data, batch.received_epoch, batch.worklist_id)
+                            PendingWork(
+                                j.raw_frame_id, c.data, batch.received_epoch, batch.worklist_id
+                            )
                         )
                 elif j.new:
                     quiet = (c.reason or "").startswith("dialogue: ")  # a polled device's replies
@@ -323,8 +343,7 @@ class Ingest:
         *,
         notify: bool = True,
     ) -> list[SavedMeasurement]:
-        """Decode, compute and store journaled frames (raw_frame id, bytes, receive
-        time, work-list entry or None); one transaction for them all.
+        """Decode, compute and store journaled frames; one transaction for them all.
 
         A frame measured for a work-list entry (a polled analyzer) is stored for that
         entry's subject and the entry is marked done, or failed with the reason.
@@ -337,19 +356,20 @@ class Ingest:
         saved: list[SavedMeasurement] = []
         entries: dict[int, worklist.Entry | None] = {}
         with store.db.atomic():
-            decoded: list[tuple[int, bytes, float, Reading, worklist.Entry | None, list[str]]] = []
-            for raw_id, data, received_epoch, worklist_id in frames:
+            decoded: list[Decoded] = []
+            for work in frames:
+                raw_id, worklist_id = work.raw_frame_id, work.worklist_id
                 entry = None
                 if worklist_id is not None:
                     if worklist_id not in entries:
                         entries[worklist_id] = worklist.get(store.conn, worklist_id)
                     entry = entries[worklist_id]
                 try:
-                    reading = rt.codec.decode(data)
+                    reading = rt.codec.decode(work.data)
                     notes: list[str] = []
                     if entry is not None:  # measured for this work-list entry's subject
                         reading, notes = worklist.attribute(reading, entry)
-                    decoded.append((raw_id, data, received_epoch, reading, entry, notes))
+                    decoded.append(Decoded(work, reading, entry, notes))
                 except FrameError as exc:
                     self._reject(rt, raw_id, exc.reason, exc.offset)
                     if entry is not None:
@@ -360,27 +380,31 @@ class Ingest:
                         rt, raw_id, f"internal decoder error: {type(exc).__name__}: {exc}", None
                     )
             if decoded:
-                results = estimate([d[3] for d in decoded], self.method, self.bands)
+                results = estimate([d.reading for d in decoded], self.method, self.bands)
             items = []
             rows = results.all_rows() if decoded else []
-            for i, (raw_id, data, received_epoch, reading, _, notes) in enumerate(decoded):
+            for i, d in enumerate(decoded):
+                w, reading, notes = d.work, d.reading, d.notes
                 try:
                     notes = [*notes, *rt.codec.check(reading)]
                 except Exception:  # a codec bug must not lose the measurement
-                    log.exception("port %s: consistency check failed on frame %d", rt.name, raw_id)
+                    log.exception(
+                        "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
+                    )
                 items.append(
                     ToSave(
-                        raw_id,
-                        data,
+                        w.raw_frame_id,
+                        w.data,
                         reading,
                         self._measured_epoch(rt, reading),
                         rows[i],
-                        self._warnings(rt, reading, received_epoch, [*results.notes[i], *notes]),
-                        received_epoch,
+                        self._warnings(rt, reading, w.received_epoch, [*results.notes[i], *notes]),
+                        w.received_epoch,
                     )
                 )
             stored = store.save_many(rt.name, rt.driver, items) if items else []
-            for (raw_id, _, _, _, entry, _), m in zip(decoded, stored, strict=True):
+            for d, m in zip(decoded, stored, strict=True):
+                raw_id, entry = d.work.raw_frame_id, d.entry
                 if m is None:
                     self.duplicates += 1
                     log.log(
@@ -456,7 +480,10 @@ class Ingest:
             if rt is not None:
                 self.process(
                     rt,
-                    [(q.raw_frame_id, q.data, q.received_at_epoch, None) for q in pending[i:j]],
+                    [
+                        PendingWork(q.raw_frame_id, q.data, q.received_at_epoch)
+                        for q in pending[i:j]
+                    ],
                 )
                 n += j - i
             i = j

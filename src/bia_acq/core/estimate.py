@@ -16,8 +16,9 @@ leg in series, or arm + leg with a warning when the trunk is missing too
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from itertools import repeat
 from typing import Any
 
@@ -40,10 +41,16 @@ Array = npt.NDArray[np.float64]
 __all__ = [
     "METHODS",
     "PATHS",
+    "PUBLISHED_COLUMNS",
+    "RESULT_COLUMNS",
     "RESULT_SEGMENTS",
+    "ROW_KEYS",
+    "VALUE_COLUMNS",
     "Bands",
     "Method",
+    "ResultColumn",
     "Results",
+    "column",
     "estimate",
     "estimate_inputs",
     "get_method",
@@ -61,109 +68,105 @@ def get_method(name: str) -> Method:
         ) from None
 
 
-#: result columns in the order of Store.RESULT_COLUMNS after 'segment', 'method', 'method_version'
-VALUE_COLUMNS = (
-    "r0_ohm",
-    "rinf_ohm",
-    "alpha",
-    "fc_khz",
-    "fit_rms_ohm",
-    "ecw_l",
-    "icw_l",
-    "tbw_l",
-    "ecw_tbw_ratio",
-    "phase_angle_50khz_deg",
-)
+@dataclass(frozen=True)
+class ResultColumn:
+    """One column of ``segment_result``: a value the core computes per segment.
 
-#: keys of a result row, in the order ``Results._rows_of`` fills them
-_ROW_KEYS = (
-    "segment",
-    "method",
-    "method_version",
-    *VALUE_COLUMNS,
-    "classification",
-    "fit_status",
-    "fit_grade",
-    "fit_flags",
-)
+    ``name`` is the column and the key of a result row; ``sql_type`` its SQLite
+    type (``REAL`` arrays hold NaN where not computed, stored as NULL);
+    ``decimals`` its rounding in the CSV export. ``published`` columns (every
+    column added after schema m005) are appended, in declaration order, to the
+    reader views (``store/sql/views.sql``) and the CSV export; the columns
+    before them have hand-placed positions there that readers rely on.
+    """
+
+    name: str
+    sql_type: str
+    decimals: int | None = None
+    published: bool = False
+
+
+def column(
+    sql_type: str, *, name: str = "", decimals: int | None = None, published: bool = False
+) -> dict[str, ResultColumn]:
+    """Field metadata marking a :class:`Results` array as a result column (see
+    docs/extending.md, "A result column"); ``name`` defaults to the field's."""
+    return {"column": ResultColumn(name, sql_type, decimals, published)}
 
 
 @dataclass
 class Results:
-    """Arrays of shape (measurements, len(segments)); NaN where not computed."""
+    """The result record: arrays of shape (measurements, len(segments)); NaN where
+    not computed.
+
+    Every field made with :func:`column` is a column of ``segment_result``, in
+    declaration order after ``segment``, ``method`` and ``method_version``: the core
+    fills it, and the store (:data:`RESULT_COLUMNS`), the reader views and the
+    exports read the column list from here. A column is a REAL array, a TEXT
+    array or list of lists, or an INTEGER array; ``None`` (optional fields)
+    stores NULL.
+    """
 
     method: Method
     segments: tuple[Segment, ...]
-    r0_ohm: Array
-    rinf_ohm: Array
-    alpha: Array
-    fc_khz: Array
-    fit_rms_ohm: Array
-    ecw_l: Array
-    icw_l: Array
-    tbw_l: Array
-    ecw_tbw_ratio: Array
-    phase_50khz_deg: Array
-    classification: npt.NDArray[np.str_]
-    fit_status: list[list[str]]
+    r0_ohm: Array = field(metadata=column("REAL"))
+    rinf_ohm: Array = field(metadata=column("REAL"))
+    alpha: Array = field(metadata=column("REAL"))
+    fc_khz: Array = field(metadata=column("REAL"))
+    fit_rms_ohm: Array = field(metadata=column("REAL"))
+    ecw_l: Array = field(metadata=column("REAL"))
+    icw_l: Array = field(metadata=column("REAL"))
+    tbw_l: Array = field(metadata=column("REAL"))
+    ecw_tbw_ratio: Array = field(metadata=column("REAL"))
+    phase_50khz_deg: Array = field(metadata=column("REAL", name="phase_angle_50khz_deg"))
+    classification: npt.NDArray[np.str_] = field(metadata=column("TEXT"))
+    fit_status: list[list[str]] = field(metadata=column("TEXT"))
     notes: list[list[str]] = field(default_factory=list)
-    fit_grade: npt.NDArray[np.str_] | None = None
-    fit_flags: npt.NDArray[np.int64] | None = None
+    fit_grade: npt.NDArray[np.str_] | None = field(default=None, metadata=column("TEXT"))
+    fit_flags: npt.NDArray[np.int64] | None = field(default=None, metadata=column("INTEGER"))
+
+    def _cells(self) -> list[tuple[ResultColumn, Any]]:
+        """(column, array or None) for every result column, in column order."""
+        return [(c, getattr(self, attr)) for attr, c in _RESULT_FIELDS]
 
     def _values(self) -> list[Array]:
-        return [
-            self.r0_ohm,
-            self.rinf_ohm,
-            self.alpha,
-            self.fc_khz,
-            self.fit_rms_ohm,
-            self.ecw_l,
-            self.icw_l,
-            self.tbw_l,
-            self.ecw_tbw_ratio,
-            self.phase_50khz_deg,
-        ]
+        """The REAL arrays, in the order of :data:`VALUE_COLUMNS`."""
+        return [a for c, a in self._cells() if c.sql_type == "REAL"]
 
     def rows(self, i: int) -> list[dict[str, object]]:
         """The results of measurement ``i`` as one dict per segment (NaN → None)."""
-        return self._rows_of(self._columns(i, i + 1), 0, i)
+        return self._rows_of(self._columns(i, i + 1), 0)
 
     def all_rows(self) -> list[list[dict[str, object]]]:
         """``rows(i)`` for every measurement, converted from the arrays once."""
         cols = self._columns(0, self.r0_ohm.shape[0])
-        return [self._rows_of(cols, i, i) for i in range(self.r0_ohm.shape[0])]
+        return [self._rows_of(cols, i) for i in range(self.r0_ohm.shape[0])]
 
     def _columns(self, start: int, stop: int) -> list[list[list[Any]]]:
-        """Measurements ``start:stop`` as nested Python lists, one per column of
-        VALUE_COLUMNS then classification, fit_grade, fit_flags (NaN and inf → None)."""
+        """Measurements ``start:stop`` as nested Python lists, one per result column
+        (NaN and inf → None; an absent optional column → None)."""
         out: list[list[list[Any]]] = []
-        for a in self._values():
-            part = a[start:stop]
-            obj = part.astype(object)
-            obj[~np.isfinite(part)] = None
-            out.append(obj.tolist())
-        out.append(self.classification[start:stop].tolist())
         n, s = stop - start, len(self.segments)
-        none = [[None] * s for _ in range(n)]
-        out.append(none if self.fit_grade is None else self.fit_grade[start:stop].tolist())
-        out.append(none if self.fit_flags is None else self.fit_flags[start:stop].tolist())
+        for c, a in self._cells():
+            if a is None:
+                out.append([[None] * s for _ in range(n)])
+            elif isinstance(a, list):
+                out.append(a[start:stop])
+            elif c.sql_type == "REAL":
+                part = a[start:stop]
+                obj = part.astype(object)
+                obj[~np.isfinite(part)] = None
+                out.append(obj.tolist())
+            else:
+                out.append(a[start:stop].tolist())
         return out
 
-    def _rows_of(self, cols: list[list[list[Any]]], k: int, i: int) -> list[dict[str, object]]:
-        """Row ``k`` of ``cols`` (measurement ``i``) as one dict per segment."""
-        *values, classification, grade, flags = (c[k] for c in cols)
+    def _rows_of(self, cols: list[list[list[Any]]], k: int) -> list[dict[str, object]]:
+        """Row ``k`` of ``cols`` as one dict per segment."""
         head = (self.method.name, self.method.version)
         return [
-            dict(zip(_ROW_KEYS, (seg.value, *head, *cells), strict=True))
-            for seg, *cells in zip(
-                self.segments,
-                *values,
-                classification,
-                self.fit_status[i],
-                grade,
-                flags,
-                strict=True,
-            )
+            dict(zip(ROW_KEYS, (seg.value, *head, *cells), strict=True))
+            for seg, *cells in zip(self.segments, *(c[k] for c in cols), strict=True)
         ]
 
     def tuples(self, measurement_ids: Sequence[int], computed_at: str) -> list[tuple[object, ...]]:
@@ -175,14 +178,20 @@ class Results:
         :meth:`rows` (NaN and ±inf → None) without a per-value Python test.
         """
         n, s = self.r0_ohm.shape
-        with np.errstate(invalid="ignore"):
-            cols = [np.where(np.isfinite(a), a, np.nan).ravel().tolist() for a in self._values()]
+        k = n * s
+        cols: list[Iterable[Any]] = []
+        for c, a in self._cells():
+            if a is None:
+                cols.append(repeat(None, k))
+            elif isinstance(a, list):
+                cols.append([x for row in a for x in row])
+            elif c.sql_type == "REAL":
+                with np.errstate(invalid="ignore"):
+                    cols.append(np.where(np.isfinite(a), a, np.nan).ravel().tolist())
+            else:
+                cols.append(a.ravel().tolist())
         mids = np.repeat(np.asarray(measurement_ids, dtype=np.int64), s).tolist()
         segs = [seg.value for seg in self.segments] * n
-        k = n * s
-        grade = self.fit_grade.ravel().tolist() if self.fit_grade is not None else repeat(None, k)
-        flags = self.fit_flags.ravel().tolist() if self.fit_flags is not None else repeat(None, k)
-        status = [x for row in self.fit_status for x in row]
         return list(
             zip(
                 mids,
@@ -190,14 +199,31 @@ class Results:
                 repeat(self.method.name, k),
                 repeat(self.method.version, k),
                 *cols,
-                self.classification.ravel().tolist(),
-                status,
-                grade,
-                flags,
                 repeat(computed_at, k),
                 strict=False,
             )
         )
+
+
+def _result_fields() -> tuple[tuple[str, ResultColumn], ...]:
+    out = []
+    for f in fields(Results):
+        c = f.metadata.get("column")
+        if c is not None:
+            out.append((f.name, dataclasses.replace(c, name=c.name or f.name)))
+    return tuple(out)
+
+
+#: (Results attribute, column) of every result column, in column order
+_RESULT_FIELDS = _result_fields()
+#: the result columns of ``segment_result`` after segment, method and method_version
+RESULT_COLUMNS: tuple[ResultColumn, ...] = tuple(c for _, c in _RESULT_FIELDS)
+#: names of the REAL result columns (the numbers), in column order
+VALUE_COLUMNS = tuple(c.name for c in RESULT_COLUMNS if c.sql_type == "REAL")
+#: keys of a result row (Store.RESULT_COLUMNS), in the order the rows are filled
+ROW_KEYS = ("segment", "method", "method_version", *(c.name for c in RESULT_COLUMNS))
+#: result columns added since m005: appended to the reader views and the CSV export
+PUBLISHED_COLUMNS = tuple(c for c in RESULT_COLUMNS if c.published)
 
 
 #: measurement paths read from a reading, in this order

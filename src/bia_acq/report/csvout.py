@@ -11,6 +11,7 @@ import csv
 from collections.abc import Iterable
 from typing import IO, Any
 
+from bia_acq.core.estimate import PUBLISHED_COLUMNS
 from bia_acq.report.data import SEGMENT_ORDER
 from bia_acq.report.export import Export
 
@@ -45,6 +46,8 @@ COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("ecw_tbw_ratio_minus_other_side", "r.ecw_tbw_ratio_minus_other_side", 4),
     ("r0_other_side_over_this", "r.r0_other_side_over_this", 4),
     ("fit_status", "r.fit_status", None),
+    # result columns added since m005, from the result record (core.estimate.Results)
+    *((c.name, f"r.{c.name}", c.decimals) for c in PUBLISHED_COLUMNS),
 )
 HEADER = [c for c, _, _ in COLUMNS]
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")

@@ -77,7 +77,7 @@ def require_reader_schema(conn: sqlite3.Connection, path: object) -> None:
     try:
         row = conn.execute(
             "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'bia_acq'"
-            " AND name = 'm002_reader_views'"
+            " AND name IN ('m004_reader_views', 'm002_reader_views')"  # renamed (schema.RENAMED)
         ).fetchone()
     except sqlite3.DatabaseError:
         row = None

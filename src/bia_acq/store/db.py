@@ -17,7 +17,7 @@ from sqlite_utils import Database
 from bia_acq.core.estimate import METHODS
 from bia_acq.core.methods import Bands
 from bia_acq.errors import StorageError
-from bia_acq.store.schema import MIGRATION_SET, migrations
+from bia_acq.store.schema import MIGRATION_SET, apply_views, migrations, rename_applied
 from bia_acq.store.writer import METHOD_UPSERT, method_row
 
 #: The method views report when no configuration chose one.
@@ -93,8 +93,10 @@ def open_writer(
         db.enable_wal()
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
+        rename_applied(db)
         _refuse_newer(db, p)
         migrations.apply(db)
+        apply_views(db)
         with db.atomic():
             # a write first: with another writer busy (an import beside the service) this
             # waits for the lock instead of failing to upgrade a read transaction

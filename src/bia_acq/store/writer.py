@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sqlite_utils import Database
 
-from bia_acq.core.estimate import VALUE_COLUMNS
+from bia_acq.core.estimate import ROW_KEYS
 from bia_acq.core.methods import Bands, Method
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk
@@ -382,16 +382,9 @@ class Store:
             )
         return out
 
-    RESULT_COLUMNS = (
-        "segment",
-        "method",
-        "method_version",
-        *VALUE_COLUMNS,
-        "classification",
-        "fit_status",
-        "fit_grade",
-        "fit_flags",
-    )
+    #: segment_result's columns between measurement_id and computed_at_utc: the
+    #: columns of the result record (``bia_acq.core.estimate.Results``)
+    RESULT_COLUMNS = ROW_KEYS
 
     _RESULT_GETTER = operator.itemgetter(*RESULT_COLUMNS)
 

@@ -1,0 +1,189 @@
+"""Migrations: an explicit order, and databases written by earlier releases upgrade to
+exactly the schema of a fresh database, their rows kept.
+
+``tests/data/schema/vN.db`` was written by the bia-acq release whose schema had the
+first N migrations (tests/data/schema/README.md says which commit and how).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bia_acq.acquire import Batch, Ingest
+from bia_acq.core.estimate import RESULT_COLUMNS, ROW_KEYS, ResultColumn
+from bia_acq.drivers import get_profile
+from bia_acq.protocols.base import Chunk
+from bia_acq.store.db import open_writer
+from bia_acq.store.schema import MIGRATIONS, RENAMED, VIEWS, sql_text, view_statements
+from bia_acq.store.writer import Store
+
+FIXTURES = Path(__file__).parent / "data" / "schema"
+
+
+def test_migrations_are_numbered_in_the_order_they_apply() -> None:
+    for k, name in enumerate(MIGRATIONS, start=1):
+        assert re.fullmatch(rf"m{k:03d}_[a-z0-9_]+", name), name
+        assert sql_text(name).startswith(f"-- {name}\n")  # and its file exists
+    assert not set(RENAMED) & set(MIGRATIONS)
+
+
+def test_a_fixture_for_every_schema_version() -> None:
+    """Keep them from now on: a new migration mN comes with vN.db (README there)."""
+    names = sorted(p.name for p in FIXTURES.glob("v*.db"))
+    assert names == sorted(f"v{k}.db" for k in range(1, len(MIGRATIONS) + 1))
+
+
+def test_every_result_column_is_a_column_of_segment_result(tmp_path: Path) -> None:
+    """A column added to the result record needs its migration (docs/extending.md)."""
+    db = open_writer(tmp_path / "a.db")
+    have = {r[1]: r[2] for r in db.execute("PRAGMA table_info(segment_result)")}
+    db.close()
+    assert set(ROW_KEYS) <= set(have)
+    for c in RESULT_COLUMNS:
+        assert have[c.name] == c.sql_type, c.name
+
+
+def _schema(conn: sqlite3.Connection) -> dict[str, object]:
+    """Tables' columns, keys and indexes, and the views' text: what a reader sees."""
+    out: dict[str, object] = {}
+    for name, kind, sql in conn.execute(
+        "SELECT name, type, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY name"
+    ):
+        if kind == "table":
+            out[name] = (
+                conn.execute(f"PRAGMA table_xinfo({name})").fetchall(),
+                conn.execute(f"PRAGMA foreign_key_list({name})").fetchall(),
+                sorted(r[1:3] for r in conn.execute(f"PRAGMA index_list({name})")),
+                "STRICT" in sql.upper().rsplit(")", 1)[-1],
+            )
+        elif kind == "index":
+            out[name] = conn.execute(f"PRAGMA index_xinfo({name})").fetchall()
+        else:
+            out[name] = (kind, sql)
+    return out
+
+
+def _rows(conn: sqlite3.Connection, table: str) -> list[tuple[object, ...]]:
+    return conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+
+
+def _by_frame(conn: sqlite3.Connection) -> dict[str, tuple[object, ...]]:
+    """Per frame: what was measured, decoded from its bytes."""
+    out = {}
+    for row in conn.execute(
+        "SELECT m.id, m.frame_sha256, m.device_clock, m.received_at_utc, m.received_at_epoch,"
+        " m.sex, m.age_years, m.height_cm, m.weight_kg, m.device_values_json, s.external_id,"
+        " d.model, d.serial_number FROM measurement m JOIN device d ON d.id = m.device_id"
+        " LEFT JOIN subject s ON s.id = m.subject_id"
+    ):
+        z = conn.execute(
+            "SELECT segment, freq_khz, r_ohm, x_ohm, magnitude_only FROM impedance"
+            " WHERE measurement_id = ? ORDER BY segment, freq_khz",
+            (row[0],),
+        ).fetchall()
+        out[row[1]] = (*row[1:], z)
+    return out
+
+
+def _results(conn: sqlite3.Connection) -> dict[tuple[object, ...], tuple[object, ...]]:
+    cols = ", ".join(f"r.{c}" for c in ROW_KEYS)
+    return {
+        (r[0], *r[1:4]): r[4:]
+        for r in conn.execute(
+            f"SELECT m.frame_sha256, {cols} FROM segment_result r"
+            " JOIN measurement m ON m.id = r.measurement_id"
+        )
+    }
+
+
+@pytest.mark.parametrize("version", range(1, len(MIGRATIONS) + 1))
+def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
+    tmp_path: Path, version: int
+) -> None:
+    path = tmp_path / "old.db"
+    shutil.copyfile(FIXTURES / f"v{version}.db", path)
+    old = sqlite3.connect(path)
+    tables = [
+        r[0]
+        for r in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        if r[0] not in ("method", "_sqlite_migrations", "sqlite_sequence")
+    ]
+    before = {t: _rows(old, t) for t in tables}
+    assert before["measurement"], "the fixture holds measurements"
+    old.close()
+
+    upgraded = open_writer(path)
+    fresh = open_writer(tmp_path / "fresh.db")
+    assert _schema(upgraded.conn) == _schema(fresh.conn)
+    assert [r[0] for r in upgraded.execute("SELECT name FROM _sqlite_migrations ORDER BY id")] == [
+        *MIGRATIONS
+    ]
+    assert {
+        r[0] for r in upgraded.execute("SELECT name FROM sqlite_master WHERE type = 'view'")
+    } == set(VIEWS)
+    # every row kept, columns added since hold their defaults
+    for t, rows in before.items():
+        width = len(rows[0]) if rows else 0
+        assert [r[:width] for r in _rows(upgraded.conn, t)] == rows, t
+    # the method table: this release's methods and bands, as in a fresh database
+    fresh_methods = {r[:2]: r for r in fresh.execute("SELECT * FROM method")}
+    cols = [r[1] for r in fresh.execute("PRAGMA table_info(method)")]
+    stamp = cols.index("updated_at_utc")
+    for key, row in fresh_methods.items():
+        mine = upgraded.execute(
+            "SELECT * FROM method WHERE name = ? AND version = ?", key
+        ).fetchone()
+        assert mine is not None and [*mine[:stamp], *mine[stamp + 1 :]] == [
+            *row[:stamp],
+            *row[stamp + 1 :],
+        ]
+
+    # the same frames, decoded by this release into the fresh database: the same rows
+    profile = get_profile("tanita-mc780")
+    ingest = Ingest(Store(fresh), "hanai-bis", profiles={profile.name: profile})
+    for port, driver, data, epoch in upgraded.execute(
+        "SELECT port, driver, data, received_at_epoch FROM raw_frame WHERE kind = 'frame'"
+        " ORDER BY id"
+    ):
+        ingest.handle(Batch(port, driver, [Chunk("frame", bytes(data))], epoch))
+    assert _by_frame(upgraded.conn) == _by_frame(fresh.conn)
+    # results of a method version both hold agree (older versions compute differently)
+    mine, theirs = _results(upgraded.conn), _results(fresh.conn)
+    same = mine.keys() & theirs.keys()
+    if version == len(MIGRATIONS):
+        assert same, "the current schema's fixture holds results of a current method"
+    for key in same:
+        for a, b in zip(mine[key], theirs[key], strict=True):
+            assert a == (pytest.approx(b, rel=1e-9) if isinstance(b, float) else b), key
+    # a second open changes nothing (views and records are stable)
+    upgraded.close()
+    schema = _schema(fresh.conn)
+    fresh.close()
+    again = open_writer(path)
+    assert _schema(again.conn) == schema
+    again.close()
+
+
+def test_a_published_result_column_reaches_every_view(tmp_path: Path) -> None:
+    """What a new column with ``published=True`` gets, given its migration."""
+    db = open_writer(tmp_path / "a.db")
+    db.execute("ALTER TABLE segment_result ADD COLUMN demo_l REAL")
+    statements = view_statements((ResultColumn("demo_l", "REAL", published=True),))
+    for name in reversed(VIEWS):
+        db.execute(f"DROP VIEW {name}")
+    for sql in statements.values():
+        db.execute(sql)
+    for view, col in (
+        ("v_measurement_wide", "whole_body_demo_l"),
+        ("v_edema_result", "demo_l"),
+        ("v_edema_trend", "demo_l"),
+        ("v_edema_latest", "demo_l"),
+    ):
+        names = [r[1] for r in db.execute(f"PRAGMA table_info({view})")]
+        assert names[-1] == col, view
+    db.close()
