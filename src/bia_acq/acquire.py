@@ -24,9 +24,10 @@ from bia_acq.core.estimate import estimate
 from bia_acq.core.methods import Bands
 from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
-from bia_acq.link import Link
+from bia_acq.link import Link, Transport
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk, Protocol
+from bia_acq.source import Item, Source
 from bia_acq.store.writer import FileCursor, SavedMeasurement, Store, ToSave
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class Batch:
     chunk_keys: tuple[str, ...] | None = None
 
 
-class PortReader(threading.Thread):
+class PortReader(Source):
     """Reads one port until stopped; reconnects with doubling backoff.
 
     States (one log line per change): ``starting``, ``waiting`` (the port is
@@ -87,59 +88,51 @@ class PortReader(threading.Thread):
     ``disconnected``, ``failed`` (an internal error; retried), ``stopped``.
     ``heartbeat`` (monotonic seconds) moves on every turn of the loop, also
     while waiting, so a supervisor can tell a hung loop from an idle one.
+
+    The bytes come from ``transport``: a :class:`~bia_acq.link.Link` on the
+    port's URL unless another byte pipe is given (tests inject lossy fakes).
     """
+
+    kind = "port"
+    thread_prefix = "reader"
+    log = log
 
     def __init__(
         self,
         port: PortConfig,
-        out: queue.Queue[Batch | None],
+        out: queue.Queue[Item],
         stop: threading.Event | None = None,
         *,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         read_timeout_s: float = 0.1,
         stop_grace_s: float = 1.0,
+        transport: Transport | None = None,
     ) -> None:
-        super().__init__(name=f"reader-{port.name}", daemon=True)
+        super().__init__(port.name, out, stop)
         self.port = port
-        self.out = out
-        self.stop = stop if stop is not None else threading.Event()  # set: stop this reader
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.stop_grace_s = stop_grace_s
-        self.link = Link(port.url, port.serial, read_timeout_s=read_timeout_s)
+        self.link: Transport = (
+            transport
+            if transport is not None
+            else Link(port.url, port.serial, read_timeout_s=read_timeout_s)
+        )
         self.framer = port.profile.codec().framer()
         if port.silence_s is not None:
             self.framer.silence_s = port.silence_s
-        self.state = "starting"
-        self.detail = ""
-        self.heartbeat = time.monotonic()
-        self.last_frame_at: float | None = None
         self.frames = 0
         self._in_hand = b""  # bytes read and not yet through the framer
-
-    # -- supervision ------------------------------------------------------------
-    def describe(self) -> str:
-        """One short human-readable line for STATUS=."""
-        text = f"{self.port.name}: {self.state}"
-        if self.last_frame_at is not None:
-            text += ", last frame " + time.strftime("%H:%M:%S", time.localtime(self.last_frame_at))
-        return text
-
-    def _set_state(self, state: str, detail: str = "", level: int = logging.INFO) -> None:
-        if state != self.state:
-            self.state = state
-            self.detail = detail
-            log.log(level, "port %s: %s%s", self.port.name, state, f" ({detail})" if detail else "")
 
     def _wait(self, seconds: float) -> None:
         """Sleep until stopped, keeping the heartbeat moving."""
         until = time.monotonic() + seconds
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             self.heartbeat = now = time.monotonic()
             if now >= until:
                 return
-            self.stop.wait(min(1.0, until - now))
+            self.stopping.wait(min(1.0, until - now))
 
     def _emit(self, chunks: list[Chunk]) -> None:
         if not chunks:
@@ -148,13 +141,7 @@ class PortReader(threading.Thread):
         if n:
             self.last_frame_at = time.time()
             self.frames += n
-        batch = Batch(self.port.name, self.port.driver, chunks, time.time())
-        while True:  # never drop: wait for the writer (back-pressure)
-            try:
-                self.out.put(batch, timeout=0.5)
-                return
-            except queue.Full:
-                self.heartbeat = time.monotonic()
+        self._put(Batch(self.port.name, self.port.driver, chunks, time.time()))
 
     def _safe_flush(self, reason: str) -> list[Chunk]:
         try:
@@ -166,7 +153,7 @@ class PortReader(threading.Thread):
     # -- the loop -------------------------------------------------------------------
     def run(self) -> None:
         delay = self.backoff_initial_s
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             self.heartbeat = time.monotonic()
             try:
                 self.link.open()
@@ -195,7 +182,7 @@ class PortReader(threading.Thread):
                     self.link.close()
                 if self.frames > frames_before:  # a good frame on this connection
                     delay = self.backoff_initial_s
-            if self.stop.is_set():
+            if self.stopping.is_set():
                 break
             self._wait(delay)
             delay = min(delay * 2, self.backoff_max_s)
@@ -206,7 +193,7 @@ class PortReader(threading.Thread):
         grace_until: float | None = None
         while True:
             self.heartbeat = now = time.monotonic()
-            if self.stop.is_set():
+            if self.stopping.is_set():
                 # finish the frame in hand: keep reading briefly while one is partial or
                 # bytes the device already sent wait in the driver's buffer
                 if grace_until is None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from bia_acq.acquire import Batch, Ingest, PortRuntime
 from bia_acq.config import Config, FolderConfig
 from bia_acq.protocols.base import Chunk, Framer
+from bia_acq.source import Item, Source
 from bia_acq.store.writer import FileCursor, Store
 
 log = logging.getLogger(__name__)
@@ -49,41 +50,40 @@ class _File:
     quiet_polls: int = 0
 
 
-class FolderReader(threading.Thread):
+class FolderReader(Source):
     """Polls one folder and hands new bytes of its files to the writer."""
+
+    kind = "folder"
+    thread_prefix = "folder"
+    last_what = "last file row"
+    log = log
 
     def __init__(
         self,
         folder: FolderConfig,
-        out: queue.Queue[Batch | None],
-        stop: threading.Event,
+        out: queue.Queue[Item],
+        stop: threading.Event | None = None,
         cursors: dict[str, FileCursor] | None = None,
     ) -> None:
-        super().__init__(name=f"folder-{folder.name}", daemon=True)
+        # a poll interval may pass between heartbeats
+        super().__init__(folder.name, out, stop, slack_s=folder.poll_seconds)
         self.folder = folder
-        self.out = out
-        self.stop = stop
         self.codec = folder.profile.codec()
         self.files: dict[str, _File] = {
             path: _File(c.st_dev, c.st_ino, c.offset_bytes) for path, c in (cursors or {}).items()
         }
-        self.state = "starting"
-        self.heartbeat = time.monotonic()
-        self.last_frame_at: float | None = None
 
-    def _set_state(self, state: str, detail: str = "") -> None:
-        if state != self.state:
-            self.state = state
-            log.info("folder %s: %s%s", self.folder.name, state, f" ({detail})" if detail else "")
+    def label(self) -> str:
+        return f"folder {self.source_name}"
 
     def run(self) -> None:
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             self.heartbeat = time.monotonic()
             try:
                 self.scan()
             except OSError as exc:
                 self._set_state("waiting", f"{exc}; retrying every {self.folder.poll_seconds:g} s")
-            self.stop.wait(self.folder.poll_seconds)
+            self.stopping.wait(self.folder.poll_seconds)
         self._set_state("stopped")
 
     def scan(self) -> None:
@@ -94,7 +94,7 @@ class FolderReader(threading.Thread):
             return
         self._set_state("watching", f"{path}, files {self.folder.pattern}")
         for p in sorted(path.glob(self.folder.pattern)):
-            if self.stop.is_set():
+            if self.stopping.is_set():
                 return
             if p.is_file():
                 self._check(p)
@@ -121,7 +121,7 @@ class FolderReader(threading.Thread):
             if st.st_size > f.fed:
                 f.quiet_polls = 0
                 fh.seek(f.fed)
-                while f.fed < st.st_size and not self.stop.is_set():
+                while f.fed < st.st_size and not self.stopping.is_set():
                     data = fh.read(min(READ_BLOCK, st.st_size - f.fed))
                     if not data:
                         break
@@ -141,20 +141,14 @@ class FolderReader(threading.Thread):
         if any(c.kind == "frame" for c in chunks):
             self.last_frame_at = time.time()
         cursor = FileCursor(self.folder.name, key, f.st_dev, f.st_ino, f.offset)
-        batch = Batch(self.folder.name, self.folder.driver, chunks, time.time(), cursor)
-        while True:  # never drop: wait for the writer (back-pressure)
-            try:
-                self.out.put(batch, timeout=0.5)
-                return
-            except queue.Full:
-                self.heartbeat = time.monotonic()
+        self._put(Batch(self.folder.name, self.folder.driver, chunks, time.time(), cursor))
 
 
 def folder_readers(
     config: Config,
     ingest: Ingest,
     store: Store,
-    out: queue.Queue[Batch | None],
+    out: queue.Queue[Item],
     stop: threading.Event,
 ) -> list[FolderReader]:
     """Register each configured folder with the writer and make its reader (not started).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Protocol
 
 import serial
 
@@ -53,7 +54,25 @@ def open_serial(url: str, s: SerialSettings, *, timeout_s: float) -> serial.Seri
     return port
 
 
+class Transport(Protocol):
+    """A byte pipe a port reader reads from: :class:`Link`, or a fake in tests.
+
+    ``open`` raises PortInUse or TransportError (retried with backoff); ``read``
+    returns the bytes that arrived or b"" after a short timeout, and raises
+    DeviceDisconnected when the other end is gone; ``waiting`` is how many bytes
+    are received and not read yet (0 if unknown).
+    """
+
+    def open(self) -> None: ...
+    def read(self) -> bytes: ...
+    def waiting(self) -> int: ...
+    def write(self, data: bytes) -> None: ...
+    def close(self) -> None: ...
+
+
 class Link:
+    """The serial :class:`Transport`: a pyserial port opened by URL."""
+
     def __init__(self, url: str, settings: SerialSettings, *, read_timeout_s: float = 0.1) -> None:
         self.url = url
         self.settings = settings

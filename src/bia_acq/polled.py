@@ -6,7 +6,10 @@ entry (:mod:`bia_acq.worklist`) sends the subject's settings and the start
 command, each acknowledged by the device, and waits for the measurement
 frame. Everything the device sends (acknowledgements and errors included) is
 journaled; the frame's batch carries the work-list entry, so the writer
-stores the measurement for that entry's subject and links the two.
+stores the measurement for that entry's subject and links the two. The reader
+never touches the database: claiming, failing and releasing entries are store
+functions (:mod:`bia_acq.store.worklist`) the writer thread runs for it
+(:meth:`~bia_acq.source.Source._ask`).
 
 Timing rules kept: at least ``command_gap_ms`` between commands (100 ms for
 Tanita), each command written at once (well under 250 ms between its
@@ -19,16 +22,18 @@ from __future__ import annotations
 import logging
 import queue
 import re
-import sqlite3
 import threading
 import time
-from pathlib import Path
+from typing import Any
 
-from bia_acq import worklist
 from bia_acq.acquire import Batch, PortReader
 from bia_acq.config import PortConfig
 from bia_acq.dialogue import Dialogue
+from bia_acq.errors import StorageError
+from bia_acq.link import Transport
 from bia_acq.protocols.base import Chunk
+from bia_acq.source import Item
+from bia_acq.store import worklist
 
 log = logging.getLogger(__name__)
 
@@ -42,48 +47,26 @@ class PolledReader(PortReader):
     def __init__(
         self,
         port: PortConfig,
-        out: queue.Queue[Batch | None],
-        stop: threading.Event,
-        database: Path,
-        **kwargs: float,
+        out: queue.Queue[Item],
+        stop: threading.Event | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(port, out, stop, **kwargs)
         assert port.profile.dialogue is not None
         self.dialogue: Dialogue = port.profile.dialogue
-        self.database = database
-        self._conn: sqlite3.Connection | None = None
         self._last_command_at = 0.0
         self._left = b""  # bytes that came after a reply line, not yet looked at
         self.measured = 0
 
     # -- plumbing --------------------------------------------------------------
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self._conn = sqlite3.connect(self.database, timeout=5.0, check_same_thread=False)
-        return self._conn
-
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
     def _emit(self, chunks: list[Chunk], worklist_id: int | None = None) -> None:
         if not chunks:
             return
         if any(c.kind == "frame" for c in chunks):
             self.last_frame_at = time.time()
-        batch = Batch(
-            self.port.name, self.port.driver, chunks, time.time(), worklist_id=worklist_id
+        self._put(
+            Batch(self.port.name, self.port.driver, chunks, time.time(), worklist_id=worklist_id)
         )
-        while True:  # never drop: wait for the writer (back-pressure)
-            try:
-                self.out.put(batch, timeout=0.5)
-                return
-            except queue.Full:
-                self.heartbeat = time.monotonic()
 
     def _read(self) -> bytes:
         data, self._left = self._left, b""
@@ -121,8 +104,12 @@ class PolledReader(PortReader):
 
     # -- the dialogue ----------------------------------------------------------
     def _read_until_stopped(self) -> None:
-        conn = self._db()
-        stale = worklist.release_stale(conn, self.port.name)
+        port = self.port.name
+        try:
+            stale = self._ask(lambda store: worklist.release_stale(store.conn, port))
+        except StorageError as exc:
+            log.error("port %s: cannot read the work list: %s", port, exc)
+            stale = 0
         if stale:
             log.warning(
                 "port %s: %d work-list entry(ies) left measuring: marked failed",
@@ -133,23 +120,19 @@ class PolledReader(PortReader):
         next_claim = 0.0
         while True:
             self.heartbeat = now = time.monotonic()
-            if self.stop.is_set():
+            if self.stopping.is_set():
                 return
             if not entered:
                 entered = self._enter()
                 if not entered:
-                    self.stop.wait(2.0)
+                    self.stopping.wait(2.0)
                     continue
             if now >= next_claim:
                 next_claim = now + CLAIM_EVERY_S
                 try:
-                    entry = (
-                        worklist.claim(conn, self.port.name)
-                        if worklist.has_waiting(conn, self.port.name)
-                        else None
-                    )
-                except sqlite3.Error as exc:
-                    log.error("port %s: cannot read the work list: %s", self.port.name, exc)
+                    entry = self._ask(lambda store: worklist.claim_next(store.conn, port))
+                except StorageError as exc:
+                    log.error("port %s: cannot read the work list: %s", port, exc)
                     entry = None
                 if entry is not None:
                     entered = self._measure(entry)
@@ -169,7 +152,12 @@ class PolledReader(PortReader):
 
     def _fail(self, entry: worklist.Entry, why: str) -> None:
         log.warning("port %s: work-list entry %d failed: %s", self.port.name, entry.id, why)
-        worklist.fail(self._db(), entry.id, why)
+        try:
+            self._ask(lambda store: worklist.fail(store.conn, entry.id, why))
+        except StorageError as exc:  # left 'measuring': the next start marks it failed
+            log.error(
+                "port %s: cannot mark work-list entry %d failed: %s", self.port.name, entry.id, exc
+            )
 
     def _measure(self, entry: worklist.Entry) -> bool:
         """Run one measurement; False if the device must be put in PC mode again."""
@@ -183,7 +171,7 @@ class PolledReader(PortReader):
                 return kind != "timeout"
         self._set_state("measuring", f"work-list entry {entry.id}")
         deadline = time.monotonic() + d.measure_timeout_s
-        while not self.stop.is_set():
+        while not self.stopping.is_set():
             self.heartbeat = time.monotonic()
             data = self._read()
             now = time.monotonic()
@@ -217,12 +205,13 @@ class PolledReader(PortReader):
 
 def make_reader(
     port: PortConfig,
-    out: queue.Queue[Batch | None],
-    stop: threading.Event,
-    database: Path,
+    out: queue.Queue[Item],
+    stop: threading.Event | None = None,
+    *,
+    transport: Transport | None = None,
     **kwargs: float,
 ) -> PortReader:
     """A polled reader for profiles with a dialogue, else the plain reader."""
     if port.profile.dialogue is not None:
-        return PolledReader(port, out, stop, database, **kwargs)
-    return PortReader(port, out, stop, **kwargs)
+        return PolledReader(port, out, stop, transport=transport, **kwargs)
+    return PortReader(port, out, stop, transport=transport, **kwargs)

@@ -1,12 +1,15 @@
 """The daemon: one reader thread per source, one writer thread, supervision in the main thread.
 
-Sources (today: :class:`~bia_acq.acquire.PortReader`, one per configured port)
-put :class:`~bia_acq.acquire.Batch` es on one bounded queue; they are kept by
-name in ``Service.sources`` and need only ``start``, ``stop`` (an Event),
-``join``, ``is_alive``, ``heartbeat`` and ``describe``, so another kind of
-source (a folder of exports) is one more class and one more ``_make_source``
-branch. The writer thread owns the database connection: it journals, decodes
-and stores, and when the database does not take writes (locked past the busy
+Sources (:class:`~bia_acq.source.Source`: a port reader per configured port, a
+polled reader for analyzers with a dialogue, a folder reader per configured
+folder) put :class:`~bia_acq.acquire.Batch` es on one bounded queue; they are
+kept by name in one registry, ``Service.sources``, and the service uses only
+their interface (``start``, ``stop``, ``join``, ``alive``, ``heartbeat``,
+``describe``). A new kind of source is one more class and one more
+``_make_source`` branch. The writer thread owns the database connection: it
+journals, decodes and stores, runs the store functions sources ask for
+(:class:`~bia_acq.source.StoreCall`: work-list claims), and when the database
+does not take writes (locked past the busy
 timeout, full, read-only, not openable) it keeps every batch in the spool
 (:mod:`bia_acq.spool`) and moves them in, in order and exactly once, when it
 does again. The main thread calls :meth:`Service.supervise` for systemd's
@@ -28,8 +31,10 @@ from bia_acq.acquire import Batch, Ingest, PortReader
 from bia_acq.config import Config, PortConfig
 from bia_acq.drivers import all_profiles
 from bia_acq.errors import BiaError, StorageError
-from bia_acq.folder import FolderReader, folder_readers
+from bia_acq.folder import folder_readers
+from bia_acq.link import Transport
 from bia_acq.polled import make_reader
+from bia_acq.source import Item, Source, StoreCall
 from bia_acq.spool import Spool, spool_path
 from bia_acq.store.db import BUSY_TIMEOUT_MS, open_writer, secure_file
 from bia_acq.store.writer import SavedMeasurement, Store
@@ -58,6 +63,7 @@ class Service:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         reader_options: dict[str, float] | None = None,
+        transport_for: Callable[[PortConfig], Transport] | None = None,
     ) -> None:
         self.config = config
         self.on_saved = on_saved
@@ -66,9 +72,10 @@ class Service:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.reader_options = dict(reader_options or {})
-        self.queue: queue.Queue[Batch | None] = queue.Queue(QUEUE_SIZE)
-        self.sources: dict[str, PortReader] = {}
-        self.folders: dict[str, FolderReader] = {}  # folder sources (bia_acq.folder)
+        self.transport_for = transport_for  # a byte pipe per port instead of its Link (tests)
+        self.queue: queue.Queue[Item] = queue.Queue(QUEUE_SIZE)
+        #: every source by name: ports, polled analyzers, folders (names are unique)
+        self.sources: dict[str, Source] = {}
         self._folder_stop = threading.Event()
         self._folders_started = False
         self.writer: threading.Thread | None = None
@@ -131,13 +138,12 @@ class Service:
         )
         self._folders_started = True
         for r in readers:
-            self.folders[r.folder.name] = r
+            self.sources[r.source_name] = r
             r.start()
 
     def _make_source(self, port: PortConfig) -> PortReader:
-        return make_reader(
-            port, self.queue, threading.Event(), self.config.database, **self.reader_options
-        )
+        transport = self.transport_for(port) if self.transport_for else None
+        return make_reader(port, self.queue, None, transport=transport, **self.reader_options)
 
     def _start_source(self, port: PortConfig) -> None:
         assert self.ingest is not None
@@ -156,8 +162,8 @@ class Service:
         new = {p.name: p for p in config.ports}
         stopping = []
         for name, source in list(self.sources.items()):
-            if new.get(name) != source.port:
-                source.stop.set()
+            if isinstance(source, PortReader) and new.get(name) != source.port:
+                source.stop()
                 stopping.append(source)
                 del self.sources[name]
         for source in stopping:
@@ -181,14 +187,7 @@ class Service:
         """Loops that died or whose heartbeat stopped for longer than ``hung_after_s``."""
         now = time.monotonic()
         out = [
-            f"port {name}"
-            for name, s in self.sources.items()
-            if not s.is_alive() or now - s.heartbeat > self.hung_after_s
-        ]
-        out += [
-            f"folder {name}"
-            for name, f in self.folders.items()
-            if not f.is_alive() or now - f.heartbeat > self.hung_after_s + f.folder.poll_seconds
+            f"{s.kind} {name}" for name, s in self.sources.items() if s.hung(now, self.hung_after_s)
         ]
         w = self.writer
         if w is not None and (not w.is_alive() or now - self.writer_heartbeat > self.hung_after_s):
@@ -203,14 +202,8 @@ class Service:
             db = f"moving {len(self.spool)} batch(es) from the spool"
         else:
             db = "database ok"
-        parts = [s.describe() for s in self.sources.values()]
-        for f in self.folders.values():
-            text = f"folder {f.folder.name}: {f.state}"
-            if f.last_frame_at is not None:
-                text += ", last file row " + time.strftime(
-                    "%H:%M:%S", time.localtime(f.last_frame_at)
-                )
-            parts.append(text)
+        ports_first = sorted(self.sources.values(), key=lambda s: s.kind == "folder")
+        parts = [s.describe() for s in ports_first]
         return f"{db}; {'; '.join(parts) or 'no ports or folders configured'}"
 
     def supervise(self, notifier: Notifier) -> None:
@@ -261,7 +254,15 @@ class Service:
                     break
                 items.append(item)
             stop = items[-1] is None
-            batches = [b for b in items if b is not None]
+            batches: list[Batch] = []
+            for it in items:  # in order: a store call sees the batches queued before it
+                if isinstance(it, StoreCall):
+                    if batches:
+                        self._handle(batches)
+                        batches = []
+                    it.run(self.store if self.db_problem is None else None)
+                elif it is not None:
+                    batches.append(it)
             if batches:
                 self._handle(batches)
             if stop:
@@ -388,11 +389,11 @@ class Service:
         deadline = time.monotonic() + timeout_s
         self._decode_until = time.monotonic() + timeout_s / 2
         self.stopping.set()
-        self._folder_stop.set()
+        self._folder_stop.set()  # also for folders the writer may start while stopping
         for s in self.sources.values():
-            s.stop.set()
-        for t in [*self.sources.values(), *self.folders.values()]:
-            t.join(max(0.1, deadline - time.monotonic() - 1.0))
+            s.stop()
+        for s in self.sources.values():
+            s.join(max(0.1, deadline - time.monotonic() - 1.0))
         if self.writer is not None:
             while self.writer.is_alive():
                 try:

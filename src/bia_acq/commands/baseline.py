@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 from pathlib import Path
 
 from bia_acq.cli import positive_int
@@ -28,46 +27,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from bia_acq.errors import ConfigError, StorageError
+    from bia_acq.errors import StorageError
+    from bia_acq.store import baseline
     from bia_acq.store.db import open_writer, require_subject
 
     if not args.db.exists():
         raise StorageError(f"database {args.db} does not exist (check --db)")
     db = open_writer(args.db)
-    conn = db.conn
-    subject_id, pseudonym = require_subject(conn, args.subject, args.db)
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    with db.atomic():
+    try:
+        subject_id, pseudonym = require_subject(db.conn, args.subject, args.db)
         if args.measurement is not None:
-            if not conn.execute(
-                "SELECT 1 FROM measurement WHERE id = ? AND subject_id = ?",
-                (args.measurement, subject_id),
-            ).fetchone():
-                raise ConfigError(
-                    f"--measurement: measurement {args.measurement} is not one of {pseudonym}'s",
-                    fix="pick one of this subject's measurement ids",
-                )
-            conn.execute(
-                "INSERT INTO subject_baseline (subject_id, measurement_id, chosen_at_utc)"
-                " VALUES (?, ?, ?) ON CONFLICT (subject_id) DO UPDATE SET"
-                " measurement_id = excluded.measurement_id, chosen_at_utc = excluded.chosen_at_utc",
-                (subject_id, args.measurement, now),
-            )
+            baseline.choose(db, subject_id, args.measurement, pseudonym)
         elif args.clear:
-            conn.execute("DELETE FROM subject_baseline WHERE subject_id = ?", (subject_id,))
-    chosen = conn.execute(
-        "SELECT measurement_id FROM subject_baseline WHERE subject_id = ?", (subject_id,)
-    ).fetchone()
-    first = conn.execute(
-        "SELECT id FROM measurement WHERE subject_id = ?"
-        " ORDER BY COALESCE(measured_at_epoch, received_at_epoch), id LIMIT 1",
-        (subject_id,),
-    ).fetchone()
-    conn.close()
-    if chosen:
-        print(f"{pseudonym}: baseline measurement {chosen[0]} (chosen)")
-    elif first:
-        print(f"{pseudonym}: baseline measurement {first[0]} (first measurement)")
+            baseline.clear(db, subject_id)
+        b = baseline.baseline(db.conn, subject_id)
+    finally:
+        db.conn.close()
+    if b.chosen is not None:
+        print(f"{pseudonym}: baseline measurement {b.chosen} (chosen)")
+    elif b.first is not None:
+        print(f"{pseudonym}: baseline measurement {b.first} (first measurement)")
     else:
         print(f"{pseudonym}: no measurements")
     return 0

@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import collections
 import contextlib
-import datetime as dt
-import itertools
 import logging
 import multiprocessing
 import sqlite3
 import sys
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +23,7 @@ from bia_acq.cli import positive_int
 
 if TYPE_CHECKING:
     from bia_acq.core.estimate import Results
-    from bia_acq.core.methods import Bands, Inputs
+    from bia_acq.core.methods import Bands
 
 DEFAULT_BATCH = 5000
 
@@ -59,61 +56,26 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(handler=run)
 
 
-def _since_epoch(text: str) -> float:
-    from bia_acq.errors import ConfigError
-
-    try:
-        t = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(
-            f"--since: {text!r} is not a date or ISO time", fix="e.g. --since 2026-01-31"
-        ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.timestamp()
-
-
 def run(args: argparse.Namespace) -> int:
     from bia_acq.config import load_config
     from bia_acq.core.estimate import get_method
     from bia_acq.errors import StorageError
     from bia_acq.store.db import open_writer, require_subject
+    from bia_acq.store.recompute import checkpointing, measurement_ids, tune_for_bulk
     from bia_acq.store.writer import Store
+    from bia_acq.utc import parse_since, utc_now
 
     method = get_method(args.method)
     bands = dict(load_config(args.config).thresholds) if args.config else {}
-    since = _since_epoch(args.since) if args.since else None
+    since = parse_since(args.since) if args.since else None
     if not args.db.exists():
         raise StorageError(f"database {args.db} does not exist (check --db)")
     db = open_writer(args.db)
     store = Store(db)
     conn = db.conn
-    conn.execute("PRAGMA cache_size = -65536")  # 64 MiB: batches of results stay in memory
-    # Results can always be recomputed (idempotent), so this connection trades the
-    # writer's power-cut durability (synchronous=FULL) for speed: in WAL mode NORMAL
-    # still never corrupts the database, at worst the last batches are lost.
-    conn.execute("PRAGMA synchronous = NORMAL")
-    # Every measurement_id written is one this run just read from `measurement`, and
-    # measurements are never deleted: skip the foreign-key lookup of every result row
-    # (a quarter of the time executemany takes).
-    conn.execute("PRAGMA foreign_keys = OFF")
-    where: list[str] = ["1"]
-    params: list[float] = []
-    if args.subject is not None:
-        where.append("subject_id = ?")
-        params.append(require_subject(conn, args.subject, args.db)[0])
-    if since is not None:
-        where.append("COALESCE(measured_at_epoch, received_at_epoch) >= ?")
-        params.append(since)
-    ids = np.array(
-        [
-            r[0]
-            for r in conn.execute(
-                f"SELECT id FROM measurement WHERE {' AND '.join(where)} ORDER BY id", params
-            )
-        ],
-        dtype=np.int64,
-    )
+    tune_for_bulk(conn)
+    subject = require_subject(conn, args.subject, args.db)[0] if args.subject is not None else None
+    ids = measurement_ids(conn, subject_id=subject, since_epoch=since)
     total = len(ids)
     store.record_method(method, bands.get(method.name, method.bands))
     started = time.perf_counter()
@@ -136,11 +98,10 @@ def run(args: argparse.Namespace) -> int:
     uri = f"{args.db.resolve().as_uri()}?mode=ro"
     with (
         _computed(uri, batches, method.name, bands) as results,
-        _checkpointing(args.db, conn) as committed,
+        checkpointing(args.db, conn) as committed,
     ):
         for batch, res in zip(batches, results, strict=True):
-            now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-            rows = res.tuples(batch.tolist(), now)
+            rows = res.tuples(batch.tolist(), utc_now())
             with db.atomic():
                 store.insert_result_tuples(rows)
             committed()
@@ -173,9 +134,10 @@ def _worker_open(uri: str) -> None:
 
 def _worker_compute(batch: npt.NDArray[np.int64], method: str, bands: dict[str, Bands]) -> Results:
     from bia_acq.core.estimate import estimate_inputs
+    from bia_acq.store.recompute import read_batch
 
     assert _worker_conn is not None
-    inp, notes = _read_batch(_worker_conn, batch)
+    inp, notes = read_batch(_worker_conn, batch)
     return estimate_inputs(inp, method, bands, notes)
 
 
@@ -216,95 +178,3 @@ def _computed(
         finally:
             for f in ahead:
                 f.cancel()
-
-
-@contextlib.contextmanager
-def _checkpointing(path: Path, conn: sqlite3.Connection) -> Iterator[Callable[[], None]]:
-    """Copy committed WAL frames into the database from a thread of its own.
-
-    A WAL checkpoint is one SQLite call (no GIL held) that writes the pages back and
-    syncs: done after each commit by ``conn`` it takes a sixth of a batch's write
-    time. Here ``conn`` does not checkpoint itself; calling the yielded function after
-    a commit wakes a thread whose own connection runs a PASSIVE checkpoint (it never
-    blocks the writer or readers) while the next batch is written.
-    """
-    conn.execute("PRAGMA wal_autocheckpoint = 0")
-    ck = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-    wake = threading.Event()
-    stop = False
-
-    def loop() -> None:
-        while not stop:
-            wake.wait()
-            wake.clear()
-            try:
-                ck.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error as exc:  # the writer checkpoints again at its next commit
-                log.warning("recompute: checkpoint failed: %s", exc)
-
-    thread = threading.Thread(target=loop, name="recompute-checkpoint", daemon=True)
-    thread.start()
-    try:
-        yield wake.set
-    finally:
-        stop = True
-        wake.set()
-        thread.join()
-        ck.close()
-        conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
-
-
-_SEGMENT_CASE = (
-    "CASE segment WHEN 'right_arm' THEN 0 WHEN 'left_arm' THEN 1 WHEN 'trunk' THEN 2 "
-    "WHEN 'right_leg' THEN 3 WHEN 'left_leg' THEN 4 WHEN 'whole_body_right' THEN 5 ELSE -1 END"
-)
-
-
-def _read_batch(
-    conn: sqlite3.Connection, batch: npt.NDArray[np.int64]
-) -> tuple[Inputs, list[list[str]]]:
-    """The batch's stored impedances and anthropometry as core inputs (and notes)."""
-    from bia_acq.core.estimate import PATHS, inputs_from_paths
-
-    lo, hi = int(batch[0]), int(batch[-1])
-    meas = conn.execute(
-        "SELECT id, sex, age_years, height_cm, weight_kg FROM measurement"
-        " WHERE id BETWEEN ? AND ? ORDER BY id",
-        (lo, hi),
-    ).fetchall()
-    by_id = {r[0]: r for r in meas}
-    rows = [by_id[int(i)] for i in batch]
-    # straight from the cursor into one float array (no list of tuples), four numbers a
-    # row: the batch-relative measurement and path in one; only the paths the core
-    # reads (the index has the segment: other paths are never fetched from the table);
-    # a missing reactance comes as +inf (9e999) and becomes NaN; magnitude-only points
-    # (|Z|) are not resistances and are left out, as estimate() does
-    cur = conn.execute(
-        f"SELECT (measurement_id - ?) * 8 + {_SEGMENT_CASE}, freq_khz, r_ohm,"
-        " IFNULL(x_ohm, 9e999) FROM impedance WHERE measurement_id BETWEEN ? AND ?"
-        f" AND segment IN ({', '.join('?' for _ in PATHS)}) AND magnitude_only = 0",
-        (lo, lo, hi, *(p.value for p in PATHS)),
-    )
-    a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 4)
-    key = a[:, 0].astype(np.int64)
-    mid, path = lo + key // 8, key % 8
-    keep = np.isin(mid, batch)
-    a, mid, path = a[keep], mid[keep], path[keep]
-    x = np.where(np.isinf(a[:, 3]), np.nan, a[:, 3])
-    freqs, fi = np.unique(a[:, 1], return_inverse=True)
-    zp = np.full((len(batch), len(PATHS), len(freqs)), np.nan + 0j, dtype=np.complex128)
-    mi = np.searchsorted(batch, mid)  # batch is sorted
-    zp[mi, path, fi] = a[:, 2] + 1j * x
-
-    def col(k: int) -> npt.NDArray[np.float64]:
-        v = np.array([r[k] if r[k] is not None else np.nan for r in rows], dtype=float)
-        return np.where(v > 0, v, np.nan)
-
-    return inputs_from_paths(
-        freqs,
-        zp,
-        height_cm=col(3),
-        weight_kg=col(4),
-        age_years=np.array([r[2] if r[2] is not None else np.nan for r in rows], dtype=float),
-        sex=[r[1] for r in rows],
-    )

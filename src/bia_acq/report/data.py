@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bia_acq.errors import BiaError
+from bia_acq.store import read
 from bia_acq.store.db import subject_row
 
 #: Segments in the order reports list them: pairs side by side.
@@ -74,14 +75,7 @@ class SubjectData:
 
 def require_reader_schema(conn: sqlite3.Connection, path: object) -> None:
     """Refuse, with what to do, a database written before the reader views existed."""
-    try:
-        row = conn.execute(
-            "SELECT 1 FROM _sqlite_migrations WHERE migration_set = 'bia_acq'"
-            " AND name IN ('m004_reader_views', 'm002_reader_views')"  # renamed (schema.RENAMED)
-        ).fetchone()
-    except sqlite3.DatabaseError:
-        row = None
-    if row is None:
+    if not read.has_reader_views(conn):
         raise BiaError(
             f"database {path} has no reader views (it is not a bia-acq database, or was "
             "written by an older bia-acq): start the service on it once (`bia-acq run --db "
@@ -103,35 +97,20 @@ def find_subject(conn: sqlite3.Connection, key: str) -> int:
 
 def subject_ids(conn: sqlite3.Connection) -> list[int]:
     """Subjects with at least one result of the reporting method, by pseudonym."""
-    rows = conn.execute(
-        "SELECT DISTINCT subject_id, subject_pseudonym FROM v_edema_latest ORDER BY subject_pseudonym"
-    )
-    return [int(r[0]) for r in rows]
+    return read.reported_subject_ids(conn)
 
 
 def _method(conn: sqlite3.Connection, name: str, version: str) -> MethodInfo | None:
-    row = conn.execute(
-        "SELECT name, version, description, citation, ecw_tbw_normal_max, ecw_tbw_slight_max,"
-        " bands_source FROM method WHERE name = ? AND version = ?",
-        (name, version),
-    ).fetchone()
-    return MethodInfo(*row) if row else None
+    row = read.method(conn, name, version)
+    return MethodInfo(*row) if row else None  # type: ignore[arg-type]
 
 
 def load_subject(conn: sqlite3.Connection, subject_id: int) -> SubjectData:
     """Everything a report shows about one subject."""
-    conn.row_factory = sqlite3.Row
-    s = conn.execute(
-        "SELECT id, pseudonym, external_id FROM subject WHERE id = ?", (subject_id,)
-    ).fetchone()
+    s = read.subject(conn, subject_id)
     if s is None:
         raise SubjectNotFound("no such subject")
-    last = conn.execute(
-        "SELECT sex, age_years, height_cm, weight_kg, warnings_json FROM measurement"
-        " WHERE subject_id = ? ORDER BY coalesce(measured_at_epoch, received_at_epoch) DESC, id DESC"
-        " LIMIT 1",
-        (subject_id,),
-    ).fetchone()
+    last = read.latest_attributes(conn, subject_id)
     data = SubjectData(
         subject_id=int(s["id"]),
         pseudonym=s["pseudonym"],
@@ -139,12 +118,9 @@ def load_subject(conn: sqlite3.Connection, subject_id: int) -> SubjectData:
         attributes=dict(last) if last else {},
         method=None,
     )
-    for r in conn.execute(
-        "SELECT * FROM v_edema_trend WHERE subject_id = ? ORDER BY measured_at_epoch, measurement_id",
-        (subject_id,),
-    ):
+    for r in read.trend(conn, subject_id):
         data.trend.setdefault(r["segment"], []).append(dict(r))
-    for r in conn.execute("SELECT * FROM v_edema_latest WHERE subject_id = ?", (subject_id,)):
+    for r in read.latest(conn, subject_id):
         data.latest[r["segment"]] = dict(r)
     ref = data.latest.get("whole_body") or next(iter(data.latest.values()), None)
     if ref is not None:

@@ -7,7 +7,6 @@ do. Patient identifiers are pseudonymised unless the caller asks for them.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import re
 import sqlite3
@@ -15,8 +14,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bia_acq.errors import ConfigError
 from bia_acq.report.data import SEGMENT_ORDER, find_subject
+from bia_acq.store import read
+from bia_acq.utc import parse_since as parse_since  # `export --since`
 
 
 @dataclass
@@ -36,74 +36,23 @@ class Export:
         return str(m["subject_external_id"] if include_identifiers else m["subject_pseudonym"])
 
 
-def parse_since(text: str) -> float:
-    """``--since``: an ISO date or date-time; without a zone it is UTC. Epoch seconds."""
-    try:
-        t = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(
-            f"--since {text!r} is not a date",
-            key="--since",
-            fix="use an ISO date such as 2026-09-01 or 2026-09-01T08:00",
-        ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.UTC)
-    return t.timestamp()
-
-
 def database_fingerprint(conn: sqlite3.Connection) -> str:
     """A stable, non-secret ID of this database (for resource IDs that stay the same)."""
-    key = conn.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()[0]
-    return hashlib.sha256(b"bia-acq export id\x00" + str(key).encode()).hexdigest()[:32]
-
-
-def method_bands(conn: sqlite3.Connection) -> dict[tuple[str, str], dict[str, Any]]:
-    conn.row_factory = sqlite3.Row
-    return {(r["name"], r["version"]): dict(r) for r in conn.execute("SELECT * FROM method")}
+    key = read.pseudonym_key(conn)
+    return hashlib.sha256(b"bia-acq export id\x00" + key.encode()).hexdigest()[:32]
 
 
 def measurements(
     conn: sqlite3.Connection, *, subject: str | None = None, since_epoch: float | None = None
 ) -> Iterator[Export]:
     """Measurements with a subject, oldest first, with results and impedances."""
-    conn.row_factory = sqlite3.Row
-    where: list[str] = ["m.subject_id IS NOT NULL"]
-    params: list[float] = []
-    if subject is not None:
-        where.append("m.subject_id = ?")
-        params.append(find_subject(conn, subject))
-    if since_epoch is not None:
-        where.append("coalesce(m.measured_at_epoch, m.received_at_epoch) >= ?")
-        params.append(since_epoch)
-    rows = conn.execute(
-        "SELECT m.id AS measurement_id, m.subject_id, s.pseudonym AS subject_pseudonym,"
-        " s.external_id AS subject_external_id,"
-        " coalesce(m.measured_at_utc, m.received_at_utc) AS measured_at_utc,"
-        " coalesce(m.measured_at_epoch, m.received_at_epoch) AS measured_at_epoch,"
-        " m.received_at_utc, m.device_clock, m.sex, m.age_years, m.height_cm, m.weight_kg,"
-        " d.id AS device_id, d.driver AS device_driver, d.port AS device_port,"
-        " d.model AS device_model, d.serial_number AS device_serial_number"
-        " FROM measurement m JOIN device d ON d.id = m.device_id"
-        " JOIN subject s ON s.id = m.subject_id"
-        f" WHERE {' AND '.join(where)} ORDER BY measured_at_epoch, m.id",
-        params,
-    ).fetchall()
-    for row in rows:
+    subject_id = find_subject(conn, subject) if subject is not None else None
+    for row in read.export_measurements(conn, subject_id=subject_id, since_epoch=since_epoch):
         e = Export(dict(row))
         mid = row["measurement_id"]
-        for r in conn.execute(
-            "SELECT * FROM v_edema_trend WHERE measurement_id = ?", (mid,)
-        ).fetchall():
+        for r in read.measurement_trend(conn, mid):
             e.results[r["segment"]] = dict(r)
-        e.impedance = [
-            dict(r)
-            for r in conn.execute(
-                "SELECT segment, freq_khz, r_ohm, x_ohm, magnitude_only FROM impedance"
-                " WHERE measurement_id = ?"
-                " ORDER BY segment, freq_khz",
-                (mid,),
-            )
-        ]
+        e.impedance = [dict(r) for r in read.impedances(conn, mid)]
         yield e
 
 

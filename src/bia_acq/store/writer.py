@@ -9,7 +9,6 @@ start-up decodes again.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import hmac
 import json
@@ -23,12 +22,7 @@ from bia_acq.core.estimate import ROW_KEYS
 from bia_acq.core.methods import Bands, Method
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk
-
-
-def utc_text(epoch: float) -> str:
-    """ISO-8601 UTC text with a Z, millisecond precision."""
-    t = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from bia_acq.utc import utc_now, utc_text
 
 
 @dataclass(frozen=True)
@@ -97,7 +91,7 @@ METHOD_UPSERT = (
 
 def method_row(method: Method, bands: Bands) -> tuple[object, ...]:
     """The METHOD_UPSERT parameters for a method and the bands in force for it."""
-    now = utc_text(dt.datetime.now(dt.UTC).timestamp())
+    now = utc_now()
     return (
         method.name,
         method.version,
@@ -209,7 +203,7 @@ class Store:
                 cursor.st_dev,
                 cursor.st_ino,
                 cursor.offset_bytes,
-                utc_text(dt.datetime.now(dt.UTC).timestamp()),
+                utc_now(),
             ),
         )
 
@@ -263,7 +257,7 @@ class Store:
         exact frame (its raw_frame becomes 'duplicate'). One writer holds the
         database, so measurement ids are allocated here, in order.
         """
-        now = utc_text(dt.datetime.now(dt.UTC).timestamp())
+        now = utc_now()
         c = self.conn
         out: list[SavedMeasurement | None] = []
         with self.db.atomic():
