@@ -133,7 +133,7 @@ GOOD = [tanita(ID=f'"{n:016d}"') for n in (1, 2, 3)]
 
 
 # -- 1. a frame can be rejected, never fatal ------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 11 point 1: one bad frame aborts the import")
+
 def test_import_rejects_each_bad_tanita_frame_and_keeps_the_good_ones(tmp_path: Path) -> None:
     bad = {
         "AG": tanita(AG="99999999999999999999"),  # overflows an SQLite INTEGER
@@ -156,7 +156,7 @@ def test_import_rejects_each_bad_tanita_frame_and_keeps_the_good_ones(tmp_path: 
         db.unlink()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 points 1-3: a NaN row or age 1e20 aborts")
+
 def test_import_rejects_overflowing_csv_rows_and_keeps_the_good_ones(tmp_path: Path) -> None:
     nan_row = csv_row(**{"50kHz-RA Impedance": "1e200", "50kHz-RA Reactance": "1e200"})
     age_row = csv_row(Age="1e20", ID="0000000077")
@@ -172,7 +172,7 @@ def test_import_rejects_overflowing_csv_rows_and_keeps_the_good_ones(tmp_path: P
     assert_all_finite(db)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 point 1: the writer dies on recovery, exit 0")
+
 def test_run_rejects_a_bad_frame_goes_on_and_recovers_it_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
@@ -204,7 +204,7 @@ def test_run_rejects_a_bad_frame_goes_on_and_recovers_it_after_a_restart(tmp_pat
     assert "age" in str(reason).lower()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 point 1: a dead writer thread exits 0 or hangs")
+
 def test_a_writer_thread_that_dies_makes_run_exit_non_zero(tmp_path: Path) -> None:
     db = tmp_path / "acq.db"
     boom = (
@@ -241,7 +241,7 @@ def test_a_writer_thread_that_dies_makes_run_exit_non_zero(tmp_path: Path) -> No
 
 
 # -- 2. constraint errors are not outages ------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 11 point 2: one NaN row spools every port forever")
+
 def test_a_poison_row_is_rejected_and_every_port_goes_on_storing(tmp_path: Path) -> None:
     db = tmp_path / "acq.db"
     folder = tmp_path / "export"
@@ -279,7 +279,7 @@ def test_a_poison_row_is_rejected_and_every_port_goes_on_storing(tmp_path: Path)
 
 
 # -- 3. plausibility before storage ------------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 11 point 3: impossible values are stored")
+
 def test_physically_impossible_readings_are_rejected_with_the_field_named(tmp_path: Path) -> None:
     cases = {
         "height_cm": tanita(Hm="900.0"),
@@ -608,7 +608,7 @@ def test_no_identifier_value_in_any_log_line_or_reason(tmp_path: Path) -> None:
 
 
 # -- 11. a frame with only a control prefix ------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="issue 11 point 11: a control prefix is stored")
+
 def test_a_control_prefix_only_frame_is_not_a_measurement(tmp_path: Path) -> None:
     head = b"{0,16,~0,1,~1,1,~2,1,"
     frame = head + b"CS," + checksum(head).encode() + b"\r\n"

@@ -37,7 +37,7 @@ from bia_acq.polled import make_reader
 from bia_acq.source import Item, Source, StoreCall
 from bia_acq.spool import Spool, spool_path
 from bia_acq.store.db import BUSY_TIMEOUT_MS, open_writer, secure_file
-from bia_acq.store.writer import SavedMeasurement, Store
+from bia_acq.store.writer import SavedMeasurement, Store, refuses_writes
 from bia_acq.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class Service:
         self._retry_at = 0.0
         self._decode_until = 0.0
         self._hung_reported: frozenset[str] = frozenset()
+        self.writer_failed: str | None = None  # why the writer thread ended, if it did
         self.recovered = threading.Event()  # set once what an earlier stop left is decoded
 
     @property
@@ -229,6 +230,19 @@ class Service:
         self.writer_heartbeat = time.monotonic()
 
     def _write_loop(self) -> None:
+        try:
+            self._write_until_stopped()
+        except BaseException as exc:  # a bug the per-frame rejection did not catch
+            self.writer_failed = f"{type(exc).__name__}: {exc}"
+            log.critical(
+                "the database writer stopped (%s): the service exits so that systemd "
+                "restarts it; frames already journaled are decoded at the next start",
+                self.writer_failed,
+                exc_info=not isinstance(exc, SystemExit),
+            )
+            raise
+
+    def _write_until_stopped(self) -> None:
         while True:
             self._beat()
             if (
@@ -238,7 +252,9 @@ class Service:
             ):
                 try:
                     self._recover()
-                except (sqlite3.Error, StorageError) as exc:
+                except Exception as exc:
+                    if not refuses_writes(exc):
+                        raise
                     self._db_unavailable(exc)
             if len(self.spool) and time.monotonic() >= self._retry_at:
                 self._move_spool()
@@ -281,15 +297,29 @@ class Service:
         decode = not self.stopping.is_set() or time.monotonic() < self._decode_until
         try:
             self.ingest.handle(*batches, decode=decode)
-        except (sqlite3.Error, StorageError) as exc:
-            self._db_unavailable(exc)
-            for b in batches:  # those already in are found by their keys when moved
-                self._to_spool(b)
-        except Exception:  # a bug must not stop the writer; journaled frames stay pending
+        except Exception as exc:
+            if refuses_writes(exc):
+                self._db_unavailable(exc)
+                for b in batches:  # those already in are found by their keys when moved
+                    self._to_spool(b)
+                return
+            # a bug past the per-frame rejection: journal the bytes (by key, once),
+            # the next start decodes them; the writer goes on
             log.exception(
-                "writing %d batch(es) failed; their frames are decoded at the next start",
-                len(batches),
+                "decoding %d batch(es) failed; journaled for the next start", len(batches)
             )
+            self._journal_only(batches)
+
+    def _journal_only(self, batches: list[Batch]) -> None:
+        assert self.ingest is not None
+        try:
+            self.ingest.handle(*batches, decode=False)
+        except Exception as exc:
+            if not refuses_writes(exc):
+                raise
+            self._db_unavailable(exc)
+            for b in batches:
+                self._to_spool(b)
 
     def _open_db(self) -> None:
         assert self.ingest is not None
@@ -368,8 +398,18 @@ class Service:
             batches = self.spool.read()
             for i in range(0, len(batches), WRITER_BATCH):
                 self._beat()
-                self.ingest.handle(*batches[i : i + WRITER_BATCH])
-        except (sqlite3.Error, StorageError) as exc:
+                group = batches[i : i + WRITER_BATCH]
+                try:
+                    self.ingest.handle(*group)
+                except Exception as exc:
+                    if refuses_writes(exc):
+                        raise
+                    # one poison frame never holds the spool: journal, decode at next start
+                    log.exception("decoding spooled batches failed; journaled for the next start")
+                    self.ingest.handle(*group, decode=False)
+        except Exception as exc:
+            if not refuses_writes(exc):
+                raise
             self._db_unavailable(exc)
             return
         self.spool.clear()

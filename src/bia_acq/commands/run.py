@@ -107,6 +107,8 @@ def run(args: argparse.Namespace) -> int:
                 stop.reload.clear()
                 _reload(args, service, notifier)
             service.supervise(notifier)
+            if service.writer_failed is not None:  # systemd restarts us (Restart=on-failure)
+                break
             stop.event.wait(0.1)
     finally:
         notifier.stopping()
@@ -121,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
             simulator.close()
         notifier.close()
     log.info("stopped after %d stored measurement(s)", stored)
+    if service.writer_failed is not None:
+        log.error("exiting with status 1: the database writer stopped (%s)", service.writer_failed)
+        return 1
     if service.lost_bytes:
         log.error("%d received byte(s) could not be kept", service.lost_bytes)
         return 1
