@@ -591,7 +591,7 @@ def test_a_billion_laughs_on_sighup_keeps_the_running_configuration(tmp_path: Pa
 SECRET = "SECRETX4711"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 point 10: rejection reasons quote the ID")
+
 def test_no_identifier_value_in_any_log_line_or_reason(tmp_path: Path) -> None:
     frames = [
         tanita(ID=SECRET),  # unquoted text where the codec expects a number or a string
