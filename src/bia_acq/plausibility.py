@@ -49,6 +49,8 @@ IDENTIFIER_FIELDS = frozenset({"subject_id", "serial_number"})
 
 #: the fit_status text of a result whose volumes are physically impossible
 IMPLAUSIBLE = "implausible volumes"
+#: the classification of a result that has none (the core's label where there is no ratio)
+UNCLASSIFIED = "unknown"
 
 
 def _num(value: float) -> str:
@@ -141,14 +143,26 @@ def volumes_problem(row: Mapping[str, object], weight_kg: float | None) -> str |
 
 def mark_implausible(rows: Iterable[dict[str, object]], weight_kg: float | None) -> list[str]:
     """Withhold the classification of every result row whose volumes are impossible
-    (``fit_status`` says why); return one note per such row for the warnings."""
+    (``fit_status`` says why) or whose fit is not ok (poor, at a bound); impossible
+    whole-body volumes withhold every segment's too (the measurement is not to be
+    trusted). Return one note per row with impossible volumes, for the measurement's
+    warnings. Exports leave out the volumes of a row whose ``fit_status`` is not ``ok``."""
+    rows = list(rows)
+    whole = next((r for r in rows if r.get("segment") == "whole_body"), None)
+    whole_problem = volumes_problem(whole, weight_kg) if whole is not None else None
     notes = []
     for row in rows:
         problem = volumes_problem(row, weight_kg)
+        if problem is None and whole_problem is not None and row.get("ecw_l") is not None:
+            problem = f"whole body: {whole_problem}"
         if problem is None:
+            if (row.get("fit_status") or "ok") != "ok" and row.get("ecw_tbw_ratio") is not None:
+                row["classification"] = UNCLASSIFIED  # a poor fit is not classified either
             continue
-        row["classification"] = None
+        row["classification"] = UNCLASSIFIED
         status = str(row.get("fit_status") or "")
-        row["fit_status"] = f"{IMPLAUSIBLE}: {problem}" + (f"; {status}" if status else "")
+        row["fit_status"] = f"{IMPLAUSIBLE}: {problem}" + (
+            f"; {status}" if status not in ("", "ok") else ""
+        )
         notes.append(f"{row.get('segment')}: {problem}; no classification")
     return notes

@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.drivers import get_profile
     from bia_acq.service import Service
     from bia_acq.simulator.device import VirtualAnalyzer
-    from bia_acq.store.writer import SavedMeasurement
+    from bia_acq.store.writer import SavedMeasurement, short_pseudonym
     from bia_acq.systemd import Notifier
 
     stop = Stop()
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         cls = wb["classification"] if wb else "unknown"
         method = f"{wb['method']} v{wb['method_version']}" if wb else config.method
         print(
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} port={m.port} subject={m.subject_pseudonym or '-'} "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} port={m.port} subject={short_pseudonym(m.subject_pseudonym or '-')} "
             f"measurement={m.measurement_id} ECW/TBW={text} {cls} ({method})",
             flush=True,
         )

@@ -165,6 +165,9 @@ def quantities(e: Export) -> list[Quantity]:
         )
     for seg in [s for s in SEGMENT_ORDER if s in e.results]:
         r = e.results[seg]
+        if (r["fit_status"] or "ok") != "ok":  # a poor fit or impossible volumes: no
+            # clinical value goes out (the database keeps them, unclassified)
+            r = {**r, "ecw_l": None, "icw_l": None, "tbw_l": None, "ecw_tbw_ratio": None}
         where = SEGMENT_TEXT.get(seg, seg)
         method = f"{r['method']} v{r['method_version']}"
         whole = seg == "whole_body"

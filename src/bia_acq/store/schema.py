@@ -37,6 +37,7 @@ MIGRATIONS = (
     "m003_chunk_key",
     "m004_reader_views",
     "m005_core",
+    "m006_pseudonym_128",
 )
 
 #: names databases written before the renumbering recorded (then applied in the
