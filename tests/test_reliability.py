@@ -134,6 +134,7 @@ GOOD = [tanita(ID=f'"{n:016d}"') for n in (1, 2, 3)]
 
 # -- 1. a frame can be rejected, never fatal ------------------------------------------------
 
+
 def test_import_rejects_each_bad_tanita_frame_and_keeps_the_good_ones(tmp_path: Path) -> None:
     bad = {
         "AG": tanita(AG="99999999999999999999"),  # overflows an SQLite INTEGER
@@ -156,7 +157,6 @@ def test_import_rejects_each_bad_tanita_frame_and_keeps_the_good_ones(tmp_path: 
         db.unlink()
 
 
-
 def test_import_rejects_overflowing_csv_rows_and_keeps_the_good_ones(tmp_path: Path) -> None:
     nan_row = csv_row(**{"50kHz-RA Impedance": "1e200", "50kHz-RA Reactance": "1e200"})
     age_row = csv_row(Age="1e20", ID="0000000077")
@@ -170,7 +170,6 @@ def test_import_rejects_overflowing_csv_rows_and_keeps_the_good_ones(tmp_path: P
     assert "Age" in reasons[0] or "age" in reasons[0], reasons
     assert "50kHz" in reasons[1] or "50 kHz" in reasons[1], reasons
     assert_all_finite(db)
-
 
 
 def test_run_rejects_a_bad_frame_goes_on_and_recovers_it_after_a_restart(tmp_path: Path) -> None:
@@ -202,7 +201,6 @@ def test_run_rejects_a_bad_frame_goes_on_and_recovers_it_after_a_restart(tmp_pat
     assert statuses(db) == {"decoded": 2, "rejected": 1}
     (reason,) = query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected'")[0]
     assert "age" in str(reason).lower()
-
 
 
 def test_a_writer_thread_that_dies_makes_run_exit_non_zero(tmp_path: Path) -> None:
@@ -242,6 +240,7 @@ def test_a_writer_thread_that_dies_makes_run_exit_non_zero(tmp_path: Path) -> No
 
 # -- 2. constraint errors are not outages ------------------------------------------------------
 
+
 def test_a_poison_row_is_rejected_and_every_port_goes_on_storing(tmp_path: Path) -> None:
     db = tmp_path / "acq.db"
     folder = tmp_path / "export"
@@ -280,6 +279,7 @@ def test_a_poison_row_is_rejected_and_every_port_goes_on_storing(tmp_path: Path)
 
 # -- 3. plausibility before storage ------------------------------------------------------------
 
+
 def test_physically_impossible_readings_are_rejected_with_the_field_named(tmp_path: Path) -> None:
     cases = {
         "height_cm": tanita(Hm="900.0"),
@@ -297,7 +297,6 @@ def test_physically_impossible_readings_are_rejected_with_the_field_named(tmp_pa
     ]
     for field, reason in zip(cases, reasons, strict=True):
         assert field in reason, (field, reason)
-
 
 
 def test_impossible_volumes_are_stored_unclassified_and_not_exported(tmp_path: Path) -> None:
@@ -327,6 +326,7 @@ def test_impossible_volumes_are_stored_unclassified_and_not_exported(tmp_path: P
 
 
 # -- 4. pseudonyms that cannot collide -----------------------------------------------------
+
 
 def test_pseudonyms_have_128_bits_and_a_collision_is_a_rejection(tmp_path: Path) -> None:
     proc, db = do_import(tmp_path, "tanita-mc780", GOOD[0])
@@ -591,7 +591,6 @@ def test_a_billion_laughs_on_sighup_keeps_the_running_configuration(tmp_path: Pa
 SECRET = "SECRETX4711"
 
 
-
 def test_no_identifier_value_in_any_log_line_or_reason(tmp_path: Path) -> None:
     frames = [
         tanita(ID=SECRET),  # unquoted text where the codec expects a number or a string
@@ -608,6 +607,7 @@ def test_no_identifier_value_in_any_log_line_or_reason(tmp_path: Path) -> None:
 
 
 # -- 11. a frame with only a control prefix ------------------------------------------------------
+
 
 def test_a_control_prefix_only_frame_is_not_a_measurement(tmp_path: Path) -> None:
     head = b"{0,16,~0,1,~1,1,~2,1,"

@@ -131,7 +131,9 @@ def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
         width = len(rows[0]) if rows else 0
         after = [r[:width] for r in _rows(upgraded.conn, t)]
         if t == "subject" and version < 6:  # m006: pseudonyms lengthened, the old one their start
-            assert all(len(a[2]) == 34 and a[2].startswith(b[2]) for a, b in zip(after, rows))
+            assert all(
+                len(a[2]) == 34 and a[2].startswith(b[2]) for a, b in zip(after, rows, strict=True)
+            )
             after = [(*a[:2], b[2], *a[3:]) for a, b in zip(after, rows, strict=True)]
         assert after == rows, t
     # the method table: this release's methods and bands, as in a fresh database
