@@ -369,7 +369,6 @@ def _folder_config(tmp_path: Path, folder: Path, **extra: object) -> Path:
     return write_config(tmp_path / "c.yaml", tmp_path / "acq.db", [], folders=[item])
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 point 5: the folder source follows symlinks")
 def test_the_folder_source_refuses_symlinks_and_files_outside(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
@@ -386,7 +385,6 @@ def test_the_folder_source_refuses_symlinks_and_files_outside(tmp_path: Path) ->
     assert "symlink" in proc.stderr.decode()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 point 5: a rewrite in place is missed")
 def test_a_file_rewritten_in_place_is_reread_journaling_only_what_is_new(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
@@ -412,7 +410,6 @@ def test_a_file_rewritten_in_place_is_reread_journaling_only_what_is_new(tmp_pat
     assert frames == [CSV_HEADER + CSV_ROW1, CSV_HEADER + CSV_ROW2, CSV_HEADER + changed]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 11 point 5: a half-written last cell is stored")
 def test_a_half_written_last_cell_is_never_stored(tmp_path: Path) -> None:
     folder = tmp_path / "export"
     folder.mkdir()
