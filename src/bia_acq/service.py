@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -34,7 +35,7 @@ from bia_acq.errors import BiaError, StorageError
 from bia_acq.folder import folder_readers
 from bia_acq.link import Transport
 from bia_acq.polled import make_reader
-from bia_acq.source import Item, Source, StoreCall
+from bia_acq.source import ByteBoundedQueue, Source, StoreCall
 from bia_acq.spool import Spool, spool_path
 from bia_acq.store.db import BUSY_TIMEOUT_MS, open_writer, secure_file
 from bia_acq.store.writer import SavedMeasurement, Store, refuses_writes
@@ -43,6 +44,10 @@ from bia_acq.systemd import Notifier
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1024
+#: bytes of received data waiting for the writer at most (plus one batch): about 300
+#: MC-780 frames, a few seconds of the fastest analyzer; the worst a SIGKILL can lose
+#: besides the kernel's tty buffer and the frame in a reader's hand
+QUEUE_BYTES = 256 * 1024
 WRITER_BATCH = 64
 #: a loop whose heartbeat is older than this is hung (must exceed the busy timeout)
 HUNG_AFTER_S = 20.0
@@ -64,6 +69,7 @@ class Service:
         retry_max_s: float = 30.0,
         reader_options: dict[str, float] | None = None,
         transport_for: Callable[[PortConfig], Transport] | None = None,
+        queue_bytes: int = QUEUE_BYTES,
     ) -> None:
         self.config = config
         self.on_saved = on_saved
@@ -73,7 +79,7 @@ class Service:
         self.retry_max_s = retry_max_s
         self.reader_options = dict(reader_options or {})
         self.transport_for = transport_for  # a byte pipe per port instead of its Link (tests)
-        self.queue: queue.Queue[Item] = queue.Queue(QUEUE_SIZE)
+        self.queue: ByteBoundedQueue = ByteBoundedQueue(QUEUE_SIZE, queue_bytes)
         #: every source by name: ports, polled analyzers, folders (names are unique)
         self.sources: dict[str, Source] = {}
         self._folder_stop = threading.Event()
@@ -90,7 +96,17 @@ class Service:
         self._decode_until = 0.0
         self._hung_reported: frozenset[str] = frozenset()
         self.writer_failed: str | None = None  # why the writer thread ended, if it did
+        self._db_identity: tuple[int, int] | None = None  # of the file the writer opened
         self.recovered = threading.Event()  # set once what an earlier stop left is decoded
+
+    @property
+    def queued_bytes(self) -> int:
+        """Received bytes waiting for the writer (not journaled yet)."""
+        return self.queue.bytes
+
+    @property
+    def max_queued_bytes(self) -> int:
+        return self.queue.max_bytes
 
     @property
     def store(self) -> Store | None:
@@ -103,7 +119,7 @@ class Service:
         self.ingest = Ingest(
             None,
             self.config.method,
-            on_saved=self.on_saved,
+            on_saved=self._saved,
             profiles=all_profiles(extra),
             bands=self.config.thresholds,
         )
@@ -296,6 +312,7 @@ class Service:
         # transaction); the next start decodes what is left pending
         decode = not self.stopping.is_set() or time.monotonic() < self._decode_until
         try:
+            self._check_identity()
             self.ingest.handle(*batches, decode=decode)
         except Exception as exc:
             if refuses_writes(exc):
@@ -321,8 +338,43 @@ class Service:
             for b in batches:
                 self._to_spool(b)
 
+    def _identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the database file now; None if there is none."""
+        try:
+            st = os.stat(self.config.database)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _check_identity(self) -> None:
+        """StorageError when the open database's file was deleted or replaced: what is
+        written through the open connection would not be in the file readers open."""
+        if self.ingest is None or self.ingest.store is None or self._db_identity is None:
+            return
+        now = self._identity()
+        if now != self._db_identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StorageError(f"the database file was {what} while the service ran")
+
+    def _saved(self, m: SavedMeasurement) -> None:
+        """After a commit: report a measurement as stored only if it is in the file."""
+        self._check_identity()
+        if self.on_saved is not None:
+            self.on_saved(m)
+
     def _open_db(self) -> None:
         assert self.ingest is not None
+        if self._db_identity is not None and self._identity() is None:
+            # it was there and went away: wait for it (a restore, a remount) instead of
+            # starting an empty one beside the spool; a restart makes a new one
+            raise StorageError(
+                f"database {self.config.database} is missing (deleted while the service ran)"
+            )
+        if self._db_identity is not None and self._identity() != self._db_identity:
+            log.error(
+                "database %s is another file than the one opened before: using it",
+                self.config.database,
+            )
         db = open_writer(
             self.config.database,
             report_method=self.config.method,
@@ -331,6 +383,7 @@ class Service:
             bands=self.config.thresholds,
         )
         self.ingest.store = Store(db)
+        self._db_identity = self._identity()
         self.recovered.clear()
 
     def _recover(self) -> None:
