@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from conftest import EXAMPLE_FRAME, run_cli
 from ptyline import PtyLine, write_config
 
