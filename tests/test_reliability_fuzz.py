@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,25 @@ def wild_readings(draw: st.DrawFn) -> Reading:
     )
 
 
+_PIPES: dict[Path, Pipeline] = {}
+
+
+def _pipeline(tmp_path: Path, protocol: str) -> Pipeline:
+    """One database per test and codec, shared by its examples (opening one costs)."""
+    path = tmp_path / f"{protocol}.db"
+    if path not in _PIPES:
+        _PIPES[path] = Pipeline(path, protocol)
+    return _PIPES[path]
+
+
+@pytest.fixture(autouse=True)
+def _close_pipelines() -> Iterator[None]:
+    yield
+    for pipe in _PIPES.values():
+        pipe.store.db.close()
+    _PIPES.clear()
+
+
 class Pipeline:
     """The writer's path (as ``bia-acq import`` and the service use it) on a real file."""
 
@@ -67,6 +87,7 @@ class Pipeline:
         self.rt = PortRuntime("fuzz", profile.name, profile.codec(), None, live=False)
         self.ingest.ports["fuzz"] = self.rt
         self.sent = 0
+        self.path = path
 
     def feed(self, data: bytes) -> None:
         framer = self.rt.codec.framer()
@@ -95,22 +116,12 @@ class Pipeline:
 def test_random_bytes_never_escape_and_are_all_journaled(
     tmp_path: Path, protocol: str, data: bytes
 ) -> None:
-    path = tmp_path / f"{protocol}.db"
-    path.unlink(missing_ok=True)
-    pipe = Pipeline(path, protocol)
-    try:
-        pipe.feed(data)
-    finally:
-        pipe.store.db.close()
-    pipe.check(path)
+    pipe = _pipeline(tmp_path, protocol)
+    pipe.feed(data)
+    pipe.check(pipe.path)
 
 
-WILD_XFAIL = pytest.mark.xfail(strict=True, reason="issue 11 points 1-3: wild values escape")
-
-
-@pytest.mark.parametrize(
-    "protocol", [pytest.param(c, marks=() if c == "openeit" else WILD_XFAIL) for c in CODECS]
-)
+@pytest.mark.parametrize("protocol", CODECS)
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(reading=wild_readings())
 @example(reading=Reading(model="X", age_years=10**20, weight_kg=70.0))
@@ -127,12 +138,7 @@ def test_valid_looking_frames_with_wild_values_are_stored_or_rejected(
         frame = codec.encode(reading)
     except (ValueError, TypeError, OverflowError, KeyError, AssertionError):
         assume(False)  # the codec cannot say this at all
-    path = tmp_path / f"{protocol}.db"
-    path.unlink(missing_ok=True)
-    pipe = Pipeline(path, protocol)
-    try:
-        pipe.feed(frame)
-        pipe.feed(tanita() if protocol == "tanita" else frame)  # the writer goes on
-    finally:
-        pipe.store.db.close()
-    pipe.check(path)
+    pipe = _pipeline(tmp_path, protocol)
+    pipe.feed(frame)
+    pipe.feed(tanita() if protocol == "tanita" else frame)  # the writer goes on
+    pipe.check(pipe.path)
