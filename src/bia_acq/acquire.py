@@ -375,7 +375,7 @@ class Ingest:
                     )
                     # the type only: a codec's own message may quote a patient ID
                     self._reject(
-                        rt, raw_id, f"cannot be decoded: {type(exc).__name__}", None, entry
+                        rt, raw_id, f"internal decoder error: {type(exc).__name__}", None, entry
                     )
             items = self._compute(rt, decoded)
             stored = self._save(rt, items)
