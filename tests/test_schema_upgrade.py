@@ -193,3 +193,26 @@ def test_a_published_result_column_reaches_every_view(tmp_path: Path) -> None:
         names = [r[1] for r in db.execute(f"PRAGMA table_info({view})")]
         assert names[-1] == col, view
     db.close()
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_reports_read_a_database_not_yet_opened_by_this_release(
+    tmp_path: Path, version: int
+) -> None:
+    """Read-only readers accept the old name of the reader-views migration."""
+    from bia_acq.errors import BiaError
+    from bia_acq.report.data import require_reader_schema
+    from bia_acq.store.db import open_readonly
+
+    path = tmp_path / "old.db"
+    shutil.copyfile(FIXTURES / f"v{version}.db", path)
+    conn = open_readonly(path)
+    try:
+        if version < 4:  # written before the reader views existed
+            with pytest.raises(BiaError, match="no reader views"):
+                require_reader_schema(conn, path)
+        else:
+            require_reader_schema(conn, path)
+            assert conn.execute("SELECT count(*) FROM v_edema_latest").fetchone()[0] > 0
+    finally:
+        conn.close()

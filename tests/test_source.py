@@ -28,17 +28,24 @@ class Asker(Source):
         self._set_state("stopped")
 
 
-def _serve(q: queue.Queue[object], store: Store | None) -> threading.Thread:
-    """The writer's side: run store calls until None."""
+def _ask_once(store: Store | None) -> Asker:
+    """Run an Asker against a writer side that serves store calls with ``store``."""
+    q: queue.Queue[object] = queue.Queue()
 
-    def loop() -> None:
+    def serve() -> None:
         while (item := q.get()) is not None:
             assert isinstance(item, StoreCall)
             item.run(store)
 
-    t = threading.Thread(target=loop)
-    t.start()
-    return t
+    writer = threading.Thread(target=serve)
+    writer.start()
+    src = Asker("a", q)
+    src.start()
+    src.join(30)
+    q.put(None)
+    writer.join(30)
+    assert not src.alive() and src.describe() == "a: stopped"
+    return src
 
 
 def test_a_source_claims_work_through_the_writer(tmp_path: Path) -> None:
@@ -46,28 +53,14 @@ def test_a_source_claims_work_through_the_writer(tmp_path: Path) -> None:
     entry_id = worklist.add(
         store.conn, external_id="S1", sex="female", age_years=40, height_cm=165.0
     )
-    q: queue.Queue[object] = queue.Queue()
-    writer = _serve(q, store)
-    src = Asker("a", q)
-    src.start()
-    src.join(30)
-    q.put(None)
-    writer.join(30)
-    assert not src.alive() and src.describe() == "a: stopped"
-    assert src.answer.id == entry_id and src.answer.status == "measuring"
+    answer = _ask_once(store).answer
+    assert answer.id == entry_id and answer.status == "measuring"
     assert worklist.get(store.conn, entry_id).port == "p1"  # type: ignore[union-attr]
     store.db.close()
 
 
 def test_without_a_database_a_store_call_says_so() -> None:
-    q: queue.Queue[object] = queue.Queue()
-    writer = _serve(q, None)
-    src = Asker("a", q)
-    src.start()
-    src.join(30)
-    q.put(None)
-    writer.join(30)
-    assert isinstance(src.answer, StorageError)
+    assert isinstance(_ask_once(None).answer, StorageError)
 
 
 def test_a_stuck_writer_is_reported_not_waited_for_forever() -> None:

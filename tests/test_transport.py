@@ -35,7 +35,8 @@ STREAM = b"\x00garbage\r\n" + b"".join(FRAMES[:3]) + b"~~" + b"".join(FRAMES[3:]
 
 
 def _port(name: str = "p1") -> PortConfig:
-    return PortConfig(name, "fake://", PROFILE.name, PROFILE, PROFILE.serial)
+    # no stale-partial timeout: a stalled test thread must not cut a frame
+    return PortConfig(name, "fake://", PROFILE.name, PROFILE, PROFILE.serial, silence_s=3600.0)
 
 
 def _read_all(fake: LossyTransport) -> list[Batch]:

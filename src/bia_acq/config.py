@@ -91,112 +91,162 @@ def _text(doc: Doc, key: str, value: Any, example: str) -> str:
 
 
 def parse(doc: Doc, base_dir: Path) -> Config:
+    """The configuration document → :class:`Config`, every value checked (the first
+    mistake raises a ConfigError that names the key and what to write)."""
     d = doc.data
     doc.check_keys("", d, TOP_KEYS)
+    database = _database(doc, d, base_dir)
+    method = _method(doc, d)
+    log_level = _log_level(doc, d)
+    group = _group(doc, d)
+    drivers_dir = _drivers_dir(doc, d, base_dir)
+    profiles = _profiles(doc, drivers_dir)
+    names: set[str] = set()  # ports and folders share one namespace
+    ports = _ports(doc, d.get("ports", []), profiles, names)
+    folders = _folders(doc, d.get("folders", []), base_dir, profiles, names)
+    return Config(
+        database=database,
+        method=method,
+        ports=ports,
+        source=doc.file,
+        folders=folders,
+        drivers_dir=drivers_dir,
+        log_level=log_level,
+        database_group=group,
+        thresholds=MappingProxyType(parse_thresholds(doc, d.get("thresholds", {}))),
+    )
+
+
+def _database(doc: Doc, d: dict[str, Any], base_dir: Path) -> Path:
     database = Path(
         _text(doc, "database", d.get("database", "bia-acq.db"), "/var/lib/bia-acq/bia-acq.db")
     )
-    if not database.is_absolute():
-        database = base_dir / database
+    return database if database.is_absolute() else base_dir / database
+
+
+def _method(doc: Doc, d: dict[str, Any]) -> str:
     method = d.get("method", "hanai-bis")
     if method not in METHODS:
         raise doc.error(
             "method", f"unknown method {method!r}", f"use one of: {', '.join(sorted(METHODS))}"
         )
+    return str(method)
+
+
+def _log_level(doc: Doc, d: dict[str, Any]) -> str:
     log_level = d.get("log_level", "info")
     if log_level not in LOG_LEVELS:
         raise doc.error("log_level", f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    return str(log_level)
+
+
+def _group(doc: Doc, d: dict[str, Any]) -> str | None:
+    """``database_group``: a group that exists here, or None."""
     group = d.get("database_group")
-    if group is not None:
-        group = _text(doc, "database_group", group, "bia-reports")
-        try:
-            grp.getgrnam(group)
-        except KeyError:
-            raise doc.error(
-                "database_group",
-                f"no group {group!r} on this system",
-                f"create it (groupadd {group}) or remove the key",
-            ) from None
-    drivers_dir = None
-    if "drivers_dir" in d:
-        drivers_dir = Path(_text(doc, "drivers_dir", d["drivers_dir"], "/etc/bia-acq/drivers"))
-        if not drivers_dir.is_absolute():
-            drivers_dir = base_dir / drivers_dir
-        if not drivers_dir.is_dir():
-            raise doc.error(
-                "drivers_dir", f"folder {drivers_dir} does not exist", "create it or remove the key"
-            )
+    if group is None:
+        return None
+    group = _text(doc, "database_group", group, "bia-reports")
     try:
-        profiles = all_profiles([drivers_dir] if drivers_dir else [])
+        grp.getgrnam(group)
+    except KeyError:
+        raise doc.error(
+            "database_group",
+            f"no group {group!r} on this system",
+            f"create it (groupadd {group}) or remove the key",
+        ) from None
+    return group
+
+
+def _drivers_dir(doc: Doc, d: dict[str, Any], base_dir: Path) -> Path | None:
+    if "drivers_dir" not in d:
+        return None
+    drivers_dir = Path(_text(doc, "drivers_dir", d["drivers_dir"], "/etc/bia-acq/drivers"))
+    if not drivers_dir.is_absolute():
+        drivers_dir = base_dir / drivers_dir
+    if not drivers_dir.is_dir():
+        raise doc.error(
+            "drivers_dir", f"folder {drivers_dir} does not exist", "create it or remove the key"
+        )
+    return drivers_dir
+
+
+def _profiles(doc: Doc, drivers_dir: Path | None) -> dict[str, Profile]:
+    """Built-in device profiles and the site's (``drivers_dir``)."""
+    try:
+        return all_profiles([drivers_dir] if drivers_dir else [])
     except BiaError as exc:
         raise doc.error("drivers_dir", str(exc)) from None
-    ports_raw = d.get("ports", [])
-    if not isinstance(ports_raw, list):
+
+
+def _ports(
+    doc: Doc, raw: Any, profiles: dict[str, Profile], names: set[str]
+) -> tuple[PortConfig, ...]:
+    """The ``ports:`` list: serial analyzers."""
+    if not isinstance(raw, list):
         raise doc.error(
             "ports",
             "expected a list of ports",
             "each item: {url: /dev/ttyUSB0, driver: tanita-mc780}",
         )
-    ports: list[PortConfig] = []
-    names: set[str] = set()
-    for i, p in enumerate(ports_raw):
-        key = f"ports[{i}]"
-        if not isinstance(p, dict):
-            raise doc.error(
-                key,
-                "expected a mapping with url and driver",
-                "e.g. - {url: /dev/ttyUSB0, driver: tanita-mc780}",
-            )
-        doc.check_keys(key, p, PORT_KEYS)
-        if "url" not in p:
-            raise doc.error(
-                key, "missing 'url'", "the serial device path or a pyserial URL, e.g. /dev/ttyUSB0"
-            )
-        url = _text(doc, f"{key}.url", p["url"], "/dev/serial/by-id/usb-FTDI_...")
-        if "driver" not in p:
-            raise doc.error(key, "missing 'driver'", f"one of: {', '.join(sorted(profiles))}")
-        driver = _text(doc, f"{key}.driver", p["driver"], "tanita-mc780")
-        if driver not in profiles:
-            raise doc.error(
-                f"{key}.driver",
-                f"unknown driver {driver!r}",
-                f"use one of: {', '.join(sorted(profiles))} (see `bia-acq drivers`)",
-            )
-        profile = profiles[driver]
-        serial = profile.serial
-        if "serial" in p:
-            serial = parse_serial(doc, f"{key}.serial", p["serial"], profile.serial)
-        name = _text(doc, f"{key}.name", p.get("name", url), "ward-3-mc780")
-        if name in names:
-            raise doc.error(
-                f"{key}.name", f"port name {name!r} is used twice", "give each port its own name"
-            )
-        names.add(name)
-        tz = _timezone(doc, key, p.get("timezone"))
-        silence = p.get("silence_s")
-        if silence is not None and (
-            isinstance(silence, bool) or not isinstance(silence, int | float) or silence <= 0
-        ):
-            raise doc.error(
-                f"{key}.silence_s",
-                f"expected a number of seconds above 0, got {silence!r}",
-                "e.g. silence_s: 2",
-            )
-        ports.append(
-            PortConfig(name, url, driver, profile, serial, tz, float(silence) if silence else None)
+    return tuple(_port(doc, f"ports[{i}]", p, profiles, names) for i, p in enumerate(raw))
+
+
+def _port(doc: Doc, key: str, p: Any, profiles: dict[str, Profile], names: set[str]) -> PortConfig:
+    if not isinstance(p, dict):
+        raise doc.error(
+            key,
+            "expected a mapping with url and driver",
+            "e.g. - {url: /dev/ttyUSB0, driver: tanita-mc780}",
         )
-    folders = _folders(doc, d.get("folders", []), base_dir, profiles, names)
-    return Config(
-        database=database,
-        method=method,
-        ports=tuple(ports),
-        folders=folders,
-        drivers_dir=drivers_dir,
-        log_level=log_level,
-        source=doc.file,
-        database_group=group,
-        thresholds=MappingProxyType(parse_thresholds(doc, d.get("thresholds", {}))),
+    doc.check_keys(key, p, PORT_KEYS)
+    if "url" not in p:
+        raise doc.error(
+            key, "missing 'url'", "the serial device path or a pyserial URL, e.g. /dev/ttyUSB0"
+        )
+    url = _text(doc, f"{key}.url", p["url"], "/dev/serial/by-id/usb-FTDI_...")
+    driver = _driver(
+        doc, key, p, profiles, f"one of: {', '.join(sorted(profiles))}", "tanita-mc780"
     )
+    profile = profiles[driver]
+    serial = profile.serial
+    if "serial" in p:
+        serial = parse_serial(doc, f"{key}.serial", p["serial"], profile.serial)
+    name = _text(doc, f"{key}.name", p.get("name", url), "ward-3-mc780")
+    _claim_name(doc, key, name, names, f"port name {name!r}", "give each port its own name")
+    tz = _timezone(doc, key, p.get("timezone"))
+    silence = p.get("silence_s")
+    if silence is not None and (
+        isinstance(silence, bool) or not isinstance(silence, int | float) or silence <= 0
+    ):
+        raise doc.error(
+            f"{key}.silence_s",
+            f"expected a number of seconds above 0, got {silence!r}",
+            "e.g. silence_s: 2",
+        )
+    return PortConfig(name, url, driver, profile, serial, tz, float(silence) if silence else None)
+
+
+def _driver(
+    doc: Doc, key: str, item: dict[str, Any], profiles: dict[str, Profile], missing: str, eg: str
+) -> str:
+    """The item's ``driver``: a known profile's name (``missing``: the fix when absent)."""
+    if "driver" not in item:
+        raise doc.error(key, "missing 'driver'", missing)
+    driver = _text(doc, f"{key}.driver", item["driver"], eg)
+    if driver not in profiles:
+        raise doc.error(
+            f"{key}.driver",
+            f"unknown driver {driver!r}",
+            f"use one of: {', '.join(sorted(profiles))} (see `bia-acq drivers`)",
+        )
+    return driver
+
+
+def _claim_name(doc: Doc, key: str, name: str, names: set[str], what: str, fix: str) -> None:
+    """Add a port's or folder's name to ``names``; an error if it is there already."""
+    if name in names:
+        raise doc.error(f"{key}.name", f"{what} is used twice", fix)
+    names.add(name)
 
 
 def _timezone(doc: Doc, key: str, tz: Any) -> str | None:
@@ -232,15 +282,9 @@ def _folders(
             path = base_dir / path
         if path.exists() and not path.is_dir():
             raise doc.error(f"{key}.path", f"{path} is not a folder", "name the export folder")
-        if "driver" not in f:
-            raise doc.error(key, "missing 'driver'", "e.g. driver: inbody-lookinbody-csv")
-        driver = _text(doc, f"{key}.driver", f["driver"], "inbody-lookinbody-csv")
-        if driver not in profiles:
-            raise doc.error(
-                f"{key}.driver",
-                f"unknown driver {driver!r}",
-                f"use one of: {', '.join(sorted(profiles))} (see `bia-acq drivers`)",
-            )
+        driver = _driver(
+            doc, key, f, profiles, "e.g. driver: inbody-lookinbody-csv", "inbody-lookinbody-csv"
+        )
         poll = f.get("poll_seconds", 5.0)
         if isinstance(poll, bool) or not isinstance(poll, int | float) or not 0 < poll <= 3600:
             raise doc.error(
@@ -252,13 +296,9 @@ def _folders(
         if "/" in pattern:
             raise doc.error(f"{key}.pattern", "a file name pattern has no '/'", 'e.g. "*.csv"')
         name = _text(doc, f"{key}.name", f.get("name", str(path)), "inbody-export")
-        if name in names:
-            raise doc.error(
-                f"{key}.name",
-                f"name {name!r} is used twice",
-                "give each port and folder its own name",
-            )
-        names.add(name)
+        _claim_name(
+            doc, key, name, names, f"name {name!r}", "give each port and folder its own name"
+        )
         tz = _timezone(doc, key, f.get("timezone"))
         settle = f.get("settle_seconds")
         if settle is not None and (

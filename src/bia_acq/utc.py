@@ -13,15 +13,16 @@ import time
 from bia_acq.errors import ConfigError
 
 
-def utc_text(epoch: float) -> str:
-    """ISO-8601 UTC text with a Z, millisecond precision."""
+def utc_text(epoch: float, timespec: str = "milliseconds") -> str:
+    """ISO-8601 UTC text with a Z, millisecond precision (``timespec="seconds"``: the
+    stamps of exports and reports)."""
     t = dt.datetime.fromtimestamp(epoch, dt.UTC)
-    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return t.isoformat(timespec=timespec).replace("+00:00", "Z")
 
 
-def utc_now() -> str:
+def utc_now(timespec: str = "milliseconds") -> str:
     """:func:`utc_text` of this moment."""
-    return utc_text(time.time())
+    return utc_text(time.time(), timespec)
 
 
 def parse_since(text: str) -> float:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import sys
 from pathlib import Path
+
+from bia_acq.report.formats import BUILTIN
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -18,7 +19,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--include-identifiers is given.",
     )
     p.add_argument("--db", type=Path, required=True, help="database file")
-    p.add_argument("--format", required=True, choices=["csv", "fhir", "hl7"])
+    p.add_argument(
+        "--format",
+        required=True,
+        help=f"{', '.join(BUILTIN)}, or an installed plugin's format (docs/extending.md)",
+    )
     p.add_argument("--subject", metavar="ID", help="only this patient ID (as sent) or pseudonym")
     p.add_argument(
         "--since", metavar="DATE", help="only measurements from this ISO date/time on (UTC)"
@@ -33,13 +38,14 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from bia_acq.report import csvout, fhir, hl7v2
     from bia_acq.report.data import require_reader_schema
-    from bia_acq.report.export import database_fingerprint, measurements, parse_since
-    from bia_acq.report.html import utc_now_text
+    from bia_acq.report.export import database_fingerprint, measurements
+    from bia_acq.report.formats import ExportContext, get_format
     from bia_acq.safefile import write_private
     from bia_acq.store.db import open_readonly
+    from bia_acq.utc import parse_since, utc_now
 
+    fmt = get_format(args.format)
     since = parse_since(args.since) if args.since else None
     conn = open_readonly(args.db)
     try:
@@ -47,26 +53,12 @@ def run(args: argparse.Namespace) -> int:
     except BaseException:
         conn.close()
         raise
-    now = utc_now_text()
+    now = utc_now("seconds")
     buf = io.StringIO(newline="")
     try:
         rows = measurements(conn, subject=args.subject, since_epoch=since)
-        ids = args.include_identifiers
-        if args.format == "csv":
-            n = csvout.write_csv(buf, rows, include_identifiers=ids)
-            what = f"{n} row(s)"
-        elif args.format == "fhir":
-            b = fhir.bundle(
-                rows, fingerprint=database_fingerprint(conn), include_identifiers=ids, timestamp=now
-            )
-            json.dump(b, buf, indent=1, ensure_ascii=False)
-            buf.write("\n")
-            n = sum(1 for e in b["entry"] if e["resource"]["resourceType"] == "Observation")
-            what = f"{n} observation(s)"
-        else:
-            text = hl7v2.batch(rows, include_identifiers=ids, now_utc=now)
-            buf.write(text)
-            what = f"{text.count(chr(13) + 'MSH|')} message(s)"
+        ctx = ExportContext(args.include_identifiers, database_fingerprint(conn), now)
+        what = fmt.write(buf, rows, ctx)
     finally:
         conn.close()
     data = buf.getvalue()

@@ -59,9 +59,14 @@ __all__ = [
 
 
 def get_method(name: str) -> Method:
+    """The method called ``name``, built in or from a plugin; a one-line ConfigError if
+    there is none or its plugin is broken."""
     try:
         return METHODS[name]
     except KeyError:
+        problem = METHODS.problem(name)
+        if problem is not None:
+            raise ConfigError(problem) from None
         raise ConfigError(
             f"unknown estimation method {name!r}",
             fix=f"use one of: {', '.join(sorted(METHODS))} (see `bia-acq methods`)",

@@ -39,6 +39,7 @@ from bia_acq.core.regression import (
     tbw_sun_2003,
 )
 from bia_acq.model import Segment
+from bia_acq.registry import Registry
 
 Array = npt.NDArray[np.float64]
 
@@ -333,7 +334,8 @@ _INBODY = Bands(
 _BIS_INPUTS = "R and X at ≥ 3 frequencies per segment, height, weight, sex"
 _REG_INPUTS = "whole-body (hand-to-foot) R at 50 kHz, height, weight"
 
-METHODS: dict[str, Method] = {
+#: the built-in methods (:data:`METHODS` adds the installed plugins')
+BUILTIN_METHODS: dict[str, Method] = {
     m.name: m
     for m in (
         Method(
@@ -423,3 +425,12 @@ METHODS: dict[str, Method] = {
         ),
     )
 }
+
+#: entry-point group under which an installed package adds methods: each entry point
+#: names a :class:`Method` object (docs/extending.md, "A method")
+METHOD_GROUP = "bia_acq.methods"
+
+#: every method by name: the built-ins, then those of installed plugins
+METHODS: Registry[Method] = Registry(
+    "method", METHOD_GROUP, BUILTIN_METHODS, lambda m: isinstance(m, Method)
+)

@@ -14,6 +14,7 @@ from typing import IO, Any
 from bia_acq.core.estimate import PUBLISHED_COLUMNS
 from bia_acq.report.data import SEGMENT_ORDER
 from bia_acq.report.export import Export
+from bia_acq.report.formats import ExportContext, ExportFormat, Written
 
 #: (column, source, decimals): the documented, stable column set (README "Exports")
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
@@ -88,3 +89,10 @@ def write_csv(out: IO[str], exports: Iterable[Export], *, include_identifiers: b
             w.writerow(row)
             n += 1
     return n
+
+
+def _write(out: IO[str], exports: Iterable[Export], ctx: ExportContext) -> Written:
+    return Written(write_csv(out, exports, include_identifiers=ctx.include_identifiers), "row(s)")
+
+
+FORMAT = ExportFormat("csv", "one row per measurement and segment, stable columns", _write)

@@ -13,14 +13,7 @@ from bia_acq.store.writer import short_pseudonym
 
 #: Segments in the order reports list them: pairs side by side.
 SEGMENT_ORDER = ("whole_body", "right_arm", "left_arm", "trunk", "right_leg", "left_leg")
-SEGMENT_LABEL = {
-    "whole_body": "Whole body",
-    "right_arm": "Right arm",
-    "left_arm": "Left arm",
-    "trunk": "Trunk",
-    "right_leg": "Right leg",
-    "left_leg": "Left leg",
-}
+SEGMENT_LABEL = {s: s.replace("_", " ").capitalize() for s in SEGMENT_ORDER}
 
 
 class SubjectNotFound(BiaError):

@@ -137,151 +137,94 @@ def _khz(f: float) -> str:
 
 def quantities(e: Export) -> list[Quantity]:
     """Every quantity of one measurement: weight, height, results, impedances."""
-    m = e.measurement
-    out: list[Quantity] = []
-    if m["weight_kg"] is not None:
-        out.append(
-            Quantity(
-                "weight",
-                "Body weight",
-                m["weight_kg"],
-                "kg",
-                "kilogram",
-                LOINC["weight"],
-                vital_sign=True,
-            )
-        )
-    if m["height_cm"] is not None:
-        out.append(
-            Quantity(
-                "height",
-                "Body height",
-                m["height_cm"],
-                "cm",
-                "centimeter",
-                LOINC["height"],
-                vital_sign=True,
-            )
-        )
-    for seg in [s for s in SEGMENT_ORDER if s in e.results]:
-        r = e.results[seg]
-        if (r["fit_status"] or "ok") != "ok":  # a poor fit or impossible volumes: no
-            # clinical value goes out (the database keeps them, unclassified)
-            r = {**r, "ecw_l": None, "icw_l": None, "tbw_l": None, "ecw_tbw_ratio": None}
-        where = SEGMENT_TEXT.get(seg, seg)
-        method = f"{r['method']} v{r['method_version']}"
-        whole = seg == "whole_body"
-        if r["ecw_l"] is not None:
-            out.append(
-                Quantity(
-                    "ecw",
-                    f"Extracellular water, {where}",
-                    r["ecw_l"],
-                    "L",
-                    "liter",
-                    segment=seg,
-                    method=method,
-                )
-            )
-        if r["icw_l"] is not None:
-            out.append(
-                Quantity(
-                    "icw",
-                    f"Intracellular water, {where}",
-                    r["icw_l"],
-                    "L",
-                    "liter",
-                    segment=seg,
-                    method=method,
-                )
-            )
-        if r["tbw_l"] is not None:
-            if whole:  # LOINC has body water as a mass; 1 L of body water taken as 1 kg
-                out.append(
-                    Quantity(
-                        "body-water-mass",
-                        "Body water mass",
-                        r["tbw_l"],
-                        "kg",
-                        "kilogram",
-                        LOINC["body-water-mass"],
-                        method=method,
-                    )
-                )
-            else:
-                out.append(
-                    Quantity(
-                        "tbw",
-                        f"Total body water, {where}",
-                        r["tbw_l"],
-                        "L",
-                        "liter",
-                        segment=seg,
-                        method=method,
-                    )
-                )
-        if r["ecw_tbw_ratio"] is not None:
-            out.append(
-                Quantity(
-                    "ecw-tbw-ratio",
-                    f"ECW/TBW, {where}",
-                    r["ecw_tbw_ratio"],
-                    "1",
-                    "ratio",
-                    segment=seg,
-                    classification=r["classification"],
-                    normal_max=r["ecw_tbw_normal_max"],
-                    method=method,
-                )
-            )
-        if r["phase_angle_50khz_deg"] is not None:
-            out.append(
-                Quantity(
-                    "phase-angle-50khz",
-                    f"Phase angle at 50 kHz, {where}",
-                    r["phase_angle_50khz_deg"],
-                    "deg",
-                    "degree",
-                    LOINC["phase-angle-50khz"] if whole else None,
-                    segment=None if whole else seg,
-                )
-            )
-    for z in e.impedance:
-        f, seg = _khz(z["freq_khz"]), z["segment"]
-        where = SEGMENT_TEXT.get(seg, seg)
-        if z.get("magnitude_only"):  # the device measured |Z| only (r_ohm holds it)
-            out.append(
-                Quantity(
-                    f"impedance-magnitude-{f}khz",
-                    f"Impedance magnitude |Z| at {f} kHz, {where}",
-                    z["r_ohm"],
-                    "Ohm",
-                    "ohm",
-                    segment=seg,
-                )
-            )
+    return [
+        *_body(e.measurement),
+        *(q for seg in SEGMENT_ORDER if seg in e.results for q in _results(seg, e.results[seg])),
+        *(q for z in e.impedance for q in _impedance(z)),
+    ]
+
+
+#: (measurement column, code, what, unit, unit text) of the vital signs
+_VITAL = (
+    ("weight_kg", "weight", "Body weight", "kg", "kilogram"),
+    ("height_cm", "height", "Body height", "cm", "centimeter"),
+)
+
+
+def _body(m: dict[str, Any]) -> list[Quantity]:
+    """Weight and height: FHIR vital signs."""
+    return [
+        Quantity(code, what, m[col], unit, text, LOINC[code], vital_sign=True)
+        for col, code, what, unit, text in _VITAL
+        if m[col] is not None
+    ]
+
+
+#: (result column, code, what) of the body-water volumes, in litres
+_VOLUMES = (
+    ("ecw_l", "ecw", "Extracellular water"),
+    ("icw_l", "icw", "Intracellular water"),
+    ("tbw_l", "tbw", "Total body water"),
+)
+
+
+def _results(seg: str, r: dict[str, Any]) -> list[Quantity]:
+    """One segment's results by the reporting method: volumes, ECW/TBW, phase angle."""
+    if (r["fit_status"] or "ok") != "ok":  # a poor fit or impossible volumes: no
+        # clinical value goes out (the database keeps them, unclassified)
+        r = {**r, "ecw_l": None, "icw_l": None, "tbw_l": None, "ecw_tbw_ratio": None}
+    where = SEGMENT_TEXT.get(seg, seg)
+    method = f"{r['method']} v{r['method_version']}"
+    whole = seg == "whole_body"
+    out = []
+    for column, code, what in _VOLUMES:
+        if r[column] is None:
             continue
-        out.append(
-            Quantity(
-                f"resistance-{f}khz",
-                f"Resistance at {f} kHz, {where}",
-                z["r_ohm"],
-                "Ohm",
-                "ohm",
-                segment=seg,
-            )
-        )
-        if z["x_ohm"] is not None:
+        if code == "tbw" and whole:  # LOINC has body water as a mass; 1 L taken as 1 kg
             out.append(
                 Quantity(
-                    f"reactance-{f}khz",
-                    f"Reactance at {f} kHz, {where}",
-                    z["x_ohm"],
-                    "Ohm",
-                    "ohm",
-                    segment=seg,
+                    "body-water-mass", "Body water mass", r[column], "kg", "kilogram",
+                    LOINC["body-water-mass"], method=method,
                 )
+            )  # fmt: skip
+        else:
+            out.append(
+                Quantity(code, f"{what}, {where}", r[column], "L", "liter", segment=seg,
+                         method=method)
+            )  # fmt: skip
+    if r["ecw_tbw_ratio"] is not None:
+        out.append(
+            Quantity(
+                "ecw-tbw-ratio", f"ECW/TBW, {where}", r["ecw_tbw_ratio"], "1", "ratio",
+                segment=seg, classification=r["classification"],
+                normal_max=r["ecw_tbw_normal_max"], method=method,
             )
+        )  # fmt: skip
+    if r["phase_angle_50khz_deg"] is not None:
+        out.append(
+            Quantity(
+                "phase-angle-50khz", f"Phase angle at 50 kHz, {where}",
+                r["phase_angle_50khz_deg"], "deg", "degree",
+                LOINC["phase-angle-50khz"] if whole else None, segment=None if whole else seg,
+            )
+        )  # fmt: skip
+    return out
+
+
+def _impedance(z: dict[str, Any]) -> list[Quantity]:
+    """One impedance point: R and X, or |Z| where the device measured only the magnitude."""
+    f, seg = _khz(z["freq_khz"]), z["segment"]
+    where = SEGMENT_TEXT.get(seg, seg)
+
+    def ohm(code: str, what: str, value: float) -> Quantity:
+        return Quantity(f"{code}-{f}khz", f"{what} at {f} kHz, {where}", value, "Ohm", "ohm",
+                        segment=seg)  # fmt: skip
+
+    if z.get("magnitude_only"):  # r_ohm holds |Z|
+        return [ohm("impedance-magnitude", "Impedance magnitude |Z|", z["r_ohm"])]
+    out = [ohm("resistance", "Resistance", z["r_ohm"])]
+    if z["x_ohm"] is not None:
+        out.append(ohm("reactance", "Reactance", z["x_ohm"]))
     return out
 
 

@@ -11,9 +11,10 @@ the row, so exporting again gives the same IDs. Plain JSON: no FHIR library need
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import IO, Any
 
 from bia_acq import __version__
 from bia_acq.report.export import (
@@ -28,6 +29,7 @@ from bia_acq.report.export import (
     Quantity,
     quantities,
 )
+from bia_acq.report.formats import ExportContext, ExportFormat, Written
 
 PSEUDONYM_SYSTEM = "urn:bia-acq:pseudonym"
 PATIENT_ID_SYSTEM = "urn:bia-acq:analyzer-patient-id"
@@ -167,3 +169,19 @@ def bundle(
         "timestamp": timestamp,
         "entry": entries,
     }
+
+
+def _write(out: IO[str], exports: Iterable[Export], ctx: ExportContext) -> Written:
+    b = bundle(
+        exports,
+        fingerprint=ctx.fingerprint,
+        include_identifiers=ctx.include_identifiers,
+        timestamp=ctx.now_utc,
+    )
+    json.dump(b, out, indent=1, ensure_ascii=False)
+    out.write("\n")
+    n = sum(1 for e in b["entry"] if e["resource"]["resourceType"] == "Observation")
+    return Written(n, "observation(s)")
+
+
+FORMAT = ExportFormat("fhir", "a FHIR R4 Bundle (collection) of Observations", _write)

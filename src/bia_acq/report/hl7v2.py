@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import IO
 
 from bia_acq import __version__
 from bia_acq.report.export import INTERPRETATION, Export, Quantity, quantities, slug
+from bia_acq.report.formats import ExportContext, ExportFormat, Written
 
 ENCODING = "^~\\&"
 SUB_ID = {
@@ -126,3 +128,12 @@ def batch(exports: Iterable[Export], *, include_identifiers: bool, now_utc: str)
     head = f"FHS|{ENCODING}|BIA-ACQ|||||{now}\rBHS|{ENCODING}|BIA-ACQ|||||{now}\r"
     tail = f"BTS|{len(messages)}|bia-acq {escape(__version__)}\rFTS|1\r"
     return head + "".join(messages) + tail
+
+
+def _write(out: IO[str], exports: Iterable[Export], ctx: ExportContext) -> Written:
+    text = batch(exports, include_identifiers=ctx.include_identifiers, now_utc=ctx.now_utc)
+    out.write(text)
+    return Written(text.count("\rMSH|"), "message(s)")
+
+
+FORMAT = ExportFormat("hl7", "HL7 v2.5 ORU^R01 messages in a batch file", _write)

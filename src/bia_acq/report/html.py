@@ -11,6 +11,7 @@ from typing import Any
 from bia_acq import __version__
 from bia_acq.report.data import SEGMENT_LABEL, SEGMENT_ORDER, SubjectData
 from bia_acq.report.svg import CLASS_COLOURS, Series, body_chart, trend_chart
+from bia_acq.utc import utc_now
 
 #: the page may load nothing from anywhere: styles inline, images as data: only, no scripts
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -101,7 +102,7 @@ def _footer(generated_utc: str) -> str:
 
 
 def utc_now_text() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return utc_now("seconds")
 
 
 def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | None = None) -> str:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import sqlite3
 
-#: migration names after which the reader views exist (renamed: store.schema.RENAMED)
-_READER_VIEWS = ("m004_reader_views", "m002_reader_views")
+from bia_acq.store.schema import RENAMED
+
+#: names of the migration after which the reader views exist (current and before renaming)
+_READER_VIEWS = (
+    "m004_reader_views",
+    *(old for old, new in RENAMED.items() if new == "m004_reader_views"),
+)
 
 
 def has_reader_views(conn: sqlite3.Connection) -> bool:
@@ -67,21 +72,39 @@ def latest_attributes(conn: sqlite3.Connection, subject_id: int) -> sqlite3.Row 
     return row
 
 
+def _rows(conn: sqlite3.Connection, sql: str, *params: object) -> list[sqlite3.Row]:
+    conn.row_factory = sqlite3.Row
+    return conn.execute(sql, params).fetchall()
+
+
 def trend(conn: sqlite3.Connection, subject_id: int) -> list[sqlite3.Row]:
     """The subject's rows of ``v_edema_trend``, oldest first."""
-    conn.row_factory = sqlite3.Row
-    return conn.execute(
+    return _rows(
+        conn,
         "SELECT * FROM v_edema_trend WHERE subject_id = ? ORDER BY measured_at_epoch, measurement_id",
-        (subject_id,),
-    ).fetchall()
+        subject_id,
+    )
 
 
 def latest(conn: sqlite3.Connection, subject_id: int) -> list[sqlite3.Row]:
     """The subject's rows of ``v_edema_latest`` (one per segment)."""
-    conn.row_factory = sqlite3.Row
-    return conn.execute(
-        "SELECT * FROM v_edema_latest WHERE subject_id = ?", (subject_id,)
-    ).fetchall()
+    return _rows(conn, "SELECT * FROM v_edema_latest WHERE subject_id = ?", subject_id)
+
+
+def measurement_filter(
+    alias: str, subject_id: int | None, since_epoch: float | None
+) -> tuple[list[str], list[float]]:
+    """WHERE terms and parameters for measurements (table ``alias``) of one subject and
+    taken since a time (the device clock, else the receive time)."""
+    where: list[str] = []
+    params: list[float] = []
+    if subject_id is not None:
+        where.append(f"{alias}subject_id = ?")
+        params.append(subject_id)
+    if since_epoch is not None:
+        where.append(f"coalesce({alias}measured_at_epoch, {alias}received_at_epoch) >= ?")
+        params.append(since_epoch)
+    return where, params
 
 
 def export_measurements(
@@ -90,14 +113,7 @@ def export_measurements(
     """Measurements with a subject (of one subject, taken since a time), oldest first,
     with their device and the subject's identifiers."""
     conn.row_factory = sqlite3.Row
-    where: list[str] = ["m.subject_id IS NOT NULL"]
-    params: list[float] = []
-    if subject_id is not None:
-        where.append("m.subject_id = ?")
-        params.append(subject_id)
-    if since_epoch is not None:
-        where.append("coalesce(m.measured_at_epoch, m.received_at_epoch) >= ?")
-        params.append(since_epoch)
+    where, params = measurement_filter("m.", subject_id, since_epoch)
     return conn.execute(
         "SELECT m.id AS measurement_id, m.subject_id, s.pseudonym AS subject_pseudonym,"
         " s.external_id AS subject_external_id,"
@@ -108,23 +124,21 @@ def export_measurements(
         " d.model AS device_model, d.serial_number AS device_serial_number"
         " FROM measurement m JOIN device d ON d.id = m.device_id"
         " JOIN subject s ON s.id = m.subject_id"
-        f" WHERE {' AND '.join(where)} ORDER BY measured_at_epoch, m.id",
+        f" WHERE {' AND '.join(['m.subject_id IS NOT NULL', *where])}"
+        " ORDER BY measured_at_epoch, m.id",
         params,
     ).fetchall()
 
 
 def measurement_trend(conn: sqlite3.Connection, measurement_id: int) -> list[sqlite3.Row]:
     """The measurement's rows of ``v_edema_trend`` (one per segment)."""
-    conn.row_factory = sqlite3.Row
-    return conn.execute(
-        "SELECT * FROM v_edema_trend WHERE measurement_id = ?", (measurement_id,)
-    ).fetchall()
+    return _rows(conn, "SELECT * FROM v_edema_trend WHERE measurement_id = ?", measurement_id)
 
 
 def impedances(conn: sqlite3.Connection, measurement_id: int) -> list[sqlite3.Row]:
-    conn.row_factory = sqlite3.Row
-    return conn.execute(
+    return _rows(
+        conn,
         "SELECT segment, freq_khz, r_ohm, x_ohm, magnitude_only FROM impedance"
         " WHERE measurement_id = ? ORDER BY segment, freq_khz",
-        (measurement_id,),
-    ).fetchall()
+        measurement_id,
+    )

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from bia_acq.store.read import measurement_filter
+
 if TYPE_CHECKING:
     from bia_acq.core.methods import Inputs
 
@@ -42,19 +44,13 @@ def measurement_ids(
     conn: sqlite3.Connection, *, subject_id: int | None = None, since_epoch: float | None = None
 ) -> npt.NDArray[np.int64]:
     """Ids of the measurements to recompute (of one subject, taken since a time), in order."""
-    where: list[str] = ["1"]
-    params: list[float] = []
-    if subject_id is not None:
-        where.append("subject_id = ?")
-        params.append(subject_id)
-    if since_epoch is not None:
-        where.append("COALESCE(measured_at_epoch, received_at_epoch) >= ?")
-        params.append(since_epoch)
+    where, params = measurement_filter("", subject_id, since_epoch)
     return np.array(
         [
             r[0]
             for r in conn.execute(
-                f"SELECT id FROM measurement WHERE {' AND '.join(where)} ORDER BY id", params
+                f"SELECT id FROM measurement WHERE {' AND '.join(['1', *where])} ORDER BY id",
+                params,
             )
         ],
         dtype=np.int64,

@@ -15,7 +15,7 @@ import json
 import operator
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlite_utils import Database
 
@@ -142,6 +142,50 @@ def refuses_writes(exc: BaseException) -> bool:
     if isinstance(exc, StorageError | sqlite3.OperationalError):
         return True
     return type(exc) is sqlite3.DatabaseError  # "malformed", "not a database"
+
+
+def _device_key(r: Reading) -> tuple[str, str]:
+    return (r.model or "", r.serial_number or "")
+
+
+@dataclass
+class _Rows:
+    """The rows one :meth:`Store.save_many` writes, in executemany order."""
+
+    measurements: list[tuple[object, ...]] = field(default_factory=list)
+    impedances: list[tuple[object, ...]] = field(default_factory=list)
+    results: list[tuple[object, ...]] = field(default_factory=list)
+    decoded: list[tuple[int]] = field(default_factory=list)
+    dups: list[tuple[str, int]] = field(default_factory=list)
+
+    def add(self, mid: int, it: ToSave, device_id: int, subject_id: int | None, sha: str) -> None:
+        """A new measurement: its row, its impedances, its frame decoded."""
+        r = it.reading
+        self.measurements.append(
+            (
+                mid,
+                it.raw_frame_id,
+                device_id,
+                subject_id,
+                sha,
+                r.measured_at.isoformat() if r.measured_at else None,
+                utc_text(it.measured_epoch) if it.measured_epoch is not None else None,
+                it.measured_epoch,
+                utc_text(it.received_epoch),
+                it.received_epoch,
+                r.sex,
+                r.age_years,
+                r.height_cm,
+                r.weight_kg,
+                json.dumps(r.device_values, sort_keys=True),
+                json.dumps(it.warnings),
+            )
+        )
+        self.impedances += [
+            (mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm, int(z.magnitude_only))
+            for z in r.impedance
+        ]
+        self.decoded.append((it.raw_frame_id,))
 
 
 class Store:
@@ -299,97 +343,26 @@ class Store:
         out: list[SavedMeasurement | None] = []
         with self.db.atomic():
             c.execute("UPDATE meta SET value = value WHERE key = 'pseudonym_key'")  # write lock
-            devices: dict[tuple[str, str], int] = {}
-            for key in {(it.reading.model or "", it.reading.serial_number or "") for it in items}:
-                c.execute(
-                    "INSERT OR IGNORE INTO device (driver, port, model, serial_number, first_seen_utc)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    (driver, port, *key, now),
-                )
-                devices[key] = c.execute(
-                    "SELECT id FROM device WHERE driver = ? AND port = ? AND model = ? AND serial_number = ?",
-                    (driver, port, *key),
-                ).fetchone()[0]
-            subjects: dict[str, tuple[int, str]] = {}
-            ext_ids = {
-                it.reading.subject_id
-                for it in items
-                if it.reading.subject_id is not None and it.reading.subject_id.strip("0 ") != ""
-            }
-            if ext_ids:
-                c.executemany(
-                    "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc) VALUES (?, ?, ?)",
-                    [(e, self.pseudonym(e), now) for e in sorted(ext_ids)],
-                )
-                for e in ext_ids:
-                    row = c.execute(
-                        "SELECT id, pseudonym FROM subject WHERE external_id = ?", (e,)
-                    ).fetchone()
-                    if row is None:  # the pseudonym is another subject's (never the ID here)
-                        raise PseudonymCollision(
-                            "the subject's pseudonym is already another subject's "
-                            "(two patient IDs map to one pseudonym)"
-                        )
-                    subjects[e] = (int(row[0]), str(row[1]))
-            next_id = int(c.execute("SELECT coalesce(max(id), 0) FROM measurement").fetchone()[0])
+            devices = self._devices(port, driver, items, now)
+            subjects = self._subjects(items, now)
             shas = [hashlib.sha256(it.frame).hexdigest() for it in items]
-            seen: set[tuple[int, str]] = set()
-            by_device: dict[int, list[str]] = {}
-            for it, sha in zip(items, shas, strict=True):
-                key = (it.reading.model or "", it.reading.serial_number or "")
-                by_device.setdefault(devices[key], []).append(sha)
-            for device_id, dev_shas in by_device.items():  # frames it already sent
-                for k in range(0, len(dev_shas), 500):
-                    part = dev_shas[k : k + 500]
-                    seen.update(
-                        c.execute(
-                            "SELECT device_id, frame_sha256 FROM measurement WHERE device_id = ?"
-                            f" AND frame_sha256 IN ({', '.join('?' for _ in part)})",
-                            (device_id, *part),
-                        ).fetchall()
-                    )
-            m_rows, z_rows, done, dups = [], [], [], []
-            result_rows: list[tuple[object, ...]] = []
-            for it, sha in zip(items, shas, strict=True):
-                r = it.reading
-                device_id = devices[(r.model or "", r.serial_number or "")]
+            device_ids = [devices[_device_key(it.reading)] for it in items]
+            seen = self._sent_before(device_ids, shas)
+            next_id = int(c.execute("SELECT coalesce(max(id), 0) FROM measurement").fetchone()[0])
+            rows = _Rows()
+            for it, sha, device_id in zip(items, shas, device_ids, strict=True):
                 if (device_id, sha) in seen:
-                    dups.append(("this device already sent this exact frame", it.raw_frame_id))
+                    rows.dups.append(("this device already sent this exact frame", it.raw_frame_id))
                     out.append(None)
                     continue
                 seen.add((device_id, sha))
                 next_id += 1
-                mid = next_id
-                subject = subjects.get(r.subject_id or "")
-                m_rows.append(
-                    (
-                        mid,
-                        it.raw_frame_id,
-                        device_id,
-                        subject[0] if subject else None,
-                        sha,
-                        r.measured_at.isoformat() if r.measured_at else None,
-                        utc_text(it.measured_epoch) if it.measured_epoch is not None else None,
-                        it.measured_epoch,
-                        utc_text(it.received_epoch),
-                        it.received_epoch,
-                        r.sex,
-                        r.age_years,
-                        r.height_cm,
-                        r.weight_kg,
-                        json.dumps(r.device_values, sort_keys=True),
-                        json.dumps(it.warnings),
-                    )
-                )
-                z_rows += [
-                    (mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm, int(z.magnitude_only))
-                    for z in r.impedance
-                ]
-                result_rows += self._result_rows(mid, it.results, now)
-                done.append((it.raw_frame_id,))
+                subject = subjects.get(it.reading.subject_id or "")
+                rows.add(next_id, it, device_id, subject[0] if subject else None, sha)
+                rows.results += self._result_rows(next_id, it.results, now)
                 out.append(
                     SavedMeasurement(
-                        mid,
+                        next_id,
                         it.raw_frame_id,
                         port,
                         subject[1] if subject else None,
@@ -397,26 +370,94 @@ class Store:
                         it.warnings,
                     )
                 )
-            c.executemany(
-                "INSERT INTO measurement (id, raw_frame_id, device_id, subject_id, frame_sha256,"
-                " device_clock, measured_at_utc, measured_at_epoch, received_at_utc,"
-                " received_at_epoch, sex, age_years, height_cm, weight_kg, device_values_json,"
-                " warnings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                m_rows,
-            )
-            c.executemany(
-                "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                z_rows,
-            )
-            self.insert_result_tuples(result_rows)
-            c.executemany(
-                "UPDATE raw_frame SET status = 'decoded', reason = NULL WHERE id = ?", done
-            )
-            c.executemany(
-                "UPDATE raw_frame SET status = 'duplicate', reason = ? WHERE id = ?", dups
-            )
+            self._insert(rows)
         return out
+
+    def _devices(
+        self, port: str, driver: str, items: Sequence[ToSave], now: str
+    ) -> dict[tuple[str, str], int]:
+        """device.id per (model, serial number) the items come from, added if new."""
+        c = self.conn
+        devices: dict[tuple[str, str], int] = {}
+        for key in {_device_key(it.reading) for it in items}:
+            c.execute(
+                "INSERT OR IGNORE INTO device (driver, port, model, serial_number, first_seen_utc)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (driver, port, *key, now),
+            )
+            devices[key] = c.execute(
+                "SELECT id FROM device WHERE driver = ? AND port = ? AND model = ? AND serial_number = ?",
+                (driver, port, *key),
+            ).fetchone()[0]
+        return devices
+
+    def _subjects(self, items: Sequence[ToSave], now: str) -> dict[str, tuple[int, str]]:
+        """(subject.id, pseudonym) per patient ID the items carry, added if new; all-zero
+        or blank IDs mean "no subject"."""
+        c = self.conn
+        subjects: dict[str, tuple[int, str]] = {}
+        ext_ids = {
+            it.reading.subject_id
+            for it in items
+            if it.reading.subject_id is not None and it.reading.subject_id.strip("0 ") != ""
+        }
+        if ext_ids:
+            c.executemany(
+                "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc) VALUES (?, ?, ?)",
+                [(e, self.pseudonym(e), now) for e in sorted(ext_ids)],
+            )
+            for e in ext_ids:
+                row = c.execute(
+                    "SELECT id, pseudonym FROM subject WHERE external_id = ?", (e,)
+                ).fetchone()
+                if row is None:  # the pseudonym is another subject's (never the ID here)
+                    raise PseudonymCollision(
+                        "the subject's pseudonym is already another subject's "
+                        "(two patient IDs map to one pseudonym)"
+                    )
+                subjects[e] = (int(row[0]), str(row[1]))
+        return subjects
+
+    def _sent_before(self, device_ids: Sequence[int], shas: Sequence[str]) -> set[tuple[int, str]]:
+        """(device id, frame SHA-256) of the given frames a device already sent."""
+        by_device: dict[int, list[str]] = {}
+        for device_id, sha in zip(device_ids, shas, strict=True):
+            by_device.setdefault(device_id, []).append(sha)
+        seen: set[tuple[int, str]] = set()
+        for device_id, dev_shas in by_device.items():
+            for k in range(0, len(dev_shas), 500):
+                part = dev_shas[k : k + 500]
+                seen.update(
+                    self.conn.execute(
+                        "SELECT device_id, frame_sha256 FROM measurement WHERE device_id = ?"
+                        f" AND frame_sha256 IN ({', '.join('?' for _ in part)})",
+                        (device_id, *part),
+                    ).fetchall()
+                )
+        return seen
+
+    def _insert(self, rows: _Rows) -> None:
+        """Write a batch's rows (the caller holds the transaction)."""
+        c = self.conn
+        c.executemany(
+            "INSERT INTO measurement (id, raw_frame_id, device_id, subject_id, frame_sha256,"
+            " device_clock, measured_at_utc, measured_at_epoch, received_at_utc,"
+            " received_at_epoch, sex, age_years, height_cm, weight_kg, device_values_json,"
+            " warnings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows.measurements,
+        )
+        c.executemany(
+            "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows.impedances,
+        )
+        self.insert_result_tuples(rows.results)
+        c.executemany(
+            "UPDATE raw_frame SET status = 'decoded', reason = NULL WHERE id = ?", rows.decoded
+        )
+        c.executemany(
+            "UPDATE raw_frame SET status = 'duplicate', reason = ? WHERE id = ?", rows.dups
+        )
 
     #: segment_result's columns between measurement_id and computed_at_utc: the
     #: columns of the result record (``bia_acq.core.estimate.Results``)
