@@ -87,6 +87,8 @@ class Sent:
     def __init__(self) -> None:
         self.frames: list[tuple[bytes, bool, str]] = []  # (frame as sent, intact, fault)
         self.kill_marks: list[int] = []  # number of frames sent before each kill
+        self.events: list[tuple[float, str]] = []  # (time, what): kills, unplugs
+        self.times: list[float] = []  # when each frame was sent
         self.bytes = 0
 
 
@@ -106,6 +108,26 @@ def integrity(db: Path) -> bool:
         return ok and c.execute("PRAGMA foreign_key_check").fetchall() == []
     finally:
         c.close()
+
+
+def wait_journaled(db: Path, data: bytes, timeout: float = 30.0) -> None:
+    """Wait until ``data`` (the last frame sent) is journaled: the reader has taken what
+    was sent before. A pty has no baud rate, so the sender runs ahead of the reader; a
+    device at 9600 baud cannot, so an unplug between frames must find the line empty.
+    A damaged frame may never be journaled as it was sent: give it a short timeout."""
+    sha = hashlib.sha256(data).hexdigest()
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        c = sqlite3.connect(db, timeout=30)
+        try:
+            found = c.execute("SELECT 1 FROM raw_frame WHERE sha256 = ?", (sha,)).fetchone()
+        except sqlite3.OperationalError:
+            found = None
+        finally:
+            c.close()
+        if found:
+            return
+        time.sleep(0.05)
 
 
 def campaign(args: argparse.Namespace, folder: Path) -> dict[str, object]:
@@ -141,6 +163,7 @@ def campaign(args: argparse.Namespace, folder: Path) -> dict[str, object]:
             time.sleep(rng.uniform(0.0, 0.3))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
+            sent.events.append((time.time(), "SIGKILL"))
             sent.kill_marks.append(len(sent.frames))
             integrity_runs += 1
             integrity_ok += integrity(db)
@@ -151,8 +174,11 @@ def campaign(args: argparse.Namespace, folder: Path) -> dict[str, object]:
             time.sleep(0.5)  # the reader's open finished (termios set): bytes sent earlier
             # meet a tty not yet in raw mode, as a device's would
         if i in unplug_at:
-            line.wait_drained(timeout=30)  # the cable is pulled between frames
+            if sent.frames:  # the cable is pulled between frames
+                last, intact, _ = sent.frames[-1]
+                wait_journaled(db, last, 30.0 if intact else 3.0)
             line.unplug()
+            sent.events.append((time.time(), "unplug"))
             time.sleep(rng.uniform(0.05, 0.5))
             line.plug()
             line.wait_reader(timeout=60)
@@ -173,12 +199,13 @@ def campaign(args: argparse.Namespace, folder: Path) -> dict[str, object]:
             if pause:
                 time.sleep(pause)
         sent.frames.append((data, intact, fault))
+        sent.times.append(time.time())
         sent.bytes += len(data)
         if not intact or fault:
-            time.sleep(0.6)  # the framer's silence: the next frame starts clean
+            time.sleep(1.0)  # past the framer's silence: the next frame starts clean
         if i % 500 == 0:
             print(f"  {i:,} frames sent, {time.monotonic() - t0:.0f} s", flush=True)
-    line.wait_drained(timeout=60)
+    wait_journaled(db, sent.frames[-1][0], 120.0 if sent.frames[-1][1] else 10.0)
     deadline = time.monotonic() + 300  # the writer catches up, the spool empties
     while time.monotonic() < deadline:
         c = sqlite3.connect(db, timeout=30)
@@ -229,15 +256,27 @@ def tally(
     lost = [k for k, j in enumerate(journaled) if not j and k not in excused]
     if lost:
         print(f"  lost frames (index): {lost[:20]}; kills after frames {sent.kill_marks}")
+        import json
+
+        (log.parent / "lost.json").write_text(
+            json.dumps(
+                {
+                    "lost": [(k, sent.times[k], sent.frames[k][2]) for k in lost],
+                    "events": sent.events,
+                },
+                indent=0,
+            )
+        )
     once = twice = 0
-    intact_missing = 0
-    for k, (data, intact, _) in enumerate(sent.frames):
+    intact_missing: collections.Counter[str] = collections.Counter()
+    for k, (data, intact, fault) in enumerate(sent.frames):
         if not intact:
             continue
         n = stored.get(hashlib.sha256(data).hexdigest(), 0)
         once += n == 1
         twice += n > 1
-        intact_missing += n == 0 and k not in excused
+        if n == 0 and k not in excused:
+            intact_missing[fault or "none"] += 1
     faults = collections.Counter(
         f.split(",")[0].split(":")[0] if f else "none" for _, _, f in sent.frames
     )
@@ -255,7 +294,7 @@ def tally(
         "bytes journaled": len(stream),
         "intact frames stored once": once,
         "intact frames stored twice": twice,
-        "intact frames not stored (not in flight)": intact_missing,
+        "intact frames not stored (not in flight), by fault": dict(intact_missing),
         "lost": len(lost),
         "in flight at a SIGKILL (frames)": in_flight,
         "in flight at a SIGKILL, most bytes at one kill": in_flight_bytes_max,
