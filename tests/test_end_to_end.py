@@ -154,6 +154,24 @@ def test_decode_prints_the_example_and_errors_for_a_changed_byte() -> None:
     first, second = (json.loads(line) for line in proc.stdout.splitlines())
     assert "checksum" in first["error"] and first["offset"] == len(bad) - 4
     assert second["weight_kg"] == 71.4  # decoding goes on with the next frame
+    assert (
+        proc.stderr.decode()
+        == "standard input: 1 frame(s) decoded, 1 rejected, 0 byte(s) outside frames\n"
+    )
+    proc = run_cli("decode", "--driver", "tanita-mc780", "-", input=b"noise\r\n" + EXAMPLE_FRAME)
+    assert proc.returncode == 1  # bytes outside frames are reported (and journaled live)
+    assert (
+        proc.stderr.decode()
+        == "standard input: 1 frame(s) decoded, 0 rejected, 7 byte(s) outside frames\n"
+    )
+
+
+def test_decode_of_an_empty_file_says_so(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    proc = run_cli("decode", "--driver", "tanita-mc780", str(empty))
+    assert proc.returncode == 1 and proc.stdout == b""
+    assert proc.stderr.decode() == f"{empty}: empty, no bytes to decode\n"
 
 
 def test_decode_reports_a_damaged_frame_start(tmp_path: Path) -> None:
@@ -169,6 +187,8 @@ def test_drivers_lists_the_shipped_profile_from_any_directory(tmp_path: Path) ->
     assert proc.returncode == 0
     out = proc.stdout.decode()
     assert "tanita-mc780" in out and "9600 8N1" in out and "tanita" in out
+    inbody = next(line for line in out.splitlines() if "inbody-lookinbody-csv" in line)
+    assert inbody.split()[3] == "folder" and "8N1" not in inbody  # a folder source's profile
 
 
 def test_unknown_driver_is_one_line(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import stat
 from pathlib import Path
@@ -143,3 +144,66 @@ def test_a_database_without_reader_views_is_refused_with_what_to_do(tmp_path: Pa
             and b"bia-acq run" in proc.stderr
         )
         assert b"Traceback" not in proc.stderr
+
+
+def test_ratios_are_written_with_the_digits_their_band_needs() -> None:
+    from bia_acq.report.svg import decimals, limit_text, ratio_text
+
+    limits = [0.44, 0.45]
+    assert ratio_text(0.4312, limits) == "0.431"
+    assert ratio_text(0.4503, limits) == "0.4503"  # edema, never "0.450" under "≤ 0.450"
+    assert ratio_text(0.44996, limits) == "0.44996"  # not on the limit unless it is
+    assert ratio_text(0.43996, limits) == "0.43996"  # normal: not "0.440" nor "0.4400"
+    assert ratio_text(0.35996, [0.36, 0.39, 0.40]) == "0.35996"  # below a lower limit
+    assert (limit_text(0.45), limit_text(0.4525)) == ("0.450", "0.4525")
+    assert (decimals(0.02), decimals(0.005), decimals(0.025), decimals(5.0)) == (2, 3, 3, 0)
+
+
+@pytest.mark.parametrize("values", [(0.426, 0.431), (0.40, 0.49), (0.3, 0.6), (0.4401, 0.4405)])
+def test_trend_ticks_say_their_own_value_and_band_labels_stay_off_the_data(
+    values: tuple[float, float],
+) -> None:
+    from bia_acq.report.svg import Series, trend_chart
+
+    day = 86400.0
+    series = [Series("Whole body", "#000", [(i * 7 * day, v) for i, v in enumerate(values)])]
+    svg = trend_chart(series, 0.44, 0.45)
+    ticks = re.findall(r'<text x="46" y="([0-9.]+)" text-anchor="end">([0-9.]+)</text>', svg)
+    labels = [t for _, t in ticks]
+    assert len(ticks) >= 3 and len(set(labels)) == len(labels), labels
+    steps = {round(float(b) - float(a), 9) for a, b in itertools.pairwise(labels)}
+    assert len(steps) == 1, labels  # evenly spaced values, none rounded onto another
+    plot = re.search(r'<rect x="52" y="16" width="([0-9.]+)"', svg)
+    assert plot is not None
+    right_edge = 52 + float(plot.group(1))
+    xs = [
+        float(x)
+        for pts in re.findall(r'points="([^"]+)"', svg)
+        for x in re.findall(r"([0-9.]+),", pts)
+    ]
+    for x in re.findall(r'<text class="band-label" x="([0-9.]+)"', svg):
+        assert float(x) > right_edge >= max(xs)
+
+
+def test_every_table_column_has_a_header(recovery_report: Path) -> None:
+    html = recovery_report.read_text(encoding="utf-8")
+    headers = re.findall(r"<th[^>]*>(.*?)</th>", html)
+    assert headers and all(h.strip() for h in headers), headers
+
+
+def test_docs_report_png_is_what_its_documented_command_produces(tmp_path: Path) -> None:
+    import importlib.util
+
+    from browser import chromium
+    from PIL import Image
+
+    chromium()  # skips without a browser (CI requires one)
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    spec = importlib.util.spec_from_file_location("report_png", docs / "report_png.py")
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    made = Image.open(script.main(tmp_path / "report.png")).convert("RGB")
+    shipped = Image.open(docs / "report.png").convert("RGB")
+    assert made.size == shipped.size
+    assert made.tobytes() == shipped.tobytes(), "docs/report.png is stale: run docs/report_png.py"

@@ -217,6 +217,8 @@ class PortRuntime:
     zone: dt.tzinfo | None
     #: live data: warn when the device clock is far from the receive time (not for imports)
     live: bool = True
+    #: the built-in simulator: its devices and subjects are stored as simulated
+    simulated: bool = False
 
 
 class Ingest:
@@ -247,7 +249,9 @@ class Ingest:
 
     def add_port(self, port: PortConfig) -> None:
         zone = zoneinfo.ZoneInfo(port.timezone) if port.timezone else None
-        self.ports[port.name] = PortRuntime(port.name, port.driver, port.profile.codec(), zone)
+        self.ports[port.name] = PortRuntime(
+            port.name, port.driver, port.profile.codec(), zone, simulated=port.simulated
+        )
 
     def runtime(self, port: str, driver: str) -> PortRuntime | None:
         """The port's codec and zone; for a port no longer configured, its driver's codec."""
@@ -409,9 +413,8 @@ class Ingest:
             return []
         try:
             return self._compute_all(rt, decoded)
-        except Exception:
-            if len(decoded) == 1:
-                raise
+        except Exception:  # one of them: find it
+            pass
         out = []
         for d in decoded:
             try:
@@ -460,7 +463,9 @@ class Ingest:
             return []
         try:
             with store.db.atomic():
-                stored = store.save_many(rt.name, rt.driver, [it for _, it in items])
+                stored = store.save_many(
+                    rt.name, rt.driver, [it for _, it in items], simulated=rt.simulated
+                )
             return list(zip([d for d, _ in items], stored, strict=True))
         except Exception as exc:
             if refuses_writes(exc):
@@ -469,7 +474,7 @@ class Ingest:
         for d, it in items:
             try:
                 with store.db.atomic():
-                    (m,) = store.save_many(rt.name, rt.driver, [it])
+                    (m,) = store.save_many(rt.name, rt.driver, [it], simulated=rt.simulated)
                 out.append((d, m))
             except Exception as exc:
                 if refuses_writes(exc):

@@ -20,11 +20,16 @@ log = logging.getLogger("bia_acq")
 DEFAULT_DRIVER = "tanita-mc780"
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
 def setup_logging(level: str) -> None:
+    """Log to standard error at ``level``; a later call (a configuration's level) replaces it."""
     logging.basicConfig(
         level=getattr(logging, level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+        force=True,
     )
 
 
@@ -72,6 +77,7 @@ COMMANDS = (
     "check_config",
     "drivers",
     "worklist",
+    "subjects",
     "report",
     "export",
     "datasette_metadata",
@@ -79,6 +85,59 @@ COMMANDS = (
     "recompute",
     "baseline",
 )
+
+
+#: One name per kind of value, whatever the command: ``--db PATH`` everywhere, ``--subject
+#: ID``, ``--since DATE``… An option a command declares without a metavar gets this one.
+METAVARS = {
+    "--db": "PATH",
+    "--config": "FILE",
+    "--truth": "FILE",
+    "--out": "PATH",
+    "--subject": "ID",
+    "--id": "ID",
+    "--since": "DATE",
+    "--driver": "NAME",
+    "--method": "NAME",
+    "--link": "PATH",
+    "--scenario": "NAME|FILE",
+    "--port": "NAME",  # a configured port's name; where it is a device, DEVICE is declared
+    "--journal-port": "NAME",
+    "--timezone": "ZONE",
+    "--count": "N",
+    "--seed": "N",
+    "--batch": "N",
+    "--measurement": "N",
+    "--interval": "SECONDS",
+    "--duration": "SECONDS",
+    "--listen": "SECONDS",
+    "--speed": "X",
+    "--age": "YEARS",
+    "--height": "CM",
+    "--tare": "KG",
+}
+
+
+def leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers that run a command (``run``, ``worklist add``…), not those of groups."""
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        return [parser]
+    return [leaf for g in groups for child in g.choices.values() for leaf in leaf_parsers(child)]
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-level`` on every command, and the shared metavars."""
+    if "--log-level" not in parser._option_string_actions:
+        parser.add_argument("--log-level", choices=LOG_LEVELS)
+    for action in parser._actions:
+        if action.option_strings and action.metavar is None and action.choices is None:
+            action.metavar = METAVARS.get(action.option_strings[-1])
+        if action.dest == "log_level":
+            action.metavar = "LEVEL"
+            if action.help is None:
+                levels = ", ".join(LOG_LEVELS)
+                action.help = f"what to log on standard error: {levels} (default {action.default or 'warning'})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,12 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"bia_acq.commands.{name}").add_parser(sub)
+    for leaf in leaf_parsers(parser):
+        _common_options(leaf)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.log_level is not None:  # commands that log by default set their level themselves
+        setup_logging(args.log_level)
     try:
         return int(args.handler(args))
     except BiaError as exc:

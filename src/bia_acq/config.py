@@ -50,6 +50,7 @@ class PortConfig:
     serial: SerialSettings
     timezone: str | None = None  # IANA zone of the device clock; None: this PC's zone
     silence_s: float | None = None  # drop a partial frame after this silence; None: profile's
+    simulated: bool = False  # the built-in simulator of `run` without --config: marked as such
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ def parse_thresholds(doc: Doc, raw: Any) -> dict[str, Bands]:
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Load and validate a configuration file."""
     p = Path(path)
-    if p.exists():
+    if p.is_file():  # a directory or a missing file: yamlfile.load says so
         mode = p.stat().st_mode
         if mode & stat.S_IWOTH:
             raise ConfigError(

@@ -79,6 +79,9 @@ class Profile:
     options: Mapping[str, Any] = field(default_factory=dict)
     simulator: Mapping[str, Any] = field(default_factory=dict)
     source: str = ""
+    #: "serial": the device sends on a serial line; "folder": its software exports files
+    #: into a folder (a configuration's ``folders:``), never read from a serial port
+    link: str = "serial"
     #: polled analyzers (PC mode): the commands to send; None: the device talks unasked
     dialogue: Dialogue | None = None
 
@@ -95,7 +98,17 @@ class Profile:
             ) from None
 
 
-PROFILE_KEYS = ("name", "description", "protocol", "serial", "options", "simulator", "dialogue")
+PROFILE_KEYS = (
+    "name",
+    "description",
+    "protocol",
+    "link",
+    "serial",
+    "options",
+    "simulator",
+    "dialogue",
+)
+LINKS = ("serial", "folder")
 
 
 def parse_profile(doc: Doc) -> Profile:
@@ -107,6 +120,9 @@ def parse_profile(doc: Doc) -> Profile:
     for k in ("options", "simulator", "dialogue"):
         if not isinstance(d.get(k, {}), dict):
             raise doc.error(k, "must be a mapping")
+    link = d.get("link", "serial")
+    if link not in LINKS:
+        raise doc.error("link", f"expected serial or folder, got {link!r}", "default: serial")
     serial = parse_serial(doc, "serial", d.get("serial", {}), SerialSettings())
     dialogue = None
     if "dialogue" in d:
@@ -122,6 +138,7 @@ def parse_profile(doc: Doc) -> Profile:
         options=dict(d.get("options", {})),
         simulator=dict(d.get("simulator", {})),
         source=doc.file,
+        link=link,
         dialogue=dialogue,
     )
 

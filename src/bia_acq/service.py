@@ -96,6 +96,7 @@ class Service:
         self._decode_until = 0.0
         self._hung_reported: frozenset[str] = frozenset()
         self.writer_failed: str | None = None  # why the writer thread ended, if it did
+        self._reloading: threading.Thread | None = None  # the last reload's thread
         self._db_identity: tuple[int, int] | None = None  # of the file the writer opened
         self.recovered = threading.Event()  # set once what an earlier stop left is decoded
 
@@ -183,13 +184,25 @@ class Service:
                 source.stop()
                 stopping.append(source)
                 del self.sources[name]
-        for source in stopping:
-            source.join(5.0)
-            log.info("port %s: removed by the new configuration", source.port.name)
-        for name, port in new.items():
-            if name not in self.sources:
-                log.info("port %s: added by the new configuration", name)
+        added = [port for name, port in new.items() if name not in self.sources]
+        previous = self._reloading
+
+        def finish() -> None:
+            if previous is not None:  # an earlier reload finishes first
+                previous.join()
+            for source in stopping:  # a changed port is free again before it reopens
+                source.join(5.0)
+                log.info("port %s: removed by the new configuration", source.port.name)
+            for port in added:
+                if self.stopping.is_set():
+                    return
+                log.info("port %s: added by the new configuration", port.name)
                 self._start_source(port)
+
+        # the main thread never waits for a reader to finish its frame (systemd's
+        # watchdog and STATUS go on): stopped readers are joined in a thread of their own
+        self._reloading = threading.Thread(target=finish, name="reload", daemon=True)
+        self._reloading.start()
         for key in ("database", "database_group", "method", "drivers_dir", "folders"):
             if getattr(config, key) != getattr(self.config, key):
                 log.warning(
@@ -204,7 +217,9 @@ class Service:
         """Loops that died or whose heartbeat stopped for longer than ``hung_after_s``."""
         now = time.monotonic()
         out = [
-            f"{s.kind} {name}" for name, s in self.sources.items() if s.hung(now, self.hung_after_s)
+            f"{s.kind} {name}"
+            for name, s in list(self.sources.items())  # a reload thread may add one
+            if s.hung(now, self.hung_after_s)
         ]
         w = self.writer
         if w is not None and (not w.is_alive() or now - self.writer_heartbeat > self.hung_after_s):
@@ -219,7 +234,7 @@ class Service:
             db = f"moving {len(self.spool)} batch(es) from the spool"
         else:
             db = "database ok"
-        ports_first = sorted(self.sources.values(), key=lambda s: s.kind == "folder")
+        ports_first = sorted(list(self.sources.values()), key=lambda s: s.kind == "folder")
         parts = [s.describe() for s in ports_first]
         return f"{db}; {'; '.join(parts) or 'no ports or folders configured'}"
 
@@ -482,6 +497,8 @@ class Service:
         deadline = time.monotonic() + timeout_s
         self._decode_until = time.monotonic() + timeout_s / 2
         self.stopping.set()
+        if self._reloading is not None:  # a reload in progress starts no port after this
+            self._reloading.join(max(0.1, deadline - time.monotonic() - 1.0))
         self._folder_stop.set()  # also for folders the writer may start while stopping
         for s in self.sources.values():
             s.stop()

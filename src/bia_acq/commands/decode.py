@@ -37,8 +37,12 @@ def run(args: argparse.Namespace) -> int:
             data = Path(args.file).read_bytes()
         except OSError as exc:
             raise BiaError(f"cannot read {args.file}: {exc.strerror}") from None
+    name = "standard input" if args.file == "-" else args.file
+    if not data:
+        print(f"{name}: empty, no bytes to decode", file=sys.stderr)
+        return 1
     framer = codec.framer()
-    failed = 0
+    decoded = rejected = outside = 0
     pos = 0
     for chunk in [*framer.feed(data), *framer.flush("end of input inside a frame")]:
         start, pos = pos, pos + len(chunk.data)
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
                 "error": f"{len(chunk.data)} bytes outside any frame",
                 "offset": 0,
             }
+            outside += len(chunk.data)
         elif chunk.kind == "truncated":
             out = {"error": chunk.reason, "offset": len(chunk.data)}
         else:
@@ -57,8 +62,15 @@ def run(args: argparse.Namespace) -> int:
             except FrameError as exc:
                 out = {"error": exc.reason, "offset": exc.offset}
         if "error" in out:
-            failed += 1
             out["stream_offset"] = start
+            rejected += chunk.kind != "junk"
+        else:
+            decoded += 1
         print(json.dumps(out), flush=False)
     sys.stdout.flush()
-    return 1 if failed else 0
+    print(
+        f"{name}: {decoded} frame(s) decoded, {rejected} rejected, "
+        f"{outside} byte(s) outside frames",
+        file=sys.stderr,
+    )
+    return 1 if rejected or outside else 0

@@ -9,7 +9,14 @@ from bia_acq.errors import BiaError
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("drivers", help="list device profiles and protocol codecs")
+    p = sub.add_parser(
+        "drivers",
+        help="list device profiles and protocol codecs",
+        description="List the device profiles (built in, and those of --drivers-dir) with "
+        "their protocol and link: the serial settings, or 'folder' for a profile whose "
+        "device's software exports files into a folder (a configuration's folders:); then "
+        "the protocol codecs, plugins included, a broken one as not available.",
+    )
     add_drivers_dir(p)
     p.set_defaults(handler=run)
 
@@ -32,10 +39,8 @@ def run(args: argparse.Namespace) -> int:
     print("Device profiles:")
     for name, p in profiles:
         note = "" if protocols.get(p.protocol, "unknown") is None else " [protocol not available]"
-        print(
-            f"  {name:<{w}} protocol {p.protocol:<{pw}} {p.serial.describe():<28} "
-            f"{p.description}{note}"
-        )
+        link = "folder" if p.link == "folder" else p.serial.describe()
+        print(f"  {name:<{w}} protocol {p.protocol:<{pw}} {link:<28} {p.description}{note}")
     print("Protocols:")
     for name, problem in protocols.items():
         if problem is None:

@@ -59,23 +59,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 @dataclass
 class Tally:
+    """What an import did: frames = stored + duplicates + rejected + frames_already."""
+
     frames: int = 0
     stored: int = 0
     duplicates: int = 0
     rejected: int = 0
-    junk: int = 0
+    frames_already: int = 0  # journaled by an earlier import of these bytes: not again
+    junk: int = 0  # junk and truncated chunks journaled now
     truncated: int = 0
-    already: int = 0
+    others_already: int = 0  # junk and truncated chunks an earlier import journaled
 
     def add(self, other: Tally) -> None:
         for f in fields(self):
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def line(self) -> str:
+        kept = f"{self.junk} junk and {self.truncated} truncated chunk(s) kept"
+        if self.others_already:
+            kept += f", {self.others_already} already imported"
         return (
             f"{self.frames} frame(s): {self.stored} stored, {self.duplicates} already stored, "
-            f"{self.rejected} rejected; {self.junk} junk and {self.truncated} truncated "
-            f"chunk(s) kept; {self.already} chunk(s) already imported"
+            f"{self.rejected} rejected, {self.frames_already} already imported; {kept}"
         )
 
 
@@ -175,21 +180,28 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
         if not pending:
             return
         before = (ingest.stored, ingest.duplicates, ingest.rejected)
-        batch = Batch(
-            rt.name,
-            rt.driver,
-            [c for _, c in pending],
-            received,
-            chunk_keys=tuple(
-                f"{source}@{o}#{hashlib.sha256(c.data).hexdigest()}" for o, c in pending
-            ),
-        )
+        keys = tuple(f"{source}@{o}#{hashlib.sha256(c.data).hexdigest()}" for o, c in pending)
+        batch = Batch(rt.name, rt.driver, [c for _, c in pending], received, chunk_keys=keys)
         with store.db.atomic():  # one transaction per batch: the file is the durable copy
-            new = ingest.handle(batch)
+            known = {  # journaled by an earlier import: handle() skips them
+                k
+                for (k,) in store.conn.execute(
+                    f"SELECT chunk_key FROM raw_frame WHERE chunk_key IN ({','.join('?' * len(keys))})",
+                    keys,
+                )
+            }
+            for (_, c), k in zip(pending, keys, strict=True):
+                if k not in known:
+                    tally.junk += c.kind == "junk"
+                    tally.truncated += c.kind == "truncated"
+                elif c.kind == "frame":
+                    tally.frames_already += 1
+                else:
+                    tally.others_already += 1
+            ingest.handle(batch)
         tally.stored += ingest.stored - before[0]
         tally.duplicates += ingest.duplicates - before[1]
         tally.rejected += ingest.rejected - before[2]
-        tally.already += len(pending) - new
         nbytes = sum(len(c.data) for _, c in pending)
         progress.advance(nbytes, sum(c.kind == "frame" for _, c in pending))
         pending.clear()
@@ -203,12 +215,7 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
                 for c in chunks:
                     pending.append((offset, c))
                     offset += len(c.data)
-                    if c.kind == "frame":
-                        tally.frames += 1
-                    elif c.kind == "junk":
-                        tally.junk += 1
-                    else:
-                        tally.truncated += 1
+                    tally.frames += c.kind == "frame"
                     if len(pending) >= BATCH_CHUNKS:
                         flush()
                 if not data:

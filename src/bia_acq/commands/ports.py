@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--port",
         action="append",
         default=[],
-        metavar="PATH",
+        metavar="DEVICE",
         help="also (or, with --listen, only) this port: pseudo-terminals and pyserial URLs "
         "are not listed by the system; repeatable",
     )
@@ -93,14 +93,30 @@ def list_ports(extra: Sequence[str] = ()) -> list[PortInfo]:
     return list(out.values())
 
 
+HEADER = ("device", "description", "USB vid:pid", "serial number", "stable link (by-id)")
+
+
+def port_table(ports: Sequence[PortInfo]) -> list[str]:
+    """A header row, then one aligned row per port; '-' where the system knows nothing."""
+    cells = [
+        HEADER,
+        *((p.device, p.description, p.usb_id, p.serial_number, p.by_id) for p in ports),
+    ]
+    rows = [tuple(cell or "-" for cell in row) for row in cells]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(HEADER) - 1)]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in rows
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
     ports = list_ports(args.port)
     if not ports:
         print("no serial ports found (pseudo-terminals and sockets are not listed: use --port)")
         return 0
-    for p in ports:
-        fields = [p.device, p.description or "-", p.usb_id or "-", p.serial_number or "-"]
-        print("  ".join(fields) + (f"  {p.by_id}" if p.by_id else ""))
+    for line in port_table(ports):
+        print(line)
     if args.listen is None:
         return 0
     targets = args.port or [p.device for p in ports]
@@ -122,10 +138,14 @@ def listen(
         profiles = [get_profile(d, drivers_dir) for d in drivers]
     else:
         profiles = list(all_profiles(drivers_dir).values())
+    lines: list[str] = []
     groups: dict[object, list[Profile]] = {}
     for prof in sorted(profiles, key=lambda p: p.name):
+        if prof.link == "folder":  # its device exports files: nothing to hear on a line
+            if drivers:
+                lines.append(f"  {prof.name}: a folder profile, not tried on a serial line")
+            continue
         groups.setdefault(prof.serial, []).append(prof)
-    lines: list[str] = []
     scores: list[tuple[tuple[int, int, int], str]] = []
     for members in groups.values():
         link = Link(url, members[0].serial, read_timeout_s=0.1)

@@ -14,7 +14,15 @@ if TYPE_CHECKING:
     from bia_acq.service import Service
     from bia_acq.systemd import Notifier
 
-from bia_acq.cli import DEFAULT_DRIVER, Stop, log, positive_float, positive_int, setup_logging
+from bia_acq.cli import (
+    DEFAULT_DRIVER,
+    LOG_LEVELS,
+    Stop,
+    log,
+    positive_float,
+    positive_int,
+    setup_logging,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,23 +32,32 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         description="Acquire measurements into SQLite. Without --config, runs the built-in "
         "simulated Tanita MC-780 on a pseudo-terminal into ./bia-acq.db.",
     )
-    p.add_argument("--config", type=Path, help="configuration file (YAML)")
-    p.add_argument("--db", type=Path, help="database file (overrides the configuration)")
+    p.add_argument(
+        "--config", type=Path, help="configuration file (YAML), e.g. /etc/bia-acq/config.yaml"
+    )
+    p.add_argument("--db", type=Path, help="database file (overrides the configuration's)")
     p.add_argument("--count", type=positive_int, help="stop after N stored measurements")
-    p.add_argument("--duration", type=positive_float, help="stop after this many seconds")
+    p.add_argument("--duration", type=positive_float, help="stop after SECONDS")
     p.add_argument(
         "--interval",
         type=positive_float,
         default=1.0,
         help="seconds between simulated measurements when no config is given (default 1)",
     )
-    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    p.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        help="what to log on standard error (default: the configuration's log_level, or info)",
+    )
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from bia_acq.commands.check_config import refuse_unusable
     from bia_acq.config import Config, PortConfig, load_config
+    from bia_acq.core.estimate import METHODS
     from bia_acq.drivers import get_profile
+    from bia_acq.report.svg import ratio_text
     from bia_acq.service import Service
     from bia_acq.simulator.device import VirtualAnalyzer
     from bia_acq.store.writer import SavedMeasurement, short_pseudonym
@@ -58,16 +75,18 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(args.log_level or config.log_level)
         if args.db:
             config = dataclasses.replace(config, database=args.db)
-        if not config.ports and not config.folders:
-            log.warning("%s configures no ports or folders: nothing to acquire", config.source)
+        refuse_unusable(config, args.config, args.db is not None)
     else:
         setup_logging(args.log_level or "info")
+        config = Config(database=args.db or Path("bia-acq.db"))
+        refuse_unusable(config, None, args.db is not None)
+        refuse_real_measurements(config.database)
         profile = get_profile(DEFAULT_DRIVER)
         simulator = VirtualAnalyzer(profile, interval_s=args.interval)
         path = simulator.open()
         log.info("no --config: acquiring from the built-in simulated %s on %s", profile.name, path)
-        port = PortConfig("simulator", path, profile.name, profile, profile.serial)
-        config = Config(database=args.db or Path("bia-acq.db"), ports=(port,))
+        port = PortConfig("simulator", path, profile.name, profile, profile.serial, simulated=True)
+        config = dataclasses.replace(config, ports=(port,))
         sim_thread = threading.Thread(
             target=simulator.run, args=(sim_stop,), name="simulator", daemon=True
         )
@@ -75,11 +94,20 @@ def run(args: argparse.Namespace) -> int:
     stored = 0
     done = threading.Event()
 
+    def limits(method: str) -> tuple[float | None, ...]:
+        """The band limits the service classified by: the configuration's, else the method's."""
+        bands = config.thresholds.get(method) or METHODS[method].bands
+        return bands.normal_min, bands.normal_max, bands.slight_max
+
     def on_saved(m: SavedMeasurement) -> None:
         nonlocal stored
         wb = next((r for r in m.results if r["segment"] == "whole_body"), None)
         ratio = wb and wb["ecw_tbw_ratio"]
-        text = f"{ratio:.3f}" if isinstance(ratio, float) else "n/a"
+        text = (
+            ratio_text(ratio, limits(str(wb["method"])))
+            if wb and isinstance(ratio, float)
+            else "n/a"
+        )
         cls = wb["classification"] if wb else "unknown"
         method = f"{wb['method']} v{wb['method_version']}" if wb else config.method
         print(
@@ -130,6 +158,43 @@ def run(args: argparse.Namespace) -> int:
         log.error("%d received byte(s) could not be kept", service.lost_bytes)
         return 1
     return 0
+
+
+def refuse_real_measurements(database: Path) -> None:
+    """The built-in simulator's patients never go into a database holding real ones.
+
+    Real: measured by a device not marked simulated (``device.simulated``, migration
+    m006); in a database written before the mark every measurement counts as real.
+    """
+    import sqlite3
+
+    from bia_acq.errors import ConfigError
+    from bia_acq.store.db import open_readonly
+
+    if not database.is_file():
+        return
+    conn = open_readonly(database)
+    try:
+        try:
+            real = conn.execute(
+                "SELECT count(*) FROM measurement m JOIN device d ON d.id = m.device_id"
+                " WHERE NOT d.simulated"
+            ).fetchone()[0]
+        except sqlite3.OperationalError:  # no mark yet (or no tables: not ours to judge here)
+            try:
+                real = conn.execute("SELECT count(*) FROM measurement").fetchone()[0]
+            except sqlite3.OperationalError:
+                real = 0
+    finally:
+        conn.close()
+    if real:
+        raise ConfigError(
+            f"{database} holds {real} measurement(s) from analyzers; without --config, run "
+            "stores simulated patients and never into such a database",
+            key="--db",
+            fix="give a new file, e.g. --db demo.db, or run --config FILE to acquire from "
+            "the analyzers",
+        )
 
 
 def _reload(args: argparse.Namespace, service: Service, notifier: Notifier) -> None:

@@ -42,21 +42,42 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "to the analyzer, starts the measurement and stores it for that subject.",
     )
     wsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    a = wsub.add_parser("add", help="queue a subject")
+    a = wsub.add_parser(
+        "add",
+        help="queue a subject",
+        description="Queue a subject for a polled analyzer: the service sends these settings "
+        "to the next free polled port (or --port), starts the measurement and stores it for "
+        "this subject.",
+    )
     a.add_argument("--db", type=Path, required=True, help="the service's database")
     a.add_argument("--id", dest="subject_id", type=_subject_id, required=True, help="patient ID")
-    a.add_argument("--sex", choices=["male", "female"], required=True)
+    a.add_argument("--sex", choices=["male", "female"], required=True, help="the subject's sex")
     a.add_argument("--age", type=positive_int, required=True, help="age in years")
     a.add_argument("--height", type=_number(50, 250, "cm"), required=True, help="height in cm")
-    a.add_argument("--body-type", choices=["standard", "athletic"], default="standard")
+    a.add_argument(
+        "--body-type",
+        choices=["standard", "athletic"],
+        default="standard",
+        help="the analyzer's body type setting (default standard)",
+    )
     a.add_argument("--tare", type=_number(0, 10, "kg"), help="clothes weight to subtract (kg)")
     a.add_argument("--port", help="only this configured port (default: the first free one)")
     a.set_defaults(handler=run)
-    ls = wsub.add_parser("list", help="show the entries, oldest first")
+    ls = wsub.add_parser(
+        "list",
+        help="show the entries, oldest first",
+        description="Show the work list, oldest first: status, port, settings, and the "
+        "subject's pseudonym (its patient ID with --show-ids).",
+    )
     ls.add_argument("--db", type=Path, required=True, help="the service's database")
     ls.add_argument("--show-ids", action="store_true", help="print patient IDs, not pseudonyms")
     ls.set_defaults(handler=run)
-    c = wsub.add_parser("clear", help="remove waiting and failed entries")
+    c = wsub.add_parser(
+        "clear",
+        help="remove waiting and failed entries",
+        description="Remove waiting and failed entries (with --all: done ones too); stored "
+        "measurements stay.",
+    )
     c.add_argument("--db", type=Path, required=True, help="the service's database")
     c.add_argument("--all", action="store_true", help="also remove done entries")
     c.set_defaults(handler=run)

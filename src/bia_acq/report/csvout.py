@@ -16,7 +16,7 @@ from bia_acq.report.data import SEGMENT_ORDER
 from bia_acq.report.export import Export
 from bia_acq.report.formats import ExportContext, ExportFormat, Written
 
-#: (column, source, decimals): the documented, stable column set (README "Exports")
+#: (column, source, decimals): the documented, stable column set (docs/analysts.md "Exports")
 COLUMNS: tuple[tuple[str, str, int | None], ...] = (
     ("measurement_id", "m.measurement_id", None),
     ("subject_pseudonym", "m.subject_pseudonym", None),

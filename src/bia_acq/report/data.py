@@ -72,8 +72,8 @@ def require_reader_schema(conn: sqlite3.Connection, path: object) -> None:
     if not read.has_reader_views(conn):
         raise BiaError(
             f"database {path} has no reader views (it is not a bia-acq database, or was "
-            "written by an older bia-acq): start the service on it once (`bia-acq run --db "
-            f"{path} --count 1`, or with its configuration) to upgrade it"
+            "written by an older bia-acq): if the service writes it, restart the service, which "
+            "upgrades it (`systemctl restart bia-acq`, or `bia-acq run --config FILE`)"
         )
 
 
@@ -84,7 +84,7 @@ def find_subject(conn: sqlite3.Connection, key: str) -> int:
         raise SubjectNotFound(
             "no subject in this database has that patient ID or pseudonym "
             "(give the ID exactly as the analyzer sent it, leading zeros included, or the "
-            "P-… pseudonym; `bia-acq report --all` lists every subject)"
+            "P-… pseudonym; `bia-acq subjects --db DATABASE` lists them)"
         )
     return int(row[0])
 

@@ -66,7 +66,7 @@ def slug(segment: str) -> str:
 LOINC_SYSTEM = "http://loinc.org"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
 SNOMED_SYSTEM = "http://snomed.info/sct"
-#: bia-acq's own code system for quantities LOINC has no code for (README "Exports")
+#: bia-acq's own code system for quantities LOINC has no code for (docs/analysts.md "Exports")
 LOCAL_SYSTEM = "urn:bia-acq:code"
 
 #: LOINC codes, each checked against LOINC's own term definitions (LOINC 2.82 parts, as

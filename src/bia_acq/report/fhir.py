@@ -3,7 +3,7 @@
 Each measurement gives one Observation per quantity (:func:`export.quantities`): LOINC
 where a code exists (body weight, body height, body water mass, whole-body phase angle),
 bia-acq's own code system ``urn:bia-acq:code`` otherwise (ECW, ICW, ECW/TBW, segment
-phase angles, resistance and reactance per frequency; README "Exports"), UCUM units,
+phase angles, resistance and reactance per frequency; docs/analysts.md "Exports"), UCUM units,
 SNOMED CT ``bodySite`` for segments. Resource IDs are UUIDs derived from the database and
 the row, so exporting again gives the same IDs. Plain JSON: no FHIR library needed here
 (the tests validate the output with one).

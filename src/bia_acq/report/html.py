@@ -10,7 +10,14 @@ from typing import Any
 
 from bia_acq import __version__
 from bia_acq.report.data import SEGMENT_LABEL, SEGMENT_ORDER, SubjectData
-from bia_acq.report.svg import CLASS_COLOURS, Series, body_chart, trend_chart
+from bia_acq.report.svg import (
+    CLASS_COLOURS,
+    Series,
+    body_chart,
+    limit_text,
+    ratio_text,
+    trend_chart,
+)
 from bia_acq.utc import utc_now
 
 #: the page may load nothing from anywhere: styles inline, images as data: only, no scripts
@@ -105,19 +112,24 @@ def utc_now_text() -> str:
     return utc_now("seconds")
 
 
-def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | None = None) -> str:
-    """One subject's edema report."""
-    m = data.method
-    a = data.attributes
-    latest = data.latest
-    visits = data.visits
+def _ratio(v: Any, limits: Sequence[float | None]) -> str:
+    """ECW/TBW as the bands read it: 3 decimals, more where a limit needs them."""
+    if not isinstance(v, float) or not math.isfinite(v):
+        return "–"
+    return ratio_text(v, limits)
+
+
+def _row_limits(r: dict[str, Any]) -> list[float | None]:
+    return [r.get(k) for k in ("ecw_tbw_normal_min", "ecw_tbw_normal_max", "ecw_tbw_slight_max")]
+
+
+def _identity(data: SubjectData) -> str:
+    """Who, and what the report covers: the patient, the visits and the method's bands."""
+    m, a, visits = data.method, data.attributes, data.visits
     first_t = _when(visits[0]["measured_at_epoch"]) if visits else "–"
     last_t = _when(visits[-1]["measured_at_epoch"]) if visits else "–"
-    parts: list[str] = []
-    if index_href:
-        parts.append(f'<p class="noprint"><a href="{escape(index_href)}">← all subjects</a></p>')
-    parts.append("<h1>Edema report: ECW/TBW by bioimpedance</h1>")
-    parts.append(
+    out = (
+        "<h1>Edema report: ECW/TBW by bioimpedance</h1>"
         '<dl class="id">'
         f"<dt>Patient ID</dt><dd>{escape(data.external_id)}</dd>"
         f"<dt>Pseudonym</dt><dd>{escape(data.pseudonym)}</dd>"
@@ -130,14 +142,20 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         "</dl>"
     )
     if m is not None:
-        parts.append(
+        out += (
             f'<p class="sub">Bands of {escape(m.name)} v{escape(m.version)}: normal ECW/TBW ≤ '
-            f"{m.normal_max:.3f}, slightly over ≤ {m.slight_max:.3f}, edema above. ECW/TBW "
-            "bands belong to the method that computed the ratio; do not compare with another "
-            "method's cut-offs.</p>"
+            f"{limit_text(m.normal_max)}, slightly over ≤ {limit_text(m.slight_max)}, edema "
+            "above. ECW/TBW bands belong to the method that computed the ratio; do not compare "
+            "with another method's cut-offs.</p>"
         )
-    # trend
-    parts.append("<h2>ECW/TBW over time</h2>")
+    return out
+
+
+def _trend(data: SubjectData) -> str:
+    """ECW/TBW of the whole body and each limb over time, on the method's bands."""
+    m = data.method
+    if m is None:
+        return "<h2>ECW/TBW over time</h2>"
     series = [
         Series(
             label=SEGMENT_LABEL[seg],
@@ -153,25 +171,23 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         for seg in SEGMENT_ORDER
         if data.trend.get(seg) and seg != "trunk"
     ]
-    if m is not None:
-        parts.append(
-            '<div class="chart">'
-            + trend_chart(
-                series,
-                m.normal_max,
-                m.slight_max,
-                title="ECW/TBW per segment over time, with the method's bands",
-            )
-            + "</div>"
-            '<p class="note">Whole body and limbs; the trunk is in the tables below (on '
-            "analyzers without a trunk electrode it is derived from the hand-to-foot path and "
-            "varies more).</p>"
-        )
-    # latest visit
-    wb = latest.get("whole_body")
-    when = _when(wb["measured_at_epoch"]) if wb else last_t
-    parts.append(f"<h2>Latest visit ({when} UTC): segments and asymmetry</h2>")
-    asym_rows = []
+    chart = trend_chart(
+        series,
+        m.normal_max,
+        m.slight_max,
+        title="ECW/TBW per segment over time, with the method's bands",
+    )
+    return (
+        f'<h2>ECW/TBW over time</h2><div class="chart">{chart}</div>'
+        '<p class="note">Whole body and limbs; the trunk is in the tables below (on '
+        "analyzers without a trunk electrode it is derived from the hand-to-foot path and "
+        "varies more).</p>"
+    )
+
+
+def _asymmetry(latest: dict[str, dict[str, Any]]) -> str:
+    """Right against left for arms and legs at the latest visit."""
+    rows = []
     for pair, right, left in (("Arms", "right_arm", "left_arm"), ("Legs", "right_leg", "left_leg")):
         r, lft = latest.get(right), latest.get(left)
         if not r or not lft:
@@ -183,27 +199,39 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
             side = "equal"
         else:
             side = "right higher" if diff > 0 else "left higher"
-        asym_rows.append(
-            f'<tr><td class="l">{pair}</td><td>{_num(r["ecw_tbw_ratio"], 3)}</td>'
-            f"<td>{_num(lft['ecw_tbw_ratio'], 3)}</td><td>{_num(diff, 3, True)}</td>"
-            f'<td class="l">{side}</td>'
+        rows.append(
+            f'<tr><td class="l">{pair}</td><td>{_ratio(r["ecw_tbw_ratio"], _row_limits(r))}</td>'
+            f"<td>{_ratio(lft['ecw_tbw_ratio'], _row_limits(lft))}</td>"
+            f'<td>{_num(diff, 3, True)}</td><td class="l">{side}</td>'
             f"<td>{_num(lft['r0_other_side_over_this'], 3)}</td></tr>"
         )
-    asym = (
+    return (
         '<table><tr><th class="l">Pair</th><th>Right ECW/TBW</th><th>Left ECW/TBW</th>'
-        '<th>Right − left</th><th class="l"></th><th>R0 right / R0 left</th></tr>'
-        + "".join(asym_rows)
+        '<th>Right − left</th><th class="l">Higher side</th><th>R0 right / R0 left</th></tr>'
+        + "".join(rows)
         + "</table>"
         '<p class="note">A limb holding extra extracellular water has a higher ECW/TBW and a '
         "lower R0 than the other side.</p>"
     )
-    parts.append(
-        '<div class="row"><div class="chart">'
-        + body_chart(latest, title="ECW/TBW per segment at the latest visit")
-        + f'</div><div style="flex:1;min-width:300px">{asym}</div></div>'
+
+
+def _latest_visit(data: SubjectData) -> str:
+    """The latest visit on the body outline, beside the left-right asymmetry."""
+    wb = data.latest.get("whole_body")
+    visits = data.visits
+    when = _when(
+        wb["measured_at_epoch"] if wb else visits[-1]["measured_at_epoch"] if visits else None
     )
-    # latest values
-    parts.append("<h2>Latest values</h2>")
+    return (
+        f"<h2>Latest visit ({when} UTC): segments and asymmetry</h2>"
+        '<div class="row"><div class="chart">'
+        + body_chart(data.latest, title="ECW/TBW per segment at the latest visit")
+        + f'</div><div style="flex:1;min-width:300px">{_asymmetry(data.latest)}</div></div>'
+    )
+
+
+def _latest_values(latest: dict[str, dict[str, Any]]) -> str:
+    """Each segment's latest result with units, band, classification and change."""
     rows = []
     for seg in SEGMENT_ORDER:
         r = latest.get(seg)
@@ -212,13 +240,15 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         rows.append(
             f'<tr><td class="l">{SEGMENT_LABEL[seg]}</td><td class="l">{_when(r["measured_at_epoch"])}</td>'
             f"<td>{_num(r['ecw_l'], 2)}</td><td>{_num(r['icw_l'], 2)}</td><td>{_num(r['tbw_l'], 2)}</td>"
-            f"<td>{_num(r['ecw_tbw_ratio'], 3)}</td><td>≤ {_num(r['ecw_tbw_normal_max'], 3)}</td>"
+            f"<td>{_ratio(r['ecw_tbw_ratio'], _row_limits(r))}</td>"
+            f"<td>≤ {limit_text(r['ecw_tbw_normal_max'])}</td>"
             f'<td class="l">{_cls(r["classification"])}</td>'
             f"<td>{_num(r['phase_angle_50khz_deg'], 1)}</td>"
             f"<td>{_num(r['baseline_ecw_tbw_ratio'], 3)}</td><td>{_num(r['ecw_tbw_ratio_change'], 3, True)}</td>"
             f'<td class="l">{escape(r["method"])} v{escape(r["method_version"])}</td></tr>'
         )
-    parts.append(
+    return (
+        "<h2>Latest values</h2>"
         '<table><tr><th class="l">Segment</th><th class="l">Measured (UTC)</th><th>ECW (L)</th>'
         "<th>ICW (L)</th><th>TBW (L)</th><th>ECW/TBW</th><th>Normal</th>"
         '<th class="l">Classification</th><th>Phase angle 50 kHz (°)</th>'
@@ -228,28 +258,48 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         '<p class="note">Baseline: the first measurement of this patient. Segment volumes '
         "(litres) are shown where the method computes them (– otherwise).</p>"
     )
-    # visits
-    parts.append("<h2>Change from baseline, visit by visit</h2>")
+
+
+def _visits(data: SubjectData) -> str:
+    """Every visit's ECW/TBW per segment with its change from baseline, shaded by class."""
+    m = data.method
+    limits = [m.normal_max, m.slight_max] if m else []
     segs = [s for s in SEGMENT_ORDER if s in data.trend]
     head = "".join(f"<th>{SEGMENT_LABEL[s]}</th>" for s in segs)
-    vrows = []
-    for v in visits:
+    rows = []
+    for v in data.visits:
         cells = "".join(
-            f'<td style="background:{_fill(v.get(s + "_classification"))}">{_num(v.get(s), 3)} '
-            f"<small>({_num(v.get(s + '_change'), 3, True)})</small></td>"
+            f'<td style="background:{_fill(v.get(s + "_classification"))}">'
+            f"{_ratio(v.get(s), limits)} <small>({_num(v.get(s + '_change'), 3, True)})</small></td>"
             for s in segs
         )
-        vrows.append(
+        rows.append(
             f'<tr><td class="l">{_when(v["measured_at_epoch"])}</td>'
             f"<td>{_num(v['days_since_baseline'], 0)}</td>{cells}</tr>"
         )
-    parts.append(
+    return (
+        "<h2>Change from baseline, visit by visit</h2>"
         f'<table><tr><th class="l">Measured (UTC)</th><th>Day</th>{head}</tr>'
-        + "".join(vrows)
+        + "".join(rows)
         + "</table>"
         '<p class="note">ECW/TBW (change from baseline in brackets), shaded by the '
         "method's classification: green normal, amber slightly over, red edema.</p>"
     )
+
+
+def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | None = None) -> str:
+    """One subject's edema report: who, the trend, the latest visit, its values, every visit."""
+    m = data.method
+    parts = []
+    if index_href:
+        parts.append(f'<p class="noprint"><a href="{escape(index_href)}">← all subjects</a></p>')
+    parts += [
+        _identity(data),
+        _trend(data),
+        _latest_visit(data),
+        _latest_values(data.latest),
+        _visits(data),
+    ]
     if m is not None:
         parts.append(
             f'<p class="note">Method {escape(m.name)} v{escape(m.version)}: '
@@ -277,10 +327,10 @@ def render_index(
             f'<td class="l">{escape(data.pseudonym)}</td>'
             f'<td class="l">{_when(wb["measured_at_epoch"]) if wb else "–"}</td>'
             f"<td>{len(data.visits)}</td>"
-            f"<td>{_num(wb['ecw_tbw_ratio'] if wb else None, 3)}</td>"
+            f"<td>{_ratio(wb['ecw_tbw_ratio'], _row_limits(wb)) if wb else '–'}</td>"
             f'<td class="l">{_cls(wb["classification"] if wb else None)}</td>'
             f'<td class="l">{escape(SEGMENT_LABEL.get(worst["segment"], "") if worst else "–")} '
-            f"{_num(worst['ecw_tbw_ratio'] if worst else None, 3)}</td></tr>"
+            f"{_ratio(worst['ecw_tbw_ratio'], _row_limits(worst)) if worst else ''}</td></tr>"
         )
     body = (
         f'<h1>Edema reports</h1><p class="sub">{len(rows)} subject(s) in {escape(db_name)}</p>'

@@ -95,7 +95,7 @@ def open_writer(
         conn.execute("PRAGMA foreign_keys = ON")
         rename_applied(db)
         _refuse_newer(db, p)
-        _register_pseudonym(conn)  # m006 lengthens existing pseudonyms with the key
+        _register_pseudonym(conn)  # m007 lengthens existing pseudonyms with the key
         migrations.apply(db)
         apply_views(db)
         with db.atomic():
@@ -181,7 +181,10 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open the database read-only (reports, exports): never blocks the writer."""
     p = Path(path)
     if not p.exists():
-        raise StorageError(f"database {p} does not exist (run `bia-acq run --db {p}` first)")
+        raise StorageError(
+            f"database {p} does not exist (check the path: the service's database is "
+            "`database:` in its configuration)"
+        )
     try:
         conn = sqlite3.connect(f"{p.resolve().as_uri()}?mode=ro", uri=True)
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -224,6 +227,7 @@ def require_subject(conn: sqlite3.Connection, key: str, path: object) -> tuple[i
     if row is None:
         raise ConfigError(
             f"--subject: no subject {key!r} in {path}",
-            fix="give the ID the device sent or the pseudonym shown by `bia-acq run`",
+            fix=f"give the ID the device sent or the pseudonym; `bia-acq subjects --db {path}` "
+            "lists them",
         )
     return row

@@ -9,7 +9,7 @@ text differs from the database's.
 
 Tables are STRICT, foreign keys are on, timestamps are ISO-8601 UTC text and
 epoch seconds side by side, units are in column names. The schema is
-documented for readers in README.md ("Database schema"); how to add a
+documented for readers in docs/analysts.md ("Database schema"); how to add a
 migration is in docs/extending.md.
 """
 
@@ -37,7 +37,8 @@ MIGRATIONS = (
     "m003_chunk_key",
     "m004_reader_views",
     "m005_core",
-    "m006_pseudonym_128",
+    "m006_simulated",
+    "m007_pseudonym_128",
 )
 
 #: names databases written before the renumbering recorded (then applied in the

@@ -330,21 +330,22 @@ class Store:
         return self.save_many(port, driver, [item])[0]
 
     def save_many(
-        self, port: str, driver: str, items: Sequence[ToSave]
+        self, port: str, driver: str, items: Sequence[ToSave], *, simulated: bool = False
     ) -> list[SavedMeasurement | None]:
         """Store decoded measurements of one port in one transaction, with executemany.
 
         Per item: the SavedMeasurement, or None when the device already sent this
         exact frame (its raw_frame becomes 'duplicate'). One writer holds the
-        database, so measurement ids are allocated here, in order.
+        database, so measurement ids are allocated here, in order. ``simulated``:
+        the port is the built-in simulator, so new devices and subjects are marked so.
         """
         now = utc_now()
         c = self.conn
         out: list[SavedMeasurement | None] = []
         with self.db.atomic():
             c.execute("UPDATE meta SET value = value WHERE key = 'pseudonym_key'")  # write lock
-            devices = self._devices(port, driver, items, now)
-            subjects = self._subjects(items, now)
+            devices = self._devices(port, driver, items, now, simulated)
+            subjects = self._subjects(items, now, simulated)
             shas = [hashlib.sha256(it.frame).hexdigest() for it in items]
             device_ids = [devices[_device_key(it.reading)] for it in items]
             seen = self._sent_before(device_ids, shas)
@@ -374,16 +375,18 @@ class Store:
         return out
 
     def _devices(
-        self, port: str, driver: str, items: Sequence[ToSave], now: str
+        self, port: str, driver: str, items: Sequence[ToSave], now: str, simulated: bool
     ) -> dict[tuple[str, str], int]:
-        """device.id per (model, serial number) the items come from, added if new."""
+        """device.id per (model, serial number) the items come from, added if new (marked
+        simulated when the port is the built-in simulator)."""
         c = self.conn
         devices: dict[tuple[str, str], int] = {}
         for key in {_device_key(it.reading) for it in items}:
             c.execute(
-                "INSERT OR IGNORE INTO device (driver, port, model, serial_number, first_seen_utc)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (driver, port, *key, now),
+                "INSERT OR IGNORE INTO device"
+                " (driver, port, model, serial_number, first_seen_utc, simulated)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (driver, port, *key, now, int(simulated)),
             )
             devices[key] = c.execute(
                 "SELECT id FROM device WHERE driver = ? AND port = ? AND model = ? AND serial_number = ?",
@@ -391,7 +394,9 @@ class Store:
             ).fetchone()[0]
         return devices
 
-    def _subjects(self, items: Sequence[ToSave], now: str) -> dict[str, tuple[int, str]]:
+    def _subjects(
+        self, items: Sequence[ToSave], now: str, simulated: bool
+    ) -> dict[str, tuple[int, str]]:
         """(subject.id, pseudonym) per patient ID the items carry, added if new; all-zero
         or blank IDs mean "no subject"."""
         c = self.conn
@@ -403,8 +408,9 @@ class Store:
         }
         if ext_ids:
             c.executemany(
-                "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc) VALUES (?, ?, ?)",
-                [(e, self.pseudonym(e), now) for e in sorted(ext_ids)],
+                "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc, simulated)"
+                " VALUES (?, ?, ?, ?)",
+                [(e, self.pseudonym(e), now, int(simulated)) for e in sorted(ext_ids)],
             )
             for e in ext_ids:
                 row = c.execute(
