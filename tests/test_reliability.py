@@ -129,6 +129,12 @@ def measurements(db: Path) -> int:
         return 0
 
 
+def one_port(tmp_path: Path, line: PtyLine, db: Path) -> Path:
+    """A configuration reading one MC-780 on ``line`` into ``db``."""
+    port = {"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}
+    return write_config(tmp_path / "c.yaml", db, [port])
+
+
 GOOD = [tanita(ID=f'"{n:016d}"') for n in (1, 2, 3)]
 
 
@@ -175,11 +181,7 @@ def test_import_rejects_overflowing_csv_rows_and_keeps_the_good_ones(tmp_path: P
 def test_run_rejects_a_bad_frame_goes_on_and_recovers_it_after_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
-        config = write_config(
-            tmp_path / "c.yaml",
-            db,
-            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
-        )
+        config = one_port(tmp_path, line, db)
         proc = start_run(config)
         try:
             line.wait_reader(timeout=30)
@@ -214,11 +216,7 @@ def test_a_writer_thread_that_dies_makes_run_exit_non_zero(tmp_path: Path) -> No
         "sys.exit(main(sys.argv[1:]))\n"
     )
     with PtyLine(tmp_path / "line") as line:
-        config = write_config(
-            tmp_path / "c.yaml",
-            db,
-            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
-        )
+        config = one_port(tmp_path, line, db)
         proc = subprocess.Popen(
             [sys.executable, "-c", boom, "run", "--config", str(config)],
             stdout=subprocess.PIPE,
@@ -467,11 +465,7 @@ def test_a_deleted_database_is_noticed_and_frames_wait_in_the_spool(tmp_path: Pa
     db = tmp_path / "acq.db"
     backup = tmp_path / "backup.db"
     with PtyLine(tmp_path / "line") as line:
-        config = write_config(
-            tmp_path / "c.yaml",
-            db,
-            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
-        )
+        config = one_port(tmp_path, line, db)
         proc = start_run(config)
         try:
             line.wait_reader(timeout=30)
@@ -566,11 +560,7 @@ def test_a_billion_laughs_configuration_is_refused_in_check_config_and_at_start(
 def test_a_billion_laughs_on_sighup_keeps_the_running_configuration(tmp_path: Path) -> None:
     db = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
-        config = write_config(
-            tmp_path / "c.yaml",
-            db,
-            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
-        )
+        config = one_port(tmp_path, line, db)
         proc = start_run(config)
         try:
             line.wait_reader(timeout=30)
