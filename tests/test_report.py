@@ -6,6 +6,7 @@ import itertools
 import re
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from browser import check_page, print_pdf, screenshot
@@ -191,19 +192,35 @@ def test_every_table_column_has_a_header(recovery_report: Path) -> None:
     assert headers and all(h.strip() for h in headers), headers
 
 
-def test_docs_report_png_is_what_its_documented_command_produces(tmp_path: Path) -> None:
+def _report_png_script() -> Any:
     import importlib.util
 
+    path = Path(__file__).resolve().parent.parent / "docs" / "report_png.py"
+    spec = importlib.util.spec_from_file_location("report_png", path)
+    assert spec and spec.loader
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_docs_report_png_shows_the_page_its_documented_command_writes(tmp_path: Path) -> None:
+    """The page docs/report_png.py photographs is the one docs/report.png was taken of
+    (its fingerprint is in the PNG): no browser needed, so a stale picture fails anywhere."""
+    script = _report_png_script()
+    shipped = (script.DOCS / "report.png").read_bytes()
+    page = script.page(tmp_path).read_text(encoding="utf-8")
+    assert script.png_text(shipped)[script.FINGERPRINT] == script.fingerprint(page), (
+        "docs/report.png is stale: run docs/report_png.py"
+    )
+
+
+def test_docs_report_png_is_what_its_documented_command_produces(tmp_path: Path) -> None:
     from browser import chromium
     from PIL import Image
 
     chromium()  # skips without a browser (CI requires one)
-    docs = Path(__file__).resolve().parent.parent / "docs"
-    spec = importlib.util.spec_from_file_location("report_png", docs / "report_png.py")
-    assert spec and spec.loader
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = _report_png_script()
     made = Image.open(script.main(tmp_path / "report.png")).convert("RGB")
-    shipped = Image.open(docs / "report.png").convert("RGB")
+    shipped = Image.open(script.DOCS / "report.png").convert("RGB")
     assert made.size == shipped.size
     assert made.tobytes() == shipped.tobytes(), "docs/report.png is stale: run docs/report_png.py"

@@ -84,6 +84,8 @@ COMMANDS = (
     "methods",
     "recompute",
     "baseline",
+    "sync",
+    "central",
 )
 
 
@@ -131,8 +133,12 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     if "--log-level" not in parser._option_string_actions:
         parser.add_argument("--log-level", choices=LOG_LEVELS)
     for action in parser._actions:
-        if action.option_strings and action.metavar is None and action.choices is None:
+        if action.metavar is not None or action.choices is not None:
+            pass
+        elif action.option_strings:
             action.metavar = METAVARS.get(action.option_strings[-1])
+        elif action.dest != "help":  # a positional: FILE, not file
+            action.metavar = action.dest.upper()
         if action.dest == "log_level":
             action.metavar = "LEVEL"
             if action.help is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from bia_acq.central.config import SyncConfig, parse_sync
 from bia_acq.core.estimate import METHODS
 from bia_acq.core.methods import Bands
 from bia_acq.drivers import Profile, SerialSettings, all_profiles, parse_serial
@@ -32,6 +33,7 @@ TOP_KEYS = (
     "folders",
     "drivers_dir",
     "log_level",
+    "sync",
 )
 BAND_KEYS = ("normal_min", "normal_max", "slight_max")
 PORT_KEYS = ("name", "url", "driver", "serial", "timezone", "silence_s")
@@ -81,6 +83,7 @@ class Config:
     database_group: str | None = None  # group that may read the database (mode 0640)
     #: ECW/TBW bands per method name overriding the method's own (``thresholds:``)
     thresholds: Mapping[str, Bands] = field(default_factory=lambda: MappingProxyType({}))
+    sync: SyncConfig | None = None  # ``sync:``, the central database (bia_acq.central)
 
 
 def _text(doc: Doc, key: str, value: Any, example: str) -> str:
@@ -115,6 +118,7 @@ def parse(doc: Doc, base_dir: Path) -> Config:
         log_level=log_level,
         database_group=group,
         thresholds=MappingProxyType(parse_thresholds(doc, d.get("thresholds", {}))),
+        sync=parse_sync(doc, d.get("sync"), base_dir),
     )
 
 

@@ -154,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  PROBLEM: {findings[-1].text}")
     for name, bands in config.thresholds.items():
         print(f"  thresholds {name}: {bands.describe()}")
+    if config.sync:
+        print(f"  {config.sync.describe()}")
     fatal = sum(finding.fatal for finding in findings)
     verdict = f"{fatal} problem(s) to fix before run" if fatal else "run can start"
     print(f"{args.file}: {verdict}")

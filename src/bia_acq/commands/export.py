@@ -7,6 +7,7 @@ import io
 import sys
 from pathlib import Path
 
+from bia_acq.central.reader import database_arg
 from bia_acq.report.formats import BUILTIN
 
 
@@ -18,7 +19,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "method) from a database opened read-only. Patient IDs are pseudonymised unless "
         "--include-identifiers is given.",
     )
-    p.add_argument("--db", type=Path, required=True, help="database file")
+    p.add_argument(
+        "--db",
+        type=database_arg,
+        required=True,
+        help="database file, or the central database: postgresql://ROLE@HOST/DB (docs/central.md)",
+    )
     p.add_argument(
         "--format",
         required=True,
@@ -38,16 +44,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from bia_acq.central.reader import open_reader
     from bia_acq.report.data import require_reader_schema
     from bia_acq.report.export import database_fingerprint, measurements
     from bia_acq.report.formats import ExportContext, get_format
     from bia_acq.safefile import write_private
-    from bia_acq.store.db import open_readonly
     from bia_acq.utc import parse_since, utc_now
 
     fmt = get_format(args.format)
     since = parse_since(args.since) if args.since else None
-    conn = open_readonly(args.db)
+    conn = open_reader(args.db)
     try:
         require_reader_schema(conn, args.db)
     except BaseException:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bia_acq.central.reader import database_arg
 from bia_acq.errors import BiaError, ConfigError
 
 
@@ -16,7 +17,12 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "method's bands, segments and left-right asymmetry at the latest visit, latest values, "
         "change from baseline) from a database opened read-only. Prints on A4.",
     )
-    p.add_argument("--db", type=Path, required=True, help="database file")
+    p.add_argument(
+        "--db",
+        type=database_arg,
+        required=True,
+        help="database file, or the central database: postgresql://ROLE@HOST/DB (docs/central.md)",
+    )
     who = p.add_mutually_exclusive_group(required=True)
     who.add_argument(
         "--subject", metavar="ID", help="patient ID as the analyzer sent it, or pseudonym"
@@ -38,6 +44,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bia_acq.central.reader import open_reader
     from bia_acq.report.data import (
         find_subject,
         load_subject,
@@ -45,9 +52,8 @@ def run(args: argparse.Namespace) -> int:
         subject_ids,
     )
     from bia_acq.report.html import render_index, render_subject, utc_now_text
-    from bia_acq.store.db import open_readonly
 
-    conn = open_readonly(args.db)
+    conn = open_reader(args.db)
     try:
         require_reader_schema(conn, args.db)
     except BaseException:

@@ -30,7 +30,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "run",
         help="acquire from the configured analyzers (no config: the built-in simulator)",
         description="Acquire measurements into SQLite. Without --config, runs the built-in "
-        "simulated Tanita MC-780 on a pseudo-terminal into ./bia-acq.db.",
+        "simulated Tanita MC-780 on a pseudo-terminal into ./bia-acq.db (or --db): what it "
+        "stores is marked simulated, and it refuses a database that holds an analyzer's "
+        "measurements.",
     )
     p.add_argument(
         "--config", type=Path, help="configuration file (YAML), e.g. /etc/bia-acq/config.yaml"

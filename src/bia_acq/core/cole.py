@@ -123,13 +123,15 @@ def circle_fit(
         r0 = x0 + half
         rinf = x0 - half
         alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, half)
-        # residual: distance of points from the circle
-        dist = np.hypot(r_ - x0[..., None], y_ - y0[..., None]) - np.sqrt(rad2)[..., None]
+        # residual: distance of points from the circle (np.hypot is ten times slower)
+        du, dv = r_ - x0[..., None], y_ - y0[..., None]
+        dist = np.sqrt(du * du + dv * dv) - np.sqrt(rad2)[..., None]
         rms = np.sqrt(np.where(ok, dist * dist, 0.0).sum(-1) / cnt)
         # characteristic frequency: (ωτ)^α = |(R0 − Z)/(Z − R∞)| at each point
-        zc = r_ - 1j * y_
-        ratio = np.abs((r0[..., None] - zc) / (zc - rinf[..., None]))
-        log_tau = np.log(ratio) / alpha[..., None] - np.log(2 * np.pi * f)
+        # (squared moduli in real arithmetic: ln ratio = ½ ln(|R0 − Z|²/|Z − R∞|²))
+        y2 = y_ * y_
+        ratio2 = ((r0[..., None] - r_) ** 2 + y2) / ((r_ - rinf[..., None]) ** 2 + y2)
+        log_tau = 0.5 * np.log(ratio2) / alpha[..., None] - np.log(2 * np.pi * f)
         use = ok & np.isfinite(log_tau)
         mean_log_tau = np.where(use, log_tau, 0.0).sum(-1) / np.maximum(use.sum(-1), 1)
         fc = np.where(use.any(-1), 1.0 / (2 * np.pi * np.exp(mean_log_tau)), np.nan)

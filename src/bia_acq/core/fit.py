@@ -129,10 +129,26 @@ def _model(
 ) -> tuple[Array, Array, Array | None]:
     """Cole R and X (n, F) at ln f and, if asked, the weighted Jacobian (n, 4, 2F).
 
+    The solver itself calls :func:`_cole` and :func:`_jacobian` separately, so
+    that a Jacobian is built only where the next step needs it.
+    """
+    zr, zi, parts = _cole(logf, p)
+    if not need_jac:
+        return zr, zi, None
+    assert w is not None
+    return zr, zi, _jacobian(parts, w)
+
+
+#: what :func:`_jacobian` is built from: G's real and imaginary parts and ln(f/fc)
+#: (n, F); ΔR and α (n, 1)
+_Parts = tuple[Array, Array, Array, Array, Array]
+
+
+def _cole(logf: Array, p: Array) -> tuple[Array, Array, _Parts]:
+    """Cole R and X (n, F) at ln f for parameters p (n, 4), and their intermediates.
+
     Real arithmetic throughout (faster than complex): with u = (f/fc)^α,
     c = cos(απ/2), s = sin(απ/2), D = 1 + 2uc + u², G = ((1 + uc) − j·us)/D.
-    Jacobian rows are ∂/∂(R0, R∞, α, ln fc); columns the real parts then the
-    imaginary parts of each point, multiplied by the weights ``w``.
     """
     r0, rinf, alpha, lfc = p[:, 0:1], p[:, 1:2], p[:, 2:3], p[:, 3:4]
     lr = logf - lfc  # ln(f/fc)
@@ -144,12 +160,17 @@ def _model(
     gr = (1.0 + uc) * inv_d
     gi = -us * inv_d
     dr = r0 - rinf
-    zr = rinf + dr * gr
-    zi = dr * gi
-    if not need_jac:
-        return zr, zi, None
-    assert w is not None
-    n, nf = zr.shape
+    return rinf + dr * gr, dr * gi, (gr, gi, lr, dr, alpha)
+
+
+def _jacobian(parts: _Parts, w: Array) -> Array:
+    """The weighted Jacobian (n, 4, 2F) from :func:`_cole`'s intermediates.
+
+    Rows are ∂/∂(R0, R∞, α, ln fc); columns the real parts then the imaginary
+    parts of each point, multiplied by the weights ``w``.
+    """
+    gr, gi, lr, dr, alpha = parts
+    n, nf = gr.shape
     a = np.empty((n, 4, 2 * nf))
     a0r = np.multiply(gr, w, out=a[:, 0, :nf])
     a0i = np.multiply(gi, w, out=a[:, 0, nf:])
@@ -164,43 +185,37 @@ def _model(
     a[:, 2, nf:] = -(dgi * lr + dgr * hp)
     np.multiply(dgr, alpha, out=a[:, 3, :nf])
     np.multiply(dgi, alpha, out=a[:, 3, nf:])
-    return zr, zi, a
+    return a
 
 
-def _residual(
-    zr: Array,
-    zi: Array,
-    a: Array | None,
-    mr: Array,
-    mi: Array,
-    w: Array,
-    magnitude: bool,
-) -> tuple[Array, Array | None, Array | None]:
-    """Weighted cost (n,), JᵀJ (n, 4, 4) and Jᵀe (n, 4).
+def _errors(
+    zr: Array, zi: Array, mr: Array, mi: Array, w: Array, magnitude: bool
+) -> tuple[Array, Array]:
+    """Weighted residuals e and the cost Σe² (n,) of each spectrum.
 
-    Complex spectra: e = (Z_model − Z)·w on real and imaginary parts.
-    Magnitude-only (``mr`` holds |Z|): e = (|Z_model| − |Z|)·w, and the
-    Jacobian of |Z| is Re(conj(Z)·∂Z)/|Z|.
+    Complex spectra: e = (Z_model − Z)·w, real parts then imaginary parts
+    (n, 2F). Magnitude-only (``mr`` holds |Z|): e = (|Z_model| − |Z|)·w (n, F).
     """
     if magnitude:
-        mod = np.sqrt(zr * zr + zi * zi)
-        e = (mod - mr) * w
-        cost = (e * e).sum(-1)
-        if a is None:
-            return cost, None, None
+        e = (np.sqrt(zr * zr + zi * zi) - mr) * w
+    else:
         nf = zr.shape[1]
-        cr = zr / mod
-        ci = zi / mod
-        jm = a[:, :, :nf] * cr[:, None, :] + a[:, :, nf:] * ci[:, None, :]
-        return cost, np.matmul(jm, jm.transpose(0, 2, 1)), np.matmul(jm, e[..., None])[..., 0]
-    nf = zr.shape[1]
-    e = np.empty((zr.shape[0], 2 * nf))
-    np.multiply(zr - mr, w, out=e[:, :nf])
-    np.multiply(zi - mi, w, out=e[:, nf:])
-    cost = np.einsum("nf,nf->n", e, e)
-    if a is None:
-        return cost, None, None
-    return cost, np.matmul(a, a.transpose(0, 2, 1)), np.matmul(a, e[..., None])[..., 0]
+        e = np.empty((zr.shape[0], 2 * nf))
+        np.multiply(zr - mr, w, out=e[:, :nf])
+        np.multiply(zi - mi, w, out=e[:, nf:])
+    return e, np.einsum("nf,nf->n", e, e)
+
+
+def _normal(a: Array, e: Array, zr: Array, zi: Array, magnitude: bool) -> tuple[Array, Array]:
+    """JᵀJ (n, 4, 4) and Jᵀe (n, 4) of the weighted Jacobian ``a``.
+
+    Magnitude-only spectra: the Jacobian of |Z| is Re(conj(Z)·∂Z)/|Z|.
+    """
+    if magnitude:
+        nf = zr.shape[1]
+        mod = np.sqrt(zr * zr + zi * zi)
+        a = a[:, :, :nf] * (zr / mod)[:, None, :] + a[:, :, nf:] * (zi / mod)[:, None, :]
+    return np.matmul(a, a.transpose(0, 2, 1)), np.matmul(a, e[..., None])[..., 0]
 
 
 def _project(p: Array, lfc_lo: Array, lfc_hi: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
@@ -221,7 +236,7 @@ def _project(p: Array, lfc_lo: Array, lfc_hi: Array) -> tuple[Array, npt.NDArray
 
 
 def _lm(
-    f: Array,
+    logf: Array,
     mr: Array,
     mi: Array,
     w: Array,
@@ -231,13 +246,27 @@ def _lm(
     magnitude: bool,
     max_iter: int,
     tol: float,
-) -> tuple[Array, npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """Levenberg–Marquardt on rows of (n, F) arrays; returns p, iterations, converged, at bound."""
+) -> tuple[Array, Array, npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Levenberg–Marquardt on rows of (n, F) arrays.
+
+    Returns p, the weighted residuals e at p (see :func:`_errors`), the
+    iterations, whether each row converged, and whether it ended on a bound.
+
+    Each round works only on the rows still active: it solves their damped 4×4
+    normal equations together, evaluates the model at the trial points (values
+    only) and accepts a trial where the cost did not rise. The Jacobian is then
+    built only for accepted rows that go on iterating, so the round in which a
+    spectrum converges costs one model evaluation, not a Jacobian and its
+    normal equations. A row leaves the active set when its Gauss–Newton step is
+    negligible (before spending an evaluation on it), when an accepted step
+    gains less than ``tol`` of the cost or moves less than STEP_TOL, or when λ
+    runs away.
+    """
     n = p0.shape[0]
     p, at = _project(p0, lfc_lo, lfc_hi)
-    zr, zi, jac = _model(f, p, True, w)
-    cost, jtj, jte = _residual(zr, zi, jac, mr, mi, w, magnitude)
-    assert jtj is not None and jte is not None
+    zr, zi, parts = _cole(logf, p)
+    e, cost = _errors(zr, zi, mr, mi, w, magnitude)
+    jtj, jte = _normal(_jacobian(parts, w), e, zr, zi, magnitude)
     lam = np.full(n, 1e-3)
     iters = np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
@@ -246,49 +275,61 @@ def _lm(
     for _ in range(max_iter):
         if active.size == 0:
             break
-        a = jtj[active]
+        rows = _rows(active, n)
+        a = jtj[rows]
         d = np.diagonal(a, axis1=1, axis2=2)
         damped = (
-            a
-            + (lam[active, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
+            a + (lam[rows, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
         )
         try:
-            step = np.linalg.solve(damped, -jte[active][..., None])[..., 0]
+            step = np.linalg.solve(damped, -jte[rows][..., None])[..., 0]
         except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
             step = np.zeros((active.size, 4))
         step = np.where(np.isfinite(step), step, 0.0)
         # a Gauss–Newton step this small (undamped: λ small) means p is the optimum
         # to within STEP_TOL: stop without spending an evaluation on it
-        scale = np.concatenate([np.abs(p[active, :2]), np.ones((active.size, 2))], axis=1)
-        settled = (np.abs(step) <= STEP_TOL * scale).all(-1) & (lam[active] <= 1e-2)
+        pa = p[rows]
+        scale = np.concatenate([np.abs(pa[:, :2]), np.ones((active.size, 2))], axis=1)
+        settled = (np.abs(step) <= STEP_TOL * scale).all(-1) & (lam[rows] <= 1e-2)
         if settled.any():
             done[active[settled]] = True
-            active, step = active[~settled], step[~settled]
+            keep = ~settled
+            active, step, scale, pa = active[keep], step[keep], scale[keep], pa[keep]
             if active.size == 0:
                 break
-        trial, at_t = _project(p[active] + step, lfc_lo[active], lfc_hi[active])
-        wa = w[active]
-        zr_t, zi_t, jac_t = _model(f[active], trial, True, wa)
-        cost_t, jtj_t, jte_t = _residual(zr_t, zi_t, jac_t, mr[active], mi[active], wa, magnitude)
-        assert jtj_t is not None and jte_t is not None
-        old = cost[active]
+            rows = _rows(active, n)
+        trial, at_t = _project(pa + step, lfc_lo[rows], lfc_hi[rows])
+        wa = w[rows]
+        zr_t, zi_t, parts_t = _cole(logf[rows], trial)
+        e_t, cost_t = _errors(zr_t, zi_t, mr[rows], mi[rows], wa, magnitude)
+        old = cost[rows]
         better = np.isfinite(cost_t) & (cost_t <= old)
-        moved = trial - p[active]
-        scale = np.concatenate([np.abs(p[active, :2]), np.ones((active.size, 2))], axis=1)
-        tiny_step = (np.abs(moved) <= STEP_TOL * scale).all(-1)
-        b = active[better]
+        tiny_step = (np.abs(trial - pa) <= STEP_TOL * scale).all(-1)
+        small_gain = better & ((old - cost_t <= tol * (old + 1e-30)) | tiny_step)
+        b = active[better]  # (``old`` and ``pa`` may be views: used up before this)
         p[b] = trial[better]
         cost[b] = cost_t[better]
-        jtj[b] = jtj_t[better]
-        jte[b] = jte_t[better]
+        e[b] = e_t[better]
         at[b] = at_t[better]
-        lam[active] = np.where(better, np.maximum(lam[active] * 0.2, 1e-12), lam[active] * 10.0)
-        iters[active] += 1
-        small_gain = better & ((old - cost_t <= tol * (old + 1e-30)) | tiny_step)
-        finished = small_gain | (lam[active] > 1e12)
+        lam[rows] = np.where(better, np.maximum(lam[rows] * 0.2, 1e-12), lam[rows] * 10.0)
+        iters[rows] += 1
+        finished = small_gain | (lam[rows] > 1e12)
+        # moved and going on: the next step needs the Jacobian at the new point
+        # (a rejected row keeps the one of the point it stays at)
+        go_on = np.nonzero(better & ~finished)[0]
+        if go_on.size:
+            k = _rows(go_on, active.size)
+            jac = _jacobian(tuple(x[k] for x in parts_t), wa[k])  # type: ignore[arg-type]
+            jtj[active[k]], jte[active[k]] = _normal(jac, e_t[k], zr_t[k], zi_t[k], magnitude)
         done[active[finished]] = True
         active = active[~finished]
-    return p, iters, done, at
+    return p, e, iters, done, at
+
+
+def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
+    """Index of rows ``idx`` (sorted, unique) of an n-row array: a slice (views, no
+    copies) while that is all of them."""
+    return slice(None) if idx.size == n else idx
 
 
 def _sorted_by_frequency(
@@ -435,10 +476,11 @@ def _fit_block(
         it = np.zeros(idx_fit.size, dtype=np.int64)
         conv = np.ones(idx_fit.size, dtype=bool)
         at = (p0[:, 2] >= 1.0 - 1e-9) | (p0[:, 2] <= ALPHA_MIN)
+        e = np.zeros((idx_fit.size, nf if magnitude else 2 * nf))
         it_rows = np.nonzero(~exact)[0]
         if it_rows.size:
             sel = it_rows
-            p[sel], it[sel], conv[sel], at[sel] = _lm(
+            p[sel], e[sel], it[sel], conv[sel], at[sel] = _lm(
                 np.log(fsafe[sel]),
                 mr[sel],
                 mi[sel],
@@ -450,11 +492,16 @@ def _fit_block(
                 max_iter,
                 tol,
             )
-        zr, zi, _ = _model(np.log(fsafe), p, False)
-        dev = np.hypot(zr, zi) - mod if magnitude else np.hypot(zr - mr, zi - mi)
+        ex = np.nonzero(exact)[0]
+        if ex.size:
+            zr, zi, _ = _cole(np.log(fsafe[ex]), p[ex])
+            e[ex] = _errors(zr, zi, mr[ex], mi[ex], w[ex], magnitude)[0]
+        # e = (Z_model − Z)/|Z| at each point (0 where left out), so
+        # |Z_model − Z|² = e²·|Z|²
+        e2 = e * e if magnitude else e[:, :nf] ** 2 + e[:, nf:] ** 2
         cnt = np.maximum(okk.sum(-1), 1)
-        rms = np.sqrt(np.where(okk, dev * dev, 0.0).sum(-1) / cnt)
-        rel = np.sqrt(np.where(okk, (dev * w) ** 2, 0.0).sum(-1) / cnt)
+        rms = np.sqrt((e2 * (mod * mod)).sum(-1) / cnt)
+        rel = np.sqrt(e2.sum(-1) / cnt)
         good = np.isfinite(p).all(-1) & np.isfinite(rms)
         sub = np.zeros(idx_fit.size, dtype=np.int64)
         sub |= np.where(~good, FLAG_NO_ARC, 0)
@@ -499,9 +546,37 @@ def _hook_tolerance(y: Array) -> Array:
 def _start(
     f: Array, z: npt.NDArray[np.complex128], ok: npt.NDArray[np.bool_], magnitude: bool
 ) -> tuple[Array, npt.NDArray[np.bool_]]:
-    """Starting parameters (n, 4) and where they come from a valid circle fit."""
+    """Starting parameters (n, 4) and where they come from a valid circle fit.
+
+    Complex spectra start from the algebraic circle fit; the rest (no usable
+    circle, or magnitude-only) from values read off the spectrum.
+    """
     n = z.shape[0]
-    r = np.where(ok, z.real, np.nan)
+    p = np.empty((n, 4))
+    use = np.zeros(n, dtype=bool)
+    if not magnitude:
+        cf = circle_fit(
+            f, np.where(ok, z.real, np.nan), np.where(ok, z.imag, np.nan), check_monotonic=False
+        )
+        use = np.isfinite(cf.r0) & np.isfinite(cf.rinf) & np.isfinite(cf.fc_hz) & (cf.fc_hz > 0)
+        use &= np.isfinite(cf.alpha) & (cf.rinf > 0)
+        p[use, 0] = cf.r0[use]
+        p[use, 1] = cf.rinf[use]
+        p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
+        p[use, 3] = np.log(cf.fc_hz[use])
+    rest = np.nonzero(~use)[0]
+    if rest.size:
+        p[rest] = _read_off_start(f[rest], z[rest].real, ok[rest])
+    if not magnitude:
+        use &= cf.alpha <= 1.0
+    return p, use
+
+
+def _read_off_start(f: Array, r: Array, ok: npt.NDArray[np.bool_]) -> Array:
+    """Starting parameters (n, 4) read off R (or |Z|): R0 and R∞ a tenth of the
+    span beyond its ends, α = 0.75, fc where R is halfway between its ends."""
+    n = r.shape[0]
+    r = np.where(ok, r, np.nan)
     first = np.argmax(ok, -1)
     last = ok.shape[-1] - 1 - np.argmax(ok[:, ::-1], -1)
     rows = np.arange(n)
@@ -517,16 +592,4 @@ def _start(
     below = ok & (r <= mid[:, None])
     k = np.where(below.any(-1), np.argmax(below, -1), (first + last) // 2)
     p[:, 3] = np.log(f[rows, k])
-    if not magnitude:
-        cf = circle_fit(
-            f, np.where(ok, z.real, np.nan), np.where(ok, z.imag, np.nan), check_monotonic=False
-        )
-        use = np.isfinite(cf.r0) & np.isfinite(cf.rinf) & np.isfinite(cf.fc_hz) & (cf.fc_hz > 0)
-        use &= np.isfinite(cf.alpha) & (cf.rinf > 0)
-        p[use, 0] = cf.r0[use]
-        p[use, 1] = cf.rinf[use]
-        p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
-        p[use, 3] = np.log(cf.fc_hz[use])
-        use &= cf.alpha <= 1.0
-        return p, use
-    return p, np.zeros(n, dtype=bool)
+    return p

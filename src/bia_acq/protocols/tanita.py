@@ -37,6 +37,7 @@ Carried over from the manuals (facts only; the full table is in
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import operator
 import re
@@ -339,6 +340,14 @@ def _parse_time(text: str) -> dt.time:
     return dt.time(hour, minute, rest[0] if rest else 0)
 
 
+@functools.lru_cache(maxsize=1024)
+def _device_clock(date_key: str, date: str, time: str | None) -> dt.datetime:
+    """The device clock of a frame (ValueError if unset or odd); cached, since a
+    device sends the same date all day and the same minute for every frame in it."""
+    day = _parse_date(date_key, date)
+    return dt.datetime.combine(day, _parse_time(time) if time else dt.time(0, 0))
+
+
 def _is_plain(key: str, j: int, quoted: set[int]) -> bool:
     """A plain device value (fat %, water, phase, ...): a number under an ordinary header."""
     return (
@@ -363,7 +372,7 @@ class _Plan:
         pairs: list[tuple[str, float, int, int]] = []
         by_sf = {_IMP_KEY[k][1]: k for k in imp if _IMP_KEY[k][0]}  # R headers
         x_of = {_IMP_KEY[k][1]: k for k in imp if not _IMP_KEY[k][0]}
-        for sf in {**by_sf, **x_of}:
+        for sf in sorted({**by_sf, **x_of}):  # the Reading's order: its sort finds them sorted
             r_key, x_key = by_sf.get(sf), x_of.get(sf)
             ri = xi = -1
             if r_key is not None:
@@ -620,9 +629,7 @@ class TanitaProtocol(Protocol):
         measured_at = None
         if date is not None:
             try:
-                day = _parse_date(date[0], date[1])
-                clock = _parse_time(time) if time else dt.time(0, 0)
-                measured_at = dt.datetime.combine(day, clock)
+                measured_at = _device_clock(date[0], date[1], time)
             except ValueError:
                 # an unset or odd device clock is kept as sent, not a rejection
                 values[date[0]] = date[1]

@@ -96,26 +96,33 @@ def rename_applied(db: Database) -> None:
             )
 
 
-@cache
-def view_statements(
+def view_placeholders(
     published: tuple[ResultColumn, ...] = PUBLISHED_COLUMNS,
 ) -> dict[str, str]:
-    """The CREATE VIEW statement of every view in :data:`VIEWS`, placeholders filled
-    with the result record's ``published`` columns."""
+    """The views' $placeholders (views.sql; the central views of bia_acq.central too)."""
     pairs = " ".join(
         f"WHEN '{a}' THEN '{b}'"
         for a, b in (("right_arm", "left_arm"), ("right_leg", "left_leg"))
         for a, b in ((a, b), (b, a))
     )
     names = [c.name for c in published]
-    text = Template(sql_text("views")).substitute(
-        pairs=pairs,
-        segments=", ".join(f"('{s}')" for s in RESULT_SEGMENT_NAMES),
-        wide_extra="".join(f",\n    wb.{n} AS whole_body_{n}" for n in names),
-        result_extra="".join(f",\n    r.{n}" for n in names),
-        trend_extra="".join(f",\n    t.{n}" for n in names),
-        latest_extra="".join(f",\n    t.{n}" for n in names),
-    )
+    return {
+        "pairs": pairs,
+        "segments": ", ".join(f"('{s}')" for s in RESULT_SEGMENT_NAMES),
+        "wide_extra": "".join(f",\n    wb.{n} AS whole_body_{n}" for n in names),
+        "result_extra": "".join(f",\n    r.{n}" for n in names),
+        "trend_extra": "".join(f",\n    t.{n}" for n in names),
+        "latest_extra": "".join(f",\n    t.{n}" for n in names),
+    }
+
+
+@cache
+def view_statements(
+    published: tuple[ResultColumn, ...] = PUBLISHED_COLUMNS,
+) -> dict[str, str]:
+    """The CREATE VIEW statement of every view in :data:`VIEWS`, placeholders filled
+    with the result record's ``published`` columns."""
+    text = Template(sql_text("views")).substitute(view_placeholders(published))
     body = re.sub(r"(?m)^--.*\n", "", text)
     statements = [s.strip() for s in re.split(r"(?m)^;$", body) if s.strip()]
     out = {re.match(r"CREATE VIEW (\w+)", s).group(1): s for s in statements}  # type: ignore[union-attr]
