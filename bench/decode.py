@@ -16,6 +16,10 @@
    store. Baseline: inserting the same frames' bytes as rows into a one-table
    SQLite file (WAL, synchronous=FULL, executemany, one transaction per 1,000
    rows), the floor for storing anything per frame. Target: >= 5,000 frames/s.
+3. ``bia-acq import`` of a LookinBody export of N rows (InBody 120, the real 87-column
+   set, as the simulator writes it) end to end: rows per second, and the database
+   size (file plus WAL) against the export's. Target: at most 3x the input. The same
+   baseline as 2, with the export's rows.
 
 Decode rates are per CPU second (``time.process_time``), best of five; import
 rates are wall clock (it is a process that waits on fsync) with its CPU seconds
@@ -99,6 +103,24 @@ def bench_decode(n: int) -> None:
     )
 
 
+def baseline_rate(path: Path, blobs: list[bytes]) -> float:
+    """Rows per second of the floor for storing anything per frame: the bytes as rows of
+    a one-table SQLite file (WAL, synchronous=FULL, executemany, 1,000 rows a transaction)."""
+    t = time.perf_counter()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("CREATE TABLE f (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT")
+    for start in range(0, len(blobs), 1000):
+        conn.execute("BEGIN")
+        conn.executemany(
+            "INSERT INTO f (data) VALUES (?)", [(b,) for b in blobs[start : start + 1000]]
+        )
+        conn.execute("COMMIT")
+    conn.close()
+    return len(blobs) / (time.perf_counter() - t)
+
+
 def bench_import(n: int) -> None:
     data, _ = frames(min(n, 2000))
     with tempfile.TemporaryDirectory() as tmp:
@@ -125,21 +147,7 @@ def bench_import(n: int) -> None:
         conn = sqlite3.connect(db)
         stored = conn.execute("SELECT count(*) FROM raw_frame WHERE kind = 'frame'").fetchone()[0]
         conn.close()
-        base_db = Path(tmp) / "baseline.db"
-        t = time.perf_counter()
-        conn = sqlite3.connect(base_db, isolation_level=None)
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = FULL")
-        conn.execute("CREATE TABLE f (id INTEGER PRIMARY KEY, data BLOB NOT NULL) STRICT")
-        for start in range(0, n, 1000):
-            conn.execute("BEGIN")
-            conn.executemany(
-                "INSERT INTO f (data) VALUES (?)",
-                [(data[i % len(data)],) for i in range(start, min(start + 1000, n))],
-            )
-            conn.execute("COMMIT")
-        conn.close()
-        base = n / (time.perf_counter() - t)
+        base = baseline_rate(Path(tmp) / "baseline.db", [data[i % len(data)] for i in range(n)])
     print(
         f"import {n:,} captured frames ({len(raw) / 1e6:.0f} MB) end to end: {rate:,.0f} frames/s"
         f" (target 5,000); {n / cpu_s:,.0f} per CPU second; peak RSS {rss:,.0f} MB ({machine.load()})"
@@ -150,14 +158,62 @@ def bench_import(n: int) -> None:
     print(f"  ratio import/baseline: {rate / base:.3f}")
 
 
+def bench_lookinbody(n: int) -> None:
+    from bia_acq.simulator.device import write_capture
+
+    with tempfile.TemporaryDirectory() as tmp:
+        export = Path(tmp) / "InBodyExcelData.csv"
+        k = min(n, 500)  # simulated rows, then each again for other subjects and days
+        write_capture(get_profile("inbody120-lookinbody"), export, k, seed=7)
+        head, *sim = export.read_bytes().splitlines(keepends=True)
+        rows = []
+        for i in range(n):
+            cells = sim[i % k].split(b",")
+            cells[1] = b"%010d" % i  # 2. ID
+            t = dt.datetime(2020, 1, 1) + dt.timedelta(minutes=i)
+            cells[13] = t.strftime("%Y%m%d%H%M%S").encode()  # 14. Test Date / Time
+            rows.append(b",".join(cells))
+        export.write_bytes(head + b"".join(rows))
+        size = export.stat().st_size
+        db = Path(tmp) / "lookinbody.db"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "bia_acq", "import", "--driver", "inbody120-lookinbody",
+             "--db", str(db), "--no-progress", str(export)],
+            capture_output=True, env=env, check=True,
+        )  # fmt: skip
+        rate = n / (time.perf_counter() - t)
+        db_size = sum(p.stat().st_size for p in Path(tmp).glob("lookinbody.db*"))
+        conn = sqlite3.connect(db)
+        by_table = dict(
+            conn.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").fetchall()
+        )
+        conn.close()
+        base = baseline_rate(Path(tmp) / "baseline.db", rows)
+    print(f"import a LookinBody 120 export of {n:,} rows ({size / 1e6:.1f} MB): {rate:,.0f} rows/s")
+    print(f"  {proc.stdout.decode().strip().splitlines()[-1]}")
+    print(f"  database {db_size / 1e6:.1f} MB = {db_size / size:.2f} x the export (target <= 3)")
+    top = sorted(by_table.items(), key=lambda kv: -kv[1])[:6]
+    print("  largest: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in top))
+    print(f"  baseline executemany of the rows into SQLite: {base:,.0f} rows/s")
+    print(f"  ratio import/baseline: {rate / base:.3f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=20_000, help="frames for the decode benchmark")
     p.add_argument("--import-frames", type=int, default=100_000, help="frames to import")
+    p.add_argument(
+        "--lookinbody-rows", type=int, default=100_000, help="rows of the LookinBody export"
+    )
+    p.add_argument("--only-lookinbody", action="store_true", help="run benchmark 3 only")
     args = p.parse_args()
     print(machine.header())
-    bench_decode(args.frames)
-    bench_import(args.import_frames)
+    if not args.only_lookinbody:
+        bench_decode(args.frames)
+        bench_import(args.import_frames)
+    bench_lookinbody(args.lookinbody_rows)
 
 
 if __name__ == "__main__":

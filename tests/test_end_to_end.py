@@ -179,7 +179,16 @@ def test_decode_reports_a_damaged_frame_start(tmp_path: Path) -> None:
     capture.write_bytes(EXAMPLE_FRAME.replace(b"{", b"[", 1))
     proc = run_cli("decode", "--driver", "tanita-mc780", str(capture))
     assert proc.returncode == 1
-    assert "error" in json.loads(proc.stdout)
+    # not one frame of the driver in the file: one line that says so, with the first bytes
+    assert proc.stdout == b"" and proc.stderr.decode().count("\n") == 1
+    assert "no tanita-mc780 frame" in proc.stderr.decode() and "it starts '[0,16," in (
+        proc.stderr.decode()
+    )
+    damaged = EXAMPLE_FRAME + EXAMPLE_FRAME.replace(b"CS,A7", b"CS,00")
+    capture.write_bytes(damaged)  # a frame among good ones: reported in the JSON lines
+    proc = run_cli("decode", "--driver", "tanita-mc780", str(capture))
+    assert proc.returncode == 1
+    assert "checksum" in json.loads(proc.stdout.splitlines()[1])["error"]
 
 
 def test_drivers_lists_the_shipped_profile_from_any_directory(tmp_path: Path) -> None:

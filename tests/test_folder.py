@@ -64,7 +64,8 @@ def test_exports_are_ingested_once_across_restarts_and_never_touched(tmp_path: P
     assert third.returncode == 0 and third.stdout == b""
     n, kinds = _counts(tmp_path / "acq.db")
     assert n == 2
-    assert kinds == [("frame", "decoded", 2), ("frame", "rejected", 1)]
+    # the header line journaled once for the file, each row a frame
+    assert kinds == [("frame", "decoded", 2), ("frame", "rejected", 1), ("junk", "discarded", 1)]
     assert export.read_bytes() == HEADER + ROW1 + ROW2 + bad  # never changed
     assert sorted(p.name for p in folder.iterdir()) == ["inbody-2026-11.csv", "notes.txt"]
 
@@ -102,7 +103,8 @@ def test_a_replaced_export_is_reread_but_nothing_is_stored_twice(tmp_path: Path)
     assert proc.returncode == 0, proc.stderr.decode()
     n, kinds = _counts(tmp_path / "acq.db")
     assert n == 2
-    assert kinds == [("frame", "decoded", 2), ("frame", "duplicate", 1)]
+    # each file's header journaled once (the replaced file is a new file)
+    assert kinds == [("frame", "decoded", 2), ("frame", "duplicate", 1), ("junk", "discarded", 2)]
 
 
 @pytest.mark.parametrize(
@@ -151,10 +153,12 @@ def test_a_last_row_without_line_end_waits_one_quiet_poll(tmp_path: Path) -> Non
     export = tmp_path / "a.csv"
     export.write_bytes(HEADER + ROW1.rstrip(b"\r\n"))
     reader.scan()
-    assert out.empty()  # the exporting program may still be writing this line
+    assert out.empty()  # the exporting program may still be writing: not quiet yet
     time.sleep(0.15)  # quiet for settle_seconds (default: one poll interval)
     reader.scan()
-    batch = out.get_nowait()
+    head = out.get_nowait()  # the header line is whole: journaled once, at once
+    assert [c.kind for c in head.chunks] == ["junk"] and head.chunks[0].data == HEADER
+    batch = out.get_nowait()  # the last line, quiet: taken without its line end
     assert [c.kind for c in batch.chunks] == ["frame"]
     assert batch.cursor.offset_bytes == export.stat().st_size
     reader.scan()

@@ -10,7 +10,8 @@ from bia_acq.protocols.base import Chunk, Framer
 from bia_acq.protocols.tanita import TanitaProtocol
 
 codec = TanitaProtocol()
-garbage = st.binary(max_size=40).map(lambda b: b.replace(b"{", b""))
+#: line noise between frames: no '{' (a frame start), no '"' (a '"{' starts a quoted SD-card line)
+garbage = st.binary(max_size=40).map(lambda b: b.replace(b"{", b"").replace(b'"', b""))
 
 
 def feed_in_pieces(framer: Framer, stream: bytes, cuts: list[int]) -> list[Chunk]:

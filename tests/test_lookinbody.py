@@ -44,20 +44,23 @@ def test_inbody_segments_go_through_the_core() -> None:
     assert any("magnitudes |Z| without reactance" in n for n in res.notes[0])  # 1/500/1000 kHz
 
 
-def test_every_chunking_repeats_the_header_in_each_frame() -> None:
+def test_every_chunking_journals_the_header_once_and_rows_carry_it() -> None:
     stream = b"\xef\xbb\xbf" + EXPORT + b"\r\n"
     for cuts in every_chunking(stream):
         chunks = feed_in_pieces(codec.framer(), stream, cuts)
-        frames = [c.data for c in chunks if c.kind == "frame"]
-        assert frames == [b"\xef\xbb\xbf" + HEADER + ROW1, b"\xef\xbb\xbf" + HEADER + ROW2]
-        assert [c.kind for c in chunks] == ["frame", "frame", "junk"]
-    assert codec.decode(frames[1]).subject_id == "0000000043"
+        assert b"".join(c.data for c in chunks) == stream  # every byte once: the header too
+        assert [c.kind for c in chunks] == ["junk", "frame", "frame", "junk"]
+        assert chunks[0].data == b"\xef\xbb\xbf" + HEADER and chunks[0].reason.startswith("header:")
+        frames = [c for c in chunks if c.kind == "frame"]
+        assert [c.data for c in frames] == [ROW1, ROW2]
+        assert all(c.context == chunks[0].data for c in frames)
+    assert codec.decode(frames[1].context + frames[1].data).subject_id == "0000000043"
 
 
 def test_last_row_without_line_end_is_a_frame_at_end_of_file() -> None:
     chunks = feed_in_pieces(codec.framer(), HEADER + ROW1.rstrip(b"\r\n"), [])
-    assert [c.kind for c in chunks] == ["frame"]
-    assert codec.decode(chunks[0].data).subject_id == "0000000042"
+    assert [c.kind for c in chunks] == ["junk", "frame"]
+    assert codec.decode(chunks[1].context + chunks[1].data).subject_id == "0000000042"
 
 
 @pytest.mark.parametrize(
@@ -107,19 +110,17 @@ def inbody_readings(draw: st.DrawFn) -> Reading:
         ),
         sex=draw(st.sampled_from([None, "male", "female"])),
         age_years=draw(st.one_of(st.none(), st.integers(1, 110))),
-        weight_kg=draw(st.one_of(st.none(), mag)),
+        # every export row has a test time and a weight (a row without is refused)
+        weight_kg=draw(mag),
         measured_at=draw(
-            st.one_of(
-                st.none(),
-                st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 1, 1)).map(
-                    lambda t: t.replace(microsecond=0)
-                ),
+            st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 1, 1)).map(
+                lambda t: t.replace(microsecond=0)
             )
         ),
         impedance=tuple(pts),
         device_values=draw(
             st.dictionaries(
-                st.sampled_from(["ICW", "ECW", "TBW", "ECW/TBW(RA)", "Memo"]),
+                st.sampled_from(["ICW", "ECW", "TBW", "ECW/TBW(RA)", "SMM (Skeletal Muscle Mass)"]),
                 st.one_of(mag, st.integers(1, 99)),
             )
         ),
@@ -155,19 +156,10 @@ def test_round_trip(reading: Reading) -> None:
 def test_arbitrary_bytes_only_frame_errors(data: bytes, cuts: list[int]) -> None:
     for stream in (data, HEADER + data):
         chunks = feed_in_pieces(codec.framer(), stream, cuts)
-        rebuilt = b"".join(
-            c.data[c.data.find(b"\n") + 1 :] if c.kind == "frame" else c.data for c in chunks
-        )
-        lines = [line + b"\n" for line in stream.split(b"\n")]
-        lines[-1] = lines[-1][:-1]
-        # every byte is journaled: header lines once per row's frame, every other line as is
-        expected = b"".join(
-            line for line in lines if not (line.endswith(b"\n") and codec._is_header(line))
-        )
-        assert rebuilt == expected
+        assert b"".join(c.data for c in chunks) == stream  # every byte journaled once
         for c in chunks:
             try:
-                codec.decode(c.data)
+                codec.decode(c.context + c.data)
             except FrameError as exc:
                 assert exc.reason and exc.offset is not None
 
@@ -179,3 +171,49 @@ def test_row_like_bytes_only_frame_errors(row: bytes) -> None:
         codec.decode(HEADER + row + b"\n")
     except FrameError as exc:
         assert exc.reason
+
+
+def test_rows_left_pending_by_a_crash_decode_with_their_header_from_the_journal(
+    tmp_path: Path,
+) -> None:
+    """The header is journaled once; a row journaled but not decoded (the service
+    stopped) finds it again by the sha256 its frame names, at the next start."""
+    from bia_acq.acquire import Batch, Ingest, PortRuntime
+    from bia_acq.store.db import open_writer
+    from bia_acq.store.writer import Store
+
+    chunks = feed_in_pieces(codec.framer(), EXPORT + b"\r\n", [])
+    store = Store(open_writer(tmp_path / "w.db"))
+    ingest = Ingest(store, "hanai-bis")
+    rt = PortRuntime("inbody", "inbody-lookinbody-csv", codec, None)
+    ingest.ports[rt.name] = rt
+    ingest.handle(Batch(rt.name, rt.driver, chunks, 1.8e9), decode=False)  # then a crash
+    store.db.close()
+    store = Store(open_writer(tmp_path / "w.db"))
+    again = Ingest(store, "hanai-bis")
+    again.ports[rt.name] = rt
+    assert again.recover() == 2 and again.stored == 2
+    rows = store.conn.execute("SELECT kind, length(data) FROM raw_frame ORDER BY id").fetchall()
+    assert rows[:3] == [("junk", len(HEADER)), ("frame", len(ROW1)), ("frame", len(ROW2))]
+    store.db.close()
+
+
+def test_who_the_person_is_never_leaves_the_journaled_row() -> None:
+    """A LookinBody 120 row names the person, their phone, address and e-mail: the
+    measurement keeps the results only (the raw row stays in the journal)."""
+    from bia_acq.protocols.lookinbody import INBODY120_COLUMNS
+
+    lb120 = get_profile("inbody120-lookinbody").codec()
+    cells = dict.fromkeys(INBODY120_COLUMNS, "")
+    cells.update({
+        "Name": "Jane Roe", "ID": "A-1", "Date of Birth": "1950.01.01.", "Gender": "F",
+        "Mobile Number": "5551234567", "Zip Code": "90703", "Address": "1 Main St",
+        "E-mail": "jr@example.org", "Test Date / Time": "20261103094112", "Weight": "61.2",
+        "Memo": "called back", "Lower Limit (Weight Normal Range)": "48.1",
+        "SMM (Skeletal Muscle Mass)": "22.4", "20kHz-RA Impedance": "380.2",
+    })  # fmt: skip
+    head = ",".join(f"{i}. {c}" for i, c in enumerate(INBODY120_COLUMNS, 1))
+    r = lb120.decode(f"{head}\r\n{','.join(cells.values())}\r\n".encode())
+    assert (r.subject_id, r.sex, r.weight_kg, r.model) == ("A-1", "female", 61.2, "InBody 120")
+    assert r.device_values == {"SMM (Skeletal Muscle Mass)": 22.4}
+    assert r.impedance == (Impedance("right_arm", 20.0, 380.2, None, magnitude_only=True),)

@@ -107,7 +107,7 @@ def test_every_profile_round_trips_through_a_pty(name: str, tmp_path: Path) -> N
         frames: list[bytes] = []
         deadline = time.monotonic() + 10
         while len(frames) < 2 and time.monotonic() < deadline:
-            frames += [c.data for c in framer.feed(link.read()) if c.kind == "frame"]
+            frames += [c.context + c.data for c in framer.feed(link.read()) if c.kind == "frame"]
         link.close()
     finally:
         sim.stop()

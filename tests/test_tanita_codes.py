@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from bia_acq.protocols import tanita
 from bia_acq.protocols.base import Chunk
 from bia_acq.protocols.tanita import (
     LB_KG,
+    AmbiguousDate,
     TanitaProtocol,
     checksum,
     describe,
+    parse_date,
     parse_feet_inches,
     parse_stone_pounds,
 )
@@ -97,11 +100,16 @@ def test_bc601_unit_control_prefix_selects_pounds_and_inches() -> None:
     imperial = bc601.decode(
         frame(
             '{0,16,~0,3,~1,3,~2,3,~3,4,MO,"BC-601",DT,"05/05/2026",Ti,"13:21:30",Wk,154.0,Hm,67.0,'
+            "FW,20.1,mW,118.0,mr,7.9,bW,6.4,"
         )
     )
     assert imperial.weight_kg == pytest.approx(69.85, abs=0.01)
     assert imperial.height_cm == pytest.approx(170.2, abs=0.05)
-    assert imperial.device_values == {"Wk": 154.0, "Hm": 67.0}
+    # every mass in kg under its own key, the device's pounds kept beside it; % unchanged
+    assert imperial.device_values == {
+        "Wk_lb": 154.0, "Hm_in": 67.0, "FW": 20.1,
+        "mW": 53.52, "mW_lb": 118.0, "mr": 3.58, "mr_lb": 7.9, "bW": 2.9, "bW_lb": 6.4,
+    }  # fmt: skip
     assert bc601.decode(bc601.encode(imperial)) == imperial
     metric = bc601.decode(frame("{0,16,~0,2,~1,2,~2,3,~3,4,Wk,69.9,Hm,170.0,"))
     assert (metric.weight_kg, metric.height_cm, metric.device_values) == (69.9, 170.0, {})
@@ -229,3 +237,59 @@ def test_planned_fields_agree_with_the_per_pair_loop(reading: Reading, at: int, 
         toks[values[at % len(values)]] = value
         again = frame(",".join(toks))
         assert _outcome(again, False) == _outcome(again, True)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.integers(1, 3000).map(lambda v: v / 10), min_size=4, max_size=4),
+    st.datetimes(dt.datetime(2000, 1, 1), dt.datetime(2099, 12, 31)),
+    st.sampled_from(["dmy", "mdy", "auto"]),
+)
+def test_bc601_pound_mode_and_date_orders_round_trip(
+    lbs: list[float], when: dt.datetime, order: str
+) -> None:
+    """A pound-mode frame decodes to kg (device pounds kept) and encodes back to the same
+    bytes; a date the order cannot tell apart is kept as sent, with a warning."""
+    codec = TanitaProtocol({**get_profile("tanita-bc601").options, "date_order": order})
+    w, m, b, seg = lbs
+    day = when.strftime("%m/%d/%Y" if order == "mdy" else "%d/%m/%Y")
+    raw = frame(
+        f'{{0,16,~0,3,~1,3,~2,3,~3,4,MO,"BC-601",DT,"{day}",Ti,"{when:%H:%M:%S}",'
+        f"Wk,{w},Hm,70.0,mW,{m},bW,{b},mR,{seg},FW,18.9,"
+    )
+    r = codec.decode(raw)
+    assert codec.decode(codec.encode(r)) == r  # pounds written back as the device sent them
+    assert codec.encode(r).count(f",mW,{m},".encode()) == 1
+    assert r.weight_kg == round(w * LB_KG, 2) and r.device_values["mW"] == round(m * LB_KG, 2)
+    assert (r.device_values["mW_lb"], r.device_values["bW_lb"], r.device_values["mR_lb"]) == (
+        m, b, seg,
+    )  # fmt: skip
+    ambiguous = when.day <= 12 and when.month <= 12 and when.day != when.month
+    if order == "auto" and ambiguous:
+        assert r.measured_at is None and r.device_values["DT"] == day
+        assert "ambiguous" in codec.check(r)[0]
+    else:
+        assert r.measured_at == when.replace(microsecond=0)
+        assert codec.check(r) == []
+
+
+@pytest.mark.parametrize(
+    ("order", "text", "date", "warned"),
+    [
+        ("dmy", "13/01/2016", dt.date(2016, 1, 13), False),
+        ("dmy", "02/19/2026", dt.date(2026, 2, 19), True),  # impossible as dd/mm: mm/dd
+        ("mdy", "02/19/2026", dt.date(2026, 2, 19), False),
+        ("mdy", "19/02/2026", dt.date(2026, 2, 19), True),
+        ("auto", "19/02/2026", dt.date(2026, 2, 19), False),
+        ("auto", "02/19/2026", dt.date(2026, 2, 19), False),
+        ("auto", "05/05/2026", dt.date(2026, 5, 5), False),  # the same either way
+        ("dmy", "2026/02/19", dt.date(2026, 2, 19), False),  # yyyy first: always y/m/d
+    ],
+)
+def test_date_orders(order: str, text: str, date: dt.date, warned: bool) -> None:
+    got, note = parse_date("DT", text, order)
+    assert got == date and (note is not None) == warned
+    with pytest.raises(AmbiguousDate):
+        parse_date("DT", "12/09/2025", "auto")
+    with pytest.raises(ValueError):
+        parse_date("DT", "31/31/2025", order)

@@ -294,7 +294,10 @@ class Ingest:
                     if j.status == "pending":
                         frames.append(
                             PendingWork(
-                                j.raw_frame_id, c.data, batch.received_epoch, batch.worklist_id
+                                j.raw_frame_id,
+                                c.context + c.data,  # a CSV row: its header + the row
+                                batch.received_epoch,
+                                batch.worklist_id,
                             )
                         )
                 elif j.new:

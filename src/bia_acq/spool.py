@@ -64,7 +64,13 @@ class Spool:
             "cursor": dataclasses.asdict(batch.cursor) if batch.cursor else None,
             "worklist_id": batch.worklist_id,
             "chunks": [
-                {"kind": c.kind, "reason": c.reason, "data": base64.b64encode(c.data).decode()}
+                {
+                    "kind": c.kind,
+                    "reason": c.reason,
+                    "data": base64.b64encode(c.data).decode(),
+                    # a CSV row's header (journaled once, decoded with each row)
+                    **({"context": base64.b64encode(c.context).decode()} if c.context else {}),
+                }
                 for c in batch.chunks
             ],
         }
@@ -106,7 +112,12 @@ class Spool:
             try:
                 rec = json.loads(line)
                 chunks = [
-                    Chunk(c["kind"], base64.b64decode(c["data"], validate=True), c["reason"])
+                    Chunk(
+                        c["kind"],
+                        base64.b64decode(c["data"], validate=True),
+                        c["reason"],
+                        base64.b64decode(c.get("context", ""), validate=True),
+                    )
                     for c in rec["chunks"]
                 ]
                 out.append(

@@ -315,6 +315,8 @@ class Pusher:
     ) -> int:
         pushed = 0
         local_cols = cols[:-1] if table == "subject" else cols  # subject: scope is added
+        if table == "raw_frame" and not self.cfg.send_identifiers:  # the bytes hold the ID
+            local_cols = ["NULL" if c == "data" else c for c in cols]
         select = f"SELECT {', '.join(local_cols)} FROM {table}"
         while hw < upper:
             rows = local.execute(
@@ -325,8 +327,8 @@ class Pusher:
             last = int(rows[-1][0])
             if table == "subject":
                 rows = self._subjects(cols, rows)
-            elif not self.cfg.send_identifiers and table in ("raw_frame", "measurement"):
-                rows = self._deidentify(table, cols, rows)
+            elif table == "measurement" and not self.cfg.send_identifiers:
+                rows = self._deidentify(cols, rows)
             with conn.transaction():
                 count = self._merge(conn, site, table, cols, rows)
                 if table == "measurement":
@@ -359,13 +361,10 @@ class Pusher:
             out.append((*v, "group" if self._key is not None else self.cfg.site))
         return out
 
-    def _deidentify(self, table: str, cols: list[str], rows: list[Row]) -> list[Row]:
-        """Without ``send_identifiers``: no raw bytes (the frame holds the patient ID as
-        sent), and no device value whose key names a person's identifier (an analyzer's
-        CSV export keeps every column it has, e.g. a name)."""
-        if table == "raw_frame":
-            i = cols.index("data")
-            return [(*r[:i], None, *r[i + 1 :]) for r in rows]
+    def _deidentify(self, cols: list[str], rows: list[Row]) -> list[Row]:
+        """Without ``send_identifiers``, no device value whose key names a person's
+        identifier (an analyzer's CSV export keeps every column it has, e.g. a name);
+        the raw frames go without their bytes (see ``_id_stream``)."""
         i = cols.index("device_values_json")
         out = []
         for r in rows:

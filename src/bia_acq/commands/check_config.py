@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 @dataclass(frozen=True)
 class Finding:
-    """One line of the check: ``fatal`` findings make `run` fail (exit 1)."""
+    """One line of the check; ``fatal``: a problem to fix before `run` (check-config exits 1)."""
 
     text: str
     fatal: bool
@@ -93,7 +93,8 @@ def refuse_unusable(config: Config, file: Path | None, db_flag: bool) -> None:
             f"{config.database} is a directory", fix="name a file in it, e.g. bia-acq.db", **where
         )
     problem = _folder_problem(config.database.parent)
-    if problem:
+    if problem:  # worded like a configuration error (where: file, key), but exit 1: it is
+        # this machine's state, not the file, that is wrong
         raise BiaError(str(ConfigError(f"{config.database} cannot be written: {problem}", **where)))
     if file is not None and not config.ports and not config.folders:
         raise ConfigError(

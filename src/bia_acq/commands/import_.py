@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from bia_acq.cli import add_drivers_dir, setup_logging
-from bia_acq.errors import BiaError, ConfigError
+from bia_acq.commands.decode import SNIFF_BYTES, choose_profile, is_container, unreadable
+from bia_acq.errors import BiaError, ConfigError, FrameError
 
 if TYPE_CHECKING:
     from bia_acq.acquire import Ingest, PortRuntime
+    from bia_acq.drivers import Profile
     from bia_acq.protocols.base import Chunk
 
 READ_BYTES = 1 << 20
@@ -32,7 +34,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "as live data. Importing a file again stores nothing twice; a file that grew adds "
         "only its new part. Prints a summary of accepted and rejected frames.",
     )
-    p.add_argument("--driver", required=True, help="device profile, e.g. tanita-mc780")
+    p.add_argument(
+        "--driver",
+        required=True,
+        help="device profile, e.g. tanita-mc780, or auto: the profile that decodes the first file",
+    )
     p.add_argument("--db", required=True, type=Path, help="database file (created if needed)")
     p.add_argument("files", nargs="+", type=Path, metavar="FILE", help="captured bytes")
     p.add_argument(
@@ -121,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.store.writer import Store
 
     setup_logging(args.log_level)
-    profile = get_profile(args.driver, args.drivers_dir)
+    if args.driver != "auto":
+        get_profile(args.driver, args.drivers_dir)  # an unknown driver first: a usage mistake
     get_method(args.method)
     zone = None
     if args.timezone:
@@ -133,12 +140,23 @@ def run(args: argparse.Namespace) -> int:
                 fix="use an IANA name such as Europe/Berlin",
             ) from None
     total_bytes = 0
+    heads: list[bytes] = []
     for f in args.files:
         try:
             total_bytes += f.stat().st_size
+            with f.open("rb") as fh:
+                head = fh.read(SNIFF_BYTES)
+                heads.append(head + fh.read() if is_container(head) else head)
         except OSError as exc:
             raise BiaError(f"cannot read {f}: {exc.strerror}") from None
+    profile = choose_profile(args.driver, heads[0], str(args.files[0]), args.drivers_dir)
     codec = profile.codec()
+    for f, head in zip(args.files, heads, strict=True):  # before anything is stored
+        try:
+            head = codec.transcode(head) or head
+        except FrameError as exc:
+            raise BiaError(f"{f}: not imported: {exc.reason}") from None
+        refuse(f, head[:SNIFF_BYTES], profile, args.drivers_dir)
     store = Store(open_writer(args.db, report_method=args.method))
     try:
         ingest = Ingest(store, args.method, profiles={profile.name: profile})
@@ -162,6 +180,20 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(lines))
     print(f"imported {len(args.files)} file(s) into {args.db}: {total.line()}")
     return 0
+
+
+def refuse(path: Path, head: bytes, profile: Profile, drivers_dirs: list[Path]) -> None:
+    """BiaError (one line) when the file cannot be imported with ``profile`` at all."""
+    codec = profile.codec()
+    why = codec.preflight(head)
+    if why is not None:
+        raise BiaError(f"{path}: not imported: {why} (profile {profile.name})")
+    framer = codec.framer()
+    chunks = framer.feed(head)
+    if len(head) < SNIFF_BYTES:
+        chunks += framer.flush("end of file")
+    if not any(c.kind == "frame" or (c.reason or "").startswith("record:") for c in chunks):
+        raise BiaError("not imported: " + unreadable(str(path), head, profile, drivers_dirs))
 
 
 def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress) -> Tally:
@@ -191,6 +223,8 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
                 )
             }
             for (_, c), k in zip(pending, keys, strict=True):
+                if c.kind == "junk" and (c.reason or "").startswith(("header:", "record:")):
+                    continue  # a header line or a profile record is no junk
                 if k not in known:
                     tally.junk += c.kind == "junk"
                     tally.truncated += c.kind == "truncated"
@@ -209,8 +243,16 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
     try:
         received = path.stat().st_mtime  # when the capture was last written
         with path.open("rb") as fh:
+            whole = None
+            head = fh.read(4)
+            if is_container(head):  # an .xlsx workbook: its sheet as the codec's CSV text
+                whole = rt.codec.transcode(head + fh.read())
+            fh.seek(0)
             while True:
-                data = fh.read(READ_BYTES)
+                if whole is not None:
+                    data, whole = whole, b""
+                else:
+                    data = fh.read(READ_BYTES)
                 chunks = framer.feed(data) if data else framer.flush("end of file inside a frame")
                 for c in chunks:
                     pending.append((offset, c))

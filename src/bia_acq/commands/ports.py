@@ -204,7 +204,7 @@ def _try(prof: object, data: bytes) -> tuple[int | None, int, bool, str | None]:
         if chunk.kind != "frame":
             continue
         try:
-            reading = codec.decode(chunk.data)
+            reading = codec.decode(chunk.context + chunk.data)
         except FrameError:
             bad += 1
             continue

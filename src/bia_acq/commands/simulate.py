@@ -88,9 +88,43 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--truth", type=Path, help="write what was sent and the ground truth as JSON lines"
     )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="PATH",
+        help="write --count measurements (default 10) to FILE as the device or its software "
+        "keeps them, and exit: Tanita text lines, a LookinBody export (.xlsx: Excel)",
+    )
+    p.add_argument(
+        "--line-end",
+        choices=["crlf", "lf", "cr"],
+        help="with --out: the line end of Tanita lines (BC-601 SD-card files: lf)",
+    )
+    p.add_argument(
+        "--date-order",
+        choices=["dmy", "mdy", "ymd"],
+        help="with --out: the date order of Tanita DT/Da dates (BC-601 units differ)",
+    )
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     add_drivers_dir(p)
     p.set_defaults(handler=run)
+
+
+def write_out(args: argparse.Namespace, profile: Any) -> int:
+    from bia_acq.simulator.device import write_capture
+
+    options: dict[str, Any] = {}
+    if args.line_end:
+        options["line_end"] = args.line_end
+        options["checksum_brace"] = args.line_end == "lf"  # as BC-601 SD-card files have it
+    if args.date_order:
+        options["date_order"] = args.date_order
+    got = write_capture(
+        profile, args.out, args.count or 10, seed=args.seed, scenario=args.scenario,
+        options=options,
+    )  # fmt: skip
+    print(f"wrote {len(got)} simulated measurement(s) to {args.out} ({profile.name})")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     profile = get_profile(args.driver, args.drivers_dir)
+    if args.out is not None:
+        return write_out(args, profile)
     faults = [Fault.parse(f) for f in args.fault]
     scenario = load_scenario(args.scenario)
     endpoint = make_endpoint(args, profile)

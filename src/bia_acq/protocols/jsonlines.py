@@ -88,17 +88,27 @@ def _key_spec(spec: Any) -> tuple[str, float]:
     return str(spec), 1.0
 
 
+def _keys_spec(spec: Any) -> tuple[tuple[str, ...], float]:
+    """A field's key, ``{key, scale}``, or a list of keys tried in order (first one written)."""
+    if isinstance(spec, list | tuple):
+        return tuple(str(k) for k in spec), 1.0
+    key, scale = _key_spec(spec)
+    return (key,), scale
+
+
 class JsonLinesProtocol(Protocol):
     """One JSON object per line; the profile's options say which key holds what."""
 
     name = "jsonlines"
     description = "JSON object per line, field map in the profile (bridges, Charder MA801)"
+    expects = "one JSON object per line"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
         o = self.options
-        self.fields: dict[str, tuple[str, float]] = {
-            attr: _key_spec(spec) for attr, spec in dict(o.get("fields", {})).items()
+        #: Reading attribute -> (keys tried in order, scale)
+        self.fields: dict[str, tuple[tuple[str, ...], float]] = {
+            attr: _keys_spec(spec) for attr, spec in dict(o.get("fields", {})).items()
         }
         #: device-computed values under a name of the profile's choosing: name -> (key, scale)
         self.values: dict[str, tuple[str, float]] = {
@@ -143,11 +153,13 @@ class JsonLinesProtocol(Protocol):
         self.max_frame_bytes = int(o.get("max_frame_bytes", 65536))
 
     def framer(self) -> Framer:
-        return Framer(start=b"", end=b"\n", max_len=self.max_frame_bytes)
+        return Framer(max_len=self.max_frame_bytes)
 
     # -- decoding -----------------------------------------------------------
     def decode(self, frame: bytes) -> Reading:
         body = frame.rstrip(b"\r\n")
+        if body.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark (a file's first line)
+            body = b"   " + body[3:]  # blanks keep every byte offset
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -169,11 +181,16 @@ class JsonLinesProtocol(Protocol):
     def _reading(self, obj: dict[str, Any], text: str) -> Reading:
         fields: dict[str, Any] = {}
         used: set[str] = set()
-        for attr, (key, scale) in self.fields.items():
-            if key not in obj or obj[key] is None:
+        values: dict[str, float | int | str] = {}
+        for attr, (keys, scale) in self.fields.items():
+            key = next((k for k in keys if obj.get(k) is not None), None)
+            if key is None:
                 continue
             used.add(key)
-            fields[attr] = self._field(attr, obj[key], scale, key, text)
+            v = obj[key]
+            fields[attr] = self._field(attr, v, scale, key, text)
+            if attr == "age_years" and v != fields[attr]:
+                values[key] = v  # a fractional age (Charder: 20.66): completed years, as sent kept
         a_pts: dict[tuple[str, float], float] = {}
         b_pts: dict[tuple[str, float], float] = {}
         for key, (seg, f, which) in self._imp_keys.items():
@@ -197,7 +214,6 @@ class JsonLinesProtocol(Protocol):
                 phi = self.phase_sign * (b if self.phase_rad else math.radians(b))
                 mag = a * self.scale
                 points.append(Impedance(seg, f, mag * math.cos(phi), mag * math.sin(phi)))
-        values: dict[str, float | int | str] = {}
         for name, (key, scale) in self.values.items():
             if key not in obj or obj[key] is None:
                 continue
@@ -244,9 +260,9 @@ class JsonLinesProtocol(Protocol):
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
                 raise FrameError(f"{key} must be a number, got {v!r}", where)
             if attr == "age_years":
-                if v != int(v):
-                    raise FrameError(f"{key} must be whole years, got {v!r}", where)
-                return int(v)
+                if v < 0:
+                    raise FrameError(f"{key} must not be negative, got {v!r}", where)
+                return int(v)  # completed years
             return float(v) * scale
         if isinstance(v, dict | list):
             raise FrameError(f"{key} must be text or a number", where)
@@ -255,11 +271,15 @@ class JsonLinesProtocol(Protocol):
     # -- encoding -----------------------------------------------------------
     def encode(self, reading: Reading) -> bytes:
         obj: dict[str, Any] = {}
-        for attr, (key, scale) in self.fields.items():
+        for attr, (keys, scale) in self.fields.items():
+            key = keys[0]
             v = getattr(reading, attr)
             if v is None:
                 continue
-            if attr == "sex":
+            own = reading.device_values.get(key)
+            if attr == "age_years" and isinstance(own, float) and int(own) == v:
+                v = own  # the fractional age the device sent
+            elif attr == "sex":
                 v = self.sex_codes.get(v, v)
             elif attr == "measured_at":
                 v = v.strftime(self.time_format) if self.time_format else v.isoformat()

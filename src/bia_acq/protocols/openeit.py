@@ -127,6 +127,7 @@ class OpenEITProtocol(Protocol):
 
     name = "openeit"
     description = "OpenEIT-style magnitude sweeps, 'magnitudes:<Hz>;<ohm>' lines (open hardware)"
+    expects = "'magnitudes:<Hz>;<ohm>' lines, one sweep per frame"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)

@@ -104,6 +104,7 @@ class PositionalProtocol(Protocol):
 
     name = "positional"
     description = "Positional CSV lines without headers (Tanita BC-418 PC mode, TBF-310)"
+    expects = "CSV lines of the profile's fields, one per measurement"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -121,9 +122,7 @@ class PositionalProtocol(Protocol):
         self.silence_s = float(o.get("silence_s", 2.0))
 
     def framer(self) -> Framer:
-        return Framer(
-            start=b"", end=b"\r\n", max_len=self.max_frame_bytes, silence_s=self.silence_s
-        )
+        return Framer(max_len=self.max_frame_bytes, silence_s=self.silence_s)
 
     # -- decoding ------------------------------------------------------------
     def decode(self, frame: bytes) -> Reading:

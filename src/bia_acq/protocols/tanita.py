@@ -141,6 +141,11 @@ COMPOSITION_SEGMENT: dict[str, str] = {
 }
 
 LB_KG = 0.45359237  # international pound, exact
+#: Masses a BC-601 in pound mode sends in pounds (everything in kg in GENERAL_CODES
+#: and COMPOSITION_QUANTITY): converted to kg, the device's number kept as ``<key>_lb``.
+MASS_KEYS = frozenset(
+    {"Pt", "fW", "MW", "mW", "bW", "wW", "wI", "wO", "Sw"} | {q + s for q in "fMm" for s in "RLrlT"}
+)
 IN_CM = 2.54  # inch, exact
 ST_LB = 14
 _PREFIX_OF = {v: k for k, v in IMPEDANCE_PREFIX.items()}
@@ -281,16 +286,59 @@ def _fmt(v: object) -> str:
     return f"{v:.6f}" if "e" in text else text
 
 
-def _parse_date(key: str, text: str) -> dt.date:
+DATE_ORDERS = ("dmy", "mdy", "ymd", "auto")
+
+
+class AmbiguousDate(ValueError):
+    """A date that reads as a valid day both as dd/mm and as mm/dd."""
+
+
+def parse_date(key: str, text: str, order: str = "dmy") -> tuple[dt.date, str | None]:
+    """A Tanita date -> (date, warning or None); ValueError if it is no date at all.
+
+    ``DA`` is yy/mm/dd (DC-320); a four-digit first part is yyyy/mm/dd (MC-780A
+    ``DT``); otherwise ``order`` says which of day and month comes first: ``dmy``
+    (the manuals: MC-780, SC-330, MC-980 ``Da``, most BC-601 units), ``mdy``
+    (BC-601 units set to US format), or ``auto``: inferred where one reading is
+    impossible (a first part above 12 is a day, a second part above 12 is a
+    day), AmbiguousDate where both are valid days. With ``dmy`` or ``mdy`` a date
+    impossible in that order but valid in the other is read in the other, with
+    a warning.
+    """
     parts = text.split("/")
     if len(parts) != 3 or not all(p.isdigit() for p in parts):
         raise ValueError(text)
     a, b, c = (int(p) for p in parts)
     if key == "DA":  # yy/mm/dd (DC-320)
-        return dt.date(2000 + a, b, c)
-    if len(parts[0]) == 4:  # yyyy/mm/dd (MC-780A "DT")
-        return dt.date(a, b, c)
-    return dt.date(c, b, a)  # dd/mm/yyyy (MC-780, SC-330, MC-980 "Da"; BC-601 "DT")
+        return dt.date(2000 + a, b, c), None
+    if len(parts[0]) == 4 or order == "ymd":  # yyyy/mm/dd (MC-780A "DT")
+        return dt.date(a, b, c), None
+    dmy = _date_or_none(c, b, a)
+    mdy = _date_or_none(c, a, b)
+    if order == "auto":
+        if dmy and mdy and dmy != mdy:
+            raise AmbiguousDate(text)
+        found = dmy or mdy
+        if found is None:
+            raise ValueError(text)
+        return found, None
+    first, other, name = (dmy, mdy, "mm/dd/yyyy") if order == "dmy" else (mdy, dmy, "dd/mm/yyyy")
+    if first is not None:
+        return first, None
+    if other is not None:
+        want = "dd/mm/yyyy" if order == "dmy" else "mm/dd/yyyy"
+        return (
+            other,
+            f"date {key} {text!r} is not {want} (the profile's date_order); read as {name}",
+        )
+    raise ValueError(text)
+
+
+def _date_or_none(year: int, month: int, day: int) -> dt.date | None:
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        return None
 
 
 def describe(key: str) -> str | None:
@@ -341,11 +389,14 @@ def _parse_time(text: str) -> dt.time:
 
 
 @functools.lru_cache(maxsize=1024)
-def _device_clock(date_key: str, date: str, time: str | None) -> dt.datetime:
-    """The device clock of a frame (ValueError if unset or odd); cached, since a
-    device sends the same date all day and the same minute for every frame in it."""
-    day = _parse_date(date_key, date)
-    return dt.datetime.combine(day, _parse_time(time) if time else dt.time(0, 0))
+def _device_clock(
+    date_key: str, date: str, order: str, time: str | None
+) -> tuple[dt.datetime, str | None]:
+    """The device clock of a frame and a note when read in the other order (ValueError,
+    AmbiguousDate if unset, odd or ambiguous); cached, since a device sends the same
+    date all day and the same minute for every frame in it."""
+    day, note = parse_date(date_key, date, order)
+    return dt.datetime.combine(day, _parse_time(time) if time else dt.time(0, 0)), note
 
 
 def _is_plain(key: str, j: int, quoted: set[int]) -> bool:
@@ -423,6 +474,107 @@ def _plan(keys: list[str], quoted: set[int]) -> _Plan | None:
     return plan
 
 
+def _points(
+    plan: _Plan | None,
+    imp_vals: list[float] | None,
+    r_pts: dict[tuple[str, float], float],
+    x_pts: dict[tuple[str, float], float],
+    z_pts: dict[tuple[str, float], tuple[str, float]],
+    values: dict[str, float | int | str],
+) -> list[Impedance]:
+    """The impedance points of a frame from its R, X and |Z| values (planned or per pair);
+    a reactance without its resistance, and a |Z| where R and X exist, go to ``values``."""
+    points = []
+    if imp_vals is not None:
+        assert plan is not None
+        for seg, freq, ri, xi in plan.pairs:
+            r = imp_vals[ri]
+            x = imp_vals[xi] if xi >= 0 else 0.0
+            if r:  # 0: not measured
+                points.append(measured_point(seg, freq, r, x or None))
+            elif x:  # a reactance without its resistance
+                x_pts[(seg, freq)] = x
+        if z_pts:  # which |Z| lose to an R (rare: only |Z| scales send Z headers)
+            r_pts = {(z.segment, z.freq_khz): z.r_ohm for z in points}
+    for seg_freq, r in r_pts.items() if imp_vals is None else ():
+        points.append(Impedance(seg_freq[0], seg_freq[1], r, x_pts.pop(seg_freq, None)))
+    for (seg, freq), x in x_pts.items():  # a reactance without its resistance (or R 0)
+        values[_PREFIX_OF[("x", freq)] + _SUFFIX_OF[seg]] = x
+    for seg_freq, (key, z) in z_pts.items():
+        if seg_freq in r_pts:  # R and X win; |Z| is kept as sent
+            values[key] = z
+        else:
+            points.append(Impedance(seg_freq[0], seg_freq[1], z, None, magnitude_only=True))
+    return points
+
+
+def _to_metric(values: dict[str, float | int | str], fields: dict[str, Any]) -> None:
+    """A pound-mode frame (``~0,3`` under unit_control): every mass to kg, height to cm.
+
+    The device's own numbers stay in ``values`` with their unit in the key
+    (``Wk_lb``, ``Hm_in``, ``mW_lb``, ...); the keys themselves then hold kg, as in
+    metric frames, so a muscle mass is never read as kilograms by mistake.
+    """
+    if "weight_kg" in fields and "Wp" not in values and "Ws" not in values:
+        values["Wk_lb"] = fields["weight_kg"]
+        fields["weight_kg"] = round(fields["weight_kg"] * LB_KG, 2)
+    if "height_cm" in fields and "Hf" not in values:
+        values["Hm_in"] = fields["height_cm"]
+        fields["height_cm"] = round(fields["height_cm"] * IN_CM, 1)
+    for key in MASS_KEYS & values.keys():
+        v = values[key]
+        if isinstance(v, int | float):
+            values[f"{key}_lb"] = v
+            values[key] = round(v * LB_KG, 2)
+
+
+#: the end of a whole frame: the checksum, maybe a brace and a closing quote, line ends
+_COMPLETE = re.compile(rb',CS,[0-9A-Fa-f]{2}\}?"?[\r\n]*\Z')
+
+
+def _profile_record(frame: bytes) -> str | None:
+    """A BC-601 profile line (PROFn.CSV: a user slot's date of birth ``DB``, sex, height,
+    activity level; no measurement date, no weight): kept, never a measurement."""
+    if b',DB,"' in frame and b",Wk," not in frame and b",DT," not in frame:
+        return "BC-601 profile record (PROF*.CSV: date of birth, sex, height, activity level)"
+    return None
+
+
+class TanitaFramer(Framer):
+    """Frames from ``{`` (or ``"{``: a line a spreadsheet saved in quotes) to any line end.
+
+    A frame glued to the next one without a line end still comes out whole when
+    it ends with its checksum (``CS,hh``, maybe ``}``).
+    """
+
+    def __init__(self, *, max_len: int = 8192, silence_s: float = 2.0) -> None:
+        super().__init__(
+            start=b"{",
+            max_len=max_len,
+            silence_s=silence_s,
+            complete=lambda data: _COMPLETE.search(data) is not None,
+            record=_profile_record,
+        )
+
+    def _find_start(self, buf: bytearray, pos: int) -> tuple[int, int]:
+        """A ``{`` followed by a control key (``0`` or ``~``): a JSON object is no frame."""
+        i = buf.find(b"{", pos)
+        while i >= 0:
+            if i + 1 == len(buf):  # nothing follows yet: a start (a cut frame ends here)
+                return i, 1
+            if buf[i + 1] in _CONTROL_START:
+                if i > pos and buf[i - 1] == 0x22:  # '"{'
+                    return i - 1, 2
+                return i, 1
+            i = buf.find(b"{", i + 1)
+        return -1, 1
+
+
+_CONTROL_START = frozenset(b"0123456789~")
+#: what the encoder ends a frame with (option ``line_end``)
+LINE_ENDS = {"crlf": b"\r\n", "lf": b"\n", "cr": b"\r"}
+
+
 class TanitaProtocol(Protocol):
     """Tanita key/value frames with checksum.
 
@@ -431,14 +583,18 @@ class TanitaProtocol(Protocol):
     ``frequencies_khz``: frequencies the model measures (encoder writes these).
     ``unmeasured_khz``: frequencies the model sends as ``0.0`` (MC-780: 1, 500,
     1000 kHz). ``segments``: segment names the encoder writes.
-    ``date_key``/``time_key``: which clock keys the encoder writes;
-    ``date_order: dmy`` writes ``DT`` as dd/mm/yyyy (BC-601) instead of yyyy/mm/dd.
-    ``checksum_brace``: write a ``}`` after the checksum.
+    ``date_key``/``time_key``: which clock keys the encoder writes.
+    ``date_order``: ``dmy`` (default), ``mdy``, ``ymd`` or ``auto``: how a
+    dd/mm vs mm/dd date is read (see :func:`parse_date`; a four-digit first part is
+    always yyyy/mm/dd) and written (``DT`` without a date_order: yyyy/mm/dd).
+    ``checksum_brace``: write a ``}`` after the checksum; ``line_end``: ``crlf``
+    (the serial line, default), ``lf`` or ``cr`` (how text files keep the lines).
     ``magnitude_only``: the encoder writes |Z| (``Z`` + segment, e.g. ``ZF``)
     instead of R and X, as single-frequency foot-to-foot scales do.
     ``unit_control``: the control prefix carries the unit system (BC-601): with
-    ``~0,3`` the values under ``Wk`` are pounds and under ``Hm`` inches; they are
-    converted to kg and cm and the device's own values kept in device_values.
+    ``~0,3`` every mass (``Wk``, muscle, bone, water, segment masses: MASS_KEYS) is
+    in pounds and ``Hm`` in inches; they are converted to kg and cm and the device's
+    own numbers kept in device_values as ``<key>_lb`` / ``Hm_in``.
     ``phase_tolerance_deg``, ``ecw_tbw_tolerance_pct``, ``water_tolerance_kg``:
     tolerances of the consistency checks (defaults 0.5 degrees, 0.5 percentage
     points, 0.3 kg: the device rounds every value to 0.1).
@@ -446,6 +602,7 @@ class TanitaProtocol(Protocol):
 
     name = "tanita"
     description = "Tanita key/value frames with CS checksum (MC-780, MC-980, SC-330, BC-601...)"
+    expects = "Tanita frames: '{0,16,~0,...' header,value pairs ending 'CS,hh' and a line end"
 
     def __init__(self, options: Mapping[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -453,19 +610,25 @@ class TanitaProtocol(Protocol):
         self.max_frame_bytes = int(o.get("max_frame_bytes", 8192))
         self.silence_s = float(o.get("silence_s", 2.0))
         self.unit_control = bool(o.get("unit_control", False))
+        self.date_order = str(o.get("date_order", "dmy"))
+        if self.date_order not in DATE_ORDERS:
+            raise ValueError(
+                f"date_order must be one of {', '.join(DATE_ORDERS)}, not {self.date_order!r}"
+            )
         self.magnitude_only = bool(o.get("magnitude_only", False))
         self.phase_tol = float(o.get("phase_tolerance_deg", 0.5))
         self.ratio_tol = float(o.get("ecw_tbw_tolerance_pct", 0.5))
         self.water_tol = float(o.get("water_tolerance_kg", 0.3))
 
     def framer(self) -> Framer:
-        return Framer(
-            start=b"{", end=b"\r\n", max_len=self.max_frame_bytes, silence_s=self.silence_s
-        )
+        return TanitaFramer(max_len=self.max_frame_bytes, silence_s=self.silence_s)
 
     # -- decoding -----------------------------------------------------------
     def decode(self, frame: bytes) -> Reading:
         body = frame.rstrip(b"\r\n")
+        if body.startswith(b'"{'):  # an SD-card line saved by a spreadsheet: "{...,""BC-601"",...}"
+            body = body[1:-1] if body.endswith(b'"') else body[1:]
+            body = body.replace(b'""', b'"')
         if not body.startswith(b"{"):
             raise FrameError("frame does not start with '{'", 0)
         if body.translate(None, _PRINTABLE):  # deletes the good bytes: anything left is bad
@@ -529,7 +692,7 @@ class TanitaProtocol(Protocol):
         z_pts: dict[tuple[str, float], tuple[str, float]] = {}
         fields: dict[str, Any] = {}
         date: tuple[str, str] | None = None
-        time: str | None = None
+        time: tuple[str, str] | None = None
         imperial = False
         imp_vals = plan.impedance(parts) if plan is not None else None
         if plan is None:
@@ -599,7 +762,7 @@ class TanitaProtocol(Protocol):
             if key in DATE_KEYS:
                 date = (key, str(raw))
             elif key in TIME_KEYS:
-                time = str(raw)
+                time = (key, str(raw))
             elif key in ("MO", "SN", "ID"):
                 fields[{"MO": "model", "SN": "serial_number", "ID": "subject_id"}[key]] = str(raw)
             elif key == "GE" and isinstance(value, int) and value in _SEX:
@@ -607,13 +770,10 @@ class TanitaProtocol(Protocol):
             elif key == "AG" and isinstance(value, int):
                 fields["age_years"] = value
             elif key in ("Hm", "Wk", "Wp") and isinstance(value, int | float) and value > 0:
-                if key == "Wp" or (imperial and key == "Wk"):
+                if key == "Wp":
                     values[key] = value  # the device's own number, in pounds
                     fields["weight_kg"] = round(value * LB_KG, 2)
-                elif imperial and key == "Hm":
-                    values[key] = value  # inches
-                    fields["height_cm"] = round(value * IN_CM, 1)
-                else:
+                else:  # in pound mode pounds and inches: _to_metric converts them
                     fields["height_cm" if key == "Hm" else "weight_kg"] = float(value)
             elif (
                 len(key) == 2
@@ -626,38 +786,10 @@ class TanitaProtocol(Protocol):
                 z_pts[(seg, MAGNITUDE_PREFIX[key[0]])] = (key, float(value))
             else:
                 values[key] = value
-        measured_at = None
-        if date is not None:
-            try:
-                measured_at = _device_clock(date[0], date[1], time)
-            except ValueError:
-                # an unset or odd device clock is kept as sent, not a rejection
-                values[date[0]] = date[1]
-                if time:
-                    values["TI"] = time
-        elif time is not None:
-            values["TI"] = time
-        points = []
-        if imp_vals is not None:
-            assert plan is not None
-            for seg, freq, ri, xi in plan.pairs:
-                r = imp_vals[ri]
-                x = imp_vals[xi] if xi >= 0 else 0.0
-                if r:  # 0: not measured
-                    points.append(measured_point(seg, freq, r, x or None))
-                elif x:  # a reactance without its resistance
-                    x_pts[(seg, freq)] = x
-            if z_pts:  # which |Z| lose to an R (rare: only |Z| scales send Z headers)
-                r_pts = {(z.segment, z.freq_khz): z.r_ohm for z in points}
-        for seg_freq, r in r_pts.items() if imp_vals is None else ():
-            points.append(Impedance(seg_freq[0], seg_freq[1], r, x_pts.pop(seg_freq, None)))
-        for (seg, freq), x in x_pts.items():  # a reactance without its resistance (or R 0)
-            values[_PREFIX_OF[("x", freq)] + _SUFFIX_OF[seg]] = x
-        for seg_freq, (key, z) in z_pts.items():
-            if seg_freq in r_pts:  # R and X win; |Z| is kept as sent
-                values[key] = z
-            else:
-                points.append(Impedance(seg_freq[0], seg_freq[1], z, None, magnitude_only=True))
+        measured_at = self._measured_at(date, time, values)
+        points = _points(plan, imp_vals, r_pts, x_pts, z_pts, values)
+        if imperial:
+            _to_metric(values, fields)
         return Reading(
             impedance=tuple(points),
             device_values=values,
@@ -666,7 +798,62 @@ class TanitaProtocol(Protocol):
             **fields,
         )
 
+    def _measured_at(
+        self,
+        date: tuple[str, str] | None,
+        time: tuple[str, str] | None,
+        values: dict[str, float | int | str],
+    ) -> dt.datetime | None:
+        """The device clock as a datetime; a date that is odd, unset or ambiguous is kept as
+        sent in ``values`` (``check`` says why), never a rejection."""
+        if date is None:
+            if time is not None:
+                values[time[0]] = time[1]
+            return None
+        try:
+            when, note = _device_clock(date[0], date[1], self.date_order, time and time[1])
+        except ValueError:
+            values[date[0]] = date[1]
+            if time:
+                values[time[0]] = time[1]
+            return None
+        if note is not None:  # read in the other order: keep what the device said
+            values[date[0]] = date[1]
+        return when
+
+    def _clock(self, t: dt.datetime, own: Mapping[str, object]) -> list[tuple[str, object]]:
+        """Date and time pairs for ``t``; a date kept as the device sent it is written as sent."""
+        o = self.options
+        date_key = str(o.get("date_key", "Da"))
+        time_key = str(o.get("time_key", "TI"))
+        out: list[tuple[str, object]] = []
+        if not set(DATE_KEYS) & own.keys():
+            out.append((date_key, _date_text(date_key, o.get("date_order"), t)))
+        if time_key == "Ti":
+            out.append(("Ti", f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"))
+        else:
+            out.append(("TI", f"{t.hour:02d}:{t.minute:02d}"))
+        return out
+
     # -- consistency -------------------------------------------------------
+    def _clock_warnings(self, reading: Reading) -> list[str]:
+        """Why a date the device sent was kept as sent (or read in the other order)."""
+        for key in DATE_KEYS:
+            raw = reading.device_values.get(key)
+            if not isinstance(raw, str):
+                continue
+            try:
+                _, note = parse_date(key, raw, self.date_order)
+            except AmbiguousDate:
+                return [
+                    f"date {key} {raw!r} is ambiguous (dd/mm or mm/dd, date_order auto): kept "
+                    "as sent, no measurement time; set date_order: dmy or mdy in the profile"
+                ]
+            except ValueError:
+                return [f"date {key} {raw!r} is not a date (device clock not set?): kept as sent"]
+            return [note] if note else []
+        return []
+
     def check(self, reading: Reading) -> list[str]:
         """Warnings where the device's own numbers disagree with each other.
 
@@ -675,7 +862,7 @@ class TanitaProtocol(Protocol):
         (PROTOCOLS notes); a disagreement means a misread frame or a device
         fault, and is stored with the measurement, not rejected.
         """
-        out: list[str] = []
+        out: list[str] = self._clock_warnings(reading)
         v = reading.device_values
         pts = {(z.segment, z.freq_khz): z for z in reading.impedance}
         for key, seg, freq in _PHASE_CHECKS:
@@ -723,30 +910,24 @@ class TanitaProtocol(Protocol):
         if reading.subject_id is not None:
             pairs.append(("ID", reading.subject_id))
         if reading.measured_at is not None:
-            date_key = str(o.get("date_key", "Da"))
-            t = reading.measured_at
-            date = {
-                "Da": f"{t.day:02d}/{t.month:02d}/{t.year:04d}",
-                "DT": f"{t.day:02d}/{t.month:02d}/{t.year:04d}"
-                if o.get("date_order") == "dmy"
-                else f"{t.year:04d}/{t.month:02d}/{t.day:02d}",
-                "DA": f"{t.year % 100:02d}/{t.month:02d}/{t.day:02d}",
-            }[date_key]
-            pairs.append((date_key, date))
-            if o.get("time_key", "TI") == "Ti":
-                pairs.append(("Ti", f"{t.hour:02d}:{t.minute:02d}:{t.second:02d}"))
-            else:
-                pairs.append(("TI", f"{t.hour:02d}:{t.minute:02d}"))
+            pairs.extend(self._clock(reading.measured_at, own))
         if reading.sex is not None:
             pairs.append(("GE", _SEX_CODE[reading.sex]))
         if reading.age_years is not None:
             pairs.append(("AG", reading.age_years))
         # a value the device sent in its own units is written as it came
-        if reading.height_cm is not None and not {"Hm", "Hf"} & own.keys():
+        if "Hm_in" in own:
+            pairs.append(("Hm", own["Hm_in"]))
+        elif reading.height_cm is not None and not {"Hm", "Hf"} & own.keys():
             pairs.append(("Hm", float(reading.height_cm)))
-        if reading.weight_kg is not None and not {"Wk", "Wp", "Ws"} & own.keys():
+        if "Wk_lb" in own:
+            pairs.append(("Wk", own["Wk_lb"]))
+        elif reading.weight_kg is not None and not {"Wk", "Wp", "Ws"} & own.keys():
             pairs.append(("Wk", float(reading.weight_kg)))
-        pairs.extend(own.items())
+        for key, v in own.items():
+            if key in ("Wk_lb", "Hm_in") or (key.endswith("_lb") and key[:-3] in own):
+                continue  # written above, or under its own key below
+            pairs.append((key, own.get(f"{key}_lb", v)))
         unmeasured = [float(f) for f in o.get("unmeasured_khz", ())]
         by_seg: dict[str, list[Impedance]] = {}
         for z in reading.impedance:
@@ -771,7 +952,18 @@ class TanitaProtocol(Protocol):
         head = "{" + control + "".join(f"{k},{_raw_or_fmt(k, v)}," for k, v in pairs)
         data = head.encode("ascii")
         brace = b"}" if o.get("checksum_brace") else b""
-        return data + b"CS," + checksum(data).encode() + brace + b"\r\n"
+        end = LINE_ENDS[str(o.get("line_end", "crlf"))]
+        return data + b"CS," + checksum(data).encode() + brace + end
+
+
+def _date_text(key: str, order: str | None, t: dt.datetime) -> str:
+    if key == "DA":
+        return f"{t.year % 100:02d}/{t.month:02d}/{t.day:02d}"
+    if order == "mdy":
+        return f"{t.month:02d}/{t.day:02d}/{t.year:04d}"
+    if order == "ymd" or (key == "DT" and order is None):
+        return f"{t.year:04d}/{t.month:02d}/{t.day:02d}"
+    return f"{t.day:02d}/{t.month:02d}/{t.year:04d}"
 
 
 def _raw_or_fmt(key: str, value: object) -> str:

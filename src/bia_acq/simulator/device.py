@@ -335,3 +335,39 @@ class VirtualAnalyzer:
         while self.sent and time.monotonic() < deadline and self.endpoint.reader_present():
             time.sleep(0.05)
         return self.sent
+
+
+def write_capture(
+    profile: Profile,
+    path: str | os.PathLike[str],
+    count: int,
+    *,
+    seed: int | None = None,
+    scenario: str | os.PathLike[str] | Scenario | None = None,
+    options: dict[str, Any] | None = None,
+    step: dt.timedelta = dt.timedelta(minutes=1),
+) -> list[Reading]:
+    """Write ``count`` simulated measurements, ``step`` apart, to a file as the device (or
+    its software) keeps them: the profile's format with ``options`` over its own
+    (``line_end: lf`` and ``checksum_brace`` for BC-601 SD-card lines, ``date_order:
+    mdy``, a LookinBody ``column_set``); a path ending in ``.xlsx`` gets an Excel
+    workbook (LookinBody 120). Returns what a receiver decodes from each."""
+    import dataclasses
+    from pathlib import Path
+
+    profile = dataclasses.replace(profile, options={**profile.options, **(options or {})})
+    codec = profile.codec()
+    people = np.random.SeedSequence(seed).spawn(2)[0]  # the simulator's subjects of a seed
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario or DEFAULT_SCENARIO)
+    population = Population(scenario, profile, np.random.default_rng(people))
+    start = dt.datetime.now().replace(second=0, microsecond=0)
+    readings = [population.next_measurement(start + k * step)[0] for k in range(count)]
+    if str(path).lower().endswith(".xlsx"):
+        write = getattr(codec, "write_workbook", None)
+        if write is None:
+            raise ValueError(f"profile {profile.name}: no Excel export (LookinBody profiles only)")
+        write(readings, Path(path))
+    else:
+        Path(path).write_bytes(codec.encode_stream(readings))
+    return [codec.decode(codec.encode(r)) for r in readings]

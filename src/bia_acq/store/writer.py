@@ -304,10 +304,16 @@ class Store:
 
     def pending(self) -> list[PendingFrame]:
         rows = self.conn.execute(
-            "SELECT id, port, driver, data, received_at_epoch FROM raw_frame "
-            "WHERE status = 'pending' ORDER BY id"
+            "SELECT f.id, f.port, f.driver, f.data, f.received_at_epoch, (SELECT h.data FROM"
+            " raw_frame h WHERE f.reason LIKE 'context sha256 %' AND h.sha256 ="
+            " substr(f.reason, 16) LIMIT 1) FROM raw_frame f WHERE f.status = 'pending'"
+            " ORDER BY f.id"
         ).fetchall()
-        return [PendingFrame(int(r[0]), r[1], r[2], bytes(r[3]), float(r[4])) for r in rows]
+        # a frame decoded with an earlier chunk (a CSV row with its header): both again
+        return [
+            PendingFrame(int(r[0]), r[1], r[2], bytes(r[5] or b"") + bytes(r[3]), float(r[4]))
+            for r in rows
+        ]
 
     # -- measurements ----------------------------------------------------------
     def save(
