@@ -10,6 +10,7 @@ it was (``bia_acq.simulator.population``: R0 follows the leg's water).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 
 from bia_acq.acquire import Batch, Ingest
 from bia_acq.config import PortConfig
+from bia_acq.core.methods import site_bands
 from bia_acq.drivers import get_profile
 from bia_acq.protocols.base import Chunk
 from bia_acq.simulator.population import Change, Group, Subject, make_subject, reading_for
@@ -43,9 +45,15 @@ OTHERS = (
 )
 
 
+#: issue 12: labels need a spectrum that determines R∞ (the MC-980's six frequencies),
+#: an analyzer with a stated uncertainty and bands: the site's, as none is published
+STATED = {"relative": 0.001, "absolute_ohm": 0.1, "source": "test fixture: a characterised unit"}
+SITE_BANDS = {"hanai-bis": site_bands(0.44, 0.45)}
+
+
 def fill_clinic(path: Path, seed: int = 7) -> dict[str, Subject]:
     """Store the recovery patient's visits and three other subjects; return subjects by ID."""
-    profile = get_profile("tanita-mc780")
+    profile = dataclasses.replace(get_profile("tanita-mc980"), uncertainty=STATED)
     codec = profile.codec()
     rng = np.random.default_rng(seed)
     patient = make_subject(rng, RECOVERY_ID, RECOVERY)
@@ -54,9 +62,9 @@ def fill_clinic(path: Path, seed: int = 7) -> dict[str, Subject]:
         reading_for(patient, d, T0 + dt.timedelta(days=d), profile, rng)[0] for d in RECOVERY_DAYS
     ]
     readings += [reading_for(s, 0, T0, profile, rng)[0] for s in others]
-    store = Store(open_writer(path, report_method="hanai-bis"))
+    store = Store(open_writer(path, report_method="hanai-bis", bands=SITE_BANDS))
     port = PortConfig("ward-3", "loop://", profile.name, profile, profile.serial, "UTC")
-    ingest = Ingest(store, "hanai-bis")
+    ingest = Ingest(store, "hanai-bis", profiles={profile.name: profile}, bands=SITE_BANDS)
     ingest.add_port(port)
     received = (T0 + dt.timedelta(days=60)).replace(tzinfo=dt.UTC).timestamp()
     for i, r in enumerate(readings):

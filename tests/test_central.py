@@ -96,7 +96,7 @@ def central(pg: PgServer, tmp_path: Path) -> Iterator[Central]:
     with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
         c.execute(f"CREATE DATABASE {name}")
     with psycopg.connect(pg.admin_dsn(name)) as c:
-        assert migrate(c) == ["001_tables", "002_simulated"]
+        assert migrate(c) == ["001_tables", "002_simulated", "003_method_bands"]
         assert migrate(c) == []  # idempotent
     yield Central(pg, name, tmp_path)
     with psycopg.connect(pg.admin_dsn(), autocommit=True) as c:
@@ -595,7 +595,7 @@ def test_a_new_published_result_column_reaches_the_central_table_and_views(
 ) -> None:
     """What issue-style growth of the result record gets centrally: no central file."""
     from bia_acq.central.schema import every_run
-    from bia_acq.core.estimate import RESULT_COLUMNS, ResultColumn
+    from bia_acq.core.estimate import PUBLISHED_COLUMNS, RESULT_COLUMNS, ResultColumn
     from bia_acq.store.db import open_writer
     from bia_acq.store.schema import VIEWS, view_statements
 
@@ -607,7 +607,7 @@ def test_a_new_published_result_column_reaches_the_central_table_and_views(
     local.execute("ALTER TABLE segment_result ADD COLUMN demo_l REAL")
     for name in reversed(VIEWS):
         local.execute(f"DROP VIEW {name}")
-    for statement in view_statements((extra,)).values():
+    for statement in view_statements((*PUBLISHED_COLUMNS, extra)).values():
         local.execute(statement)
     for view in (*VIEWS, "segment_result"):
         mine = [r[1] for r in local.execute(f"PRAGMA table_info({view})")]
@@ -676,7 +676,9 @@ def test_the_administrators_steps_in_docs_central_md_work_as_written(
             str(password_file(migrate)),
         )
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout == b"central schema: applied 001_tables, 002_simulated\n"
+        assert (
+            proc.stdout == b"central schema: applied 001_tables, 002_simulated, 003_method_bands\n"
+        )
         run_sql(site, tag)
         run_sql(reports, tag)
         db = site_db(clinic_db, tmp_path)

@@ -30,9 +30,19 @@ def test_example_values() -> None:
     )
     assert port.serial.baudrate == 9600 and port.serial.parity == "N"
     assert str(config.database) == "/var/lib/bia-acq/bia-acq.db"
-    lb = config.thresholds["lukaski-bolonchuk"]
+    # issue 12: the example sets no bands (none is published for these methods)
+    assert dict(config.thresholds) == {}
+
+
+def test_site_bands_are_labelled_as_the_sites(tmp_path: Path) -> None:
+    cfg = tmp_path / "site.yaml"
+    cfg.write_text(
+        "database: x.db\nthresholds:\n"
+        "  lukaski-bolonchuk: {normal_min: 0.360, normal_max: 0.390, slight_max: 0.400}\n"
+    )
+    lb = load_config(cfg).thresholds["lukaski-bolonchuk"]
     assert (lb.normal_min, lb.normal_max, lb.slight_max) == (0.36, 0.39, 0.40)
-    assert lb.source == "configured"
+    assert lb.site and lb.source == "configured by this site"
     assert lb.classify([0.35, 0.38, 0.395, 0.41]).tolist() == [
         "below normal",
         "normal",
@@ -77,7 +87,7 @@ CASES = {
         ["thresholds.hanai-bis.normal_max", "between 0 and 1"],
     ),
     "thresholds out of order": (
-        GOOD + "thresholds:\n  hanai-bis: {normal_max: 0.46}\n",
+        GOOD + "thresholds:\n  hanai-bis: {normal_max: 0.46, slight_max: 0.45}\n",
         ["line 6", "thresholds.hanai-bis", "out of order", "normal_max ≤ slight_max"],
     ),
     "thresholds unknown key": (

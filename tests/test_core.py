@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from bia_acq.core import circle_fit, cole_impedance, ecw_de_lorenzo, estimate, icw_ecw_ratio_matthie
 from bia_acq.core.cole import FIT_NON_MONOTONIC, FIT_OK, FIT_TOO_FEW_POINTS
-from bia_acq.core.estimate import VALUE_COLUMNS
+from bia_acq.core.estimate import METHODS, VALUE_COLUMNS
 from bia_acq.core.hanai import k_ecw, s_from_ecw_tbw
 from bia_acq.protocols.tanita import TanitaProtocol
 
@@ -79,7 +79,7 @@ def test_estimate_on_the_example_frame() -> None:
     rows = {r["segment"]: r for r in res.rows(0)}
     assert res.rows(0) == res.rows(1)
     wb = rows["whole_body"]
-    assert wb["method"] == "hanai-bis" and wb["method_version"] == "2"
+    assert wb["method"] == "hanai-bis" and wb["method_version"] == METHODS["hanai-bis"].version
     # the device itself reports ECW 13.7 L, TBW 33.6 L (ECW/TBW 0.408): same ballpark
     assert 12.0 < wb["ecw_l"] < 16.0 and 30.0 < wb["tbw_l"] < 40.0
     assert 0.37 < wb["ecw_tbw_ratio"] < 0.43
@@ -87,8 +87,12 @@ def test_estimate_on_the_example_frame() -> None:
     # no trunk code and no hand-to-foot path on this frame: trunk is missing, not invented
     assert rows["trunk"]["ecw_tbw_ratio"] is None
     assert any("trunk not measured" in n for n in res.notes[0])
+    # issue 12: values with their interval, but three frequencies earn no label
+    assert wb["classification"] == "not applicable"
     for seg in ("right_arm", "left_arm", "right_leg", "left_leg"):
-        assert rows[seg]["fit_status"] == "ok" and 0.3 < rows[seg]["ecw_tbw_ratio"] < 0.5
+        assert rows[seg]["fit_status"].startswith("not applicable: 3 frequencies")
+        assert 0.3 < rows[seg]["ecw_tbw_ratio"] < 0.5
+        assert rows[seg]["ecw_tbw_low"] < rows[seg]["ecw_tbw_ratio"] < rows[seg]["ecw_tbw_high"]
     assert rows["right_arm"]["phase_angle_50khz_deg"] == pytest.approx(
         math.degrees(math.atan(36.1 / 329.0))
     )

@@ -27,7 +27,7 @@ from bia_acq.spool import spool_path
 FRAMES = make_frames(800, seed=21)
 PER_ROUND = 150  # frames offered per round: heavy, but bounded
 CODEC = get_profile("tanita-mc780").codec()
-RESULT_ROWS = 6  # five segments and the whole body
+RESULT_ROWS = 12  # five segments and the whole body, by hanai-bis and the device method
 
 
 def _start(config: Path) -> subprocess.Popen[bytes]:

@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from readers import RECOVERY_DAYS, RECOVERY_ID
 
+from bia_acq.core.estimate import PUBLISHED_COLUMNS
 from bia_acq.report import csvout, hl7v2
 
 #: the documented CSV columns (docs/analysts.md "Exports"); changing them breaks users' spreadsheets
@@ -76,7 +77,8 @@ def test_csv_has_the_documented_columns_and_opens_cleanly(clinic_db: Path, tmp_p
     text = data.decode("utf-8")  # UTF-8
     assert RECOVERY_ID not in text  # pseudonymised by default
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
-    assert list(rows[0]) == CSV_COLUMNS == csvout.HEADER
+    published = [c.name for c in PUBLISHED_COLUMNS]  # issue 12: intervals, asymmetry
+    assert list(rows[0]) == [*CSV_COLUMNS, *published] == csvout.HEADER
     assert len(rows) == (len(RECOVERY_DAYS) + 3) * 6
     for r in rows:
         t = dt.datetime.fromisoformat(r["measured_at_utc"])

@@ -114,3 +114,46 @@ def test_high_frequency_hook_is_detected_and_left_out() -> None:
 def test_no_frequencies_at_all_is_a_failed_fit_not_an_error() -> None:
     fit = fit_cole(np.empty(0), np.empty((2, 0), dtype=complex))
     assert fit.grade.tolist() == ["failed", "failed"] and np.isnan(fit.r0).all()
+
+
+def _robust_sd(a: np.ndarray) -> np.ndarray:
+    q75, q25 = np.nanpercentile(a, [75, 25], axis=0)
+    return np.asarray((q75 - q25) / 1.349)
+
+
+@pytest.mark.parametrize(
+    "freqs",
+    [
+        np.array([5e3, 50e3, 250e3]),  # MC-780: the exact three-point circle
+        np.array([1e3, 5e3, 50e3, 250e3, 500e3, 1e6]),  # MC-980
+        np.geomspace(3e3, 1e6, 30),  # a BIS sweep
+    ],
+    ids=["3 points", "6 points", "30 points"],
+)
+def test_the_delta_method_interval_matches_a_monte_carlo_reference(freqs) -> None:
+    """cov of (R0, R∞, α, ln fc) from the stated 1 % uncertainty agrees with the spread
+    of fits to 3000 spectra with that noise (robust SD: hook false alarms aside)."""
+    rng = np.random.default_rng(7)
+    z0 = cole_impedance(freqs, 600.0, 400.0, 0.7, 40e3)
+    sigma = 0.01 * np.abs(z0)
+    delta = fit_cole(freqs, z0[None, :], sigma=sigma)
+    noise = rng.normal(size=(2, 3000, freqs.size)) * sigma
+    mc = fit_cole(freqs, z0 + noise[0] + 1j * noise[1], sigma=sigma)
+    usable = np.isin(mc.grade, ("good", "fair"))
+    assert usable.mean() > 0.98
+    got = np.array([float(delta.sd(k)[0]) for k in range(4)])
+    params = np.stack([mc.r0, mc.rinf, mc.alpha, np.log(mc.fc_hz)], -1)[usable]
+    ref = _robust_sd(params)
+    assert got == pytest.approx(ref, rel=0.12)
+    assert (got > 0).all()
+
+
+def test_an_exact_three_point_fit_gets_a_wide_interval_not_a_zero_one() -> None:
+    z3 = cole_impedance(np.array([5e3, 50e3, 250e3]), 600.0, 400.0, 0.7, 40e3)
+    f6 = np.array([1e3, 5e3, 50e3, 250e3, 500e3, 1e6])
+    z6 = cole_impedance(f6, 600.0, 400.0, 0.7, 40e3)
+    three = fit_cole([5e3, 50e3, 250e3], z3, sigma=0.01 * np.abs(z3))
+    six = fit_cole(f6, z6, sigma=0.01 * np.abs(z6))
+    assert three.grade == "fair" and three.rel_rms < 1e-9  # the arc passes through all three
+    assert float(three.sd(1)) > 2 * float(six.sd(1)) > 0  # R∞: extrapolated from three points
+    assert fit_cole(f6, z6).cov is None  # no stated uncertainty: no interval

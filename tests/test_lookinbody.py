@@ -40,7 +40,9 @@ def test_export_row_decodes_to_segmental_impedance_and_device_water() -> None:
 def test_inbody_segments_go_through_the_core() -> None:
     res = estimate([codec.decode(HEADER + ROW1)])
     rows = {row["segment"]: row for row in res.rows(0)}
-    assert rows["trunk"]["fit_status"] == "ok" and rows["right_leg"]["fit_status"] == "ok"
+    for seg in ("trunk", "right_leg"):  # fitted; three complex points earn no label (issue 12)
+        assert rows[seg]["fit_grade"] in ("good", "fair") and rows[seg]["r0_ohm"] is not None
+        assert rows[seg]["classification"] == "not applicable"
     assert any("magnitudes |Z| without reactance" in n for n in res.notes[0])  # 1/500/1000 kHz
 
 

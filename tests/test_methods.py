@@ -14,6 +14,7 @@ from bia_acq.core.hanai import (
     moissl_volumes,
     segment_ecw,
 )
+from bia_acq.core.methods import VENDOR_BANDS
 from bia_acq.core.regression import (
     ecw_lukaski_bolonchuk,
     tbw_kushner_1992,
@@ -33,11 +34,19 @@ def test_every_method_is_described_as_data() -> None:
     for name, m in METHODS.items():
         assert m.name == name and m.version and m.compute is not None
         assert m.citation and m.inputs and m.outputs and m.verification
-        assert m.bands.normal_max <= m.bands.slight_max and m.bands.source
-    # the ratio scale belongs to the method: InBody-style bands for regression
-    assert METHODS["lukaski-bolonchuk"].bands.normal_max == pytest.approx(0.390)
-    assert METHODS["lukaski-bolonchuk"].bands.classify(0.43) == "edema"
-    assert METHODS["hanai-bis"].bands.classify(0.43) == "normal"
+        assert m.applicability and m.uncertainty_model
+        # a band only with its source; none published: the note says what was searched
+        assert (m.bands is not None and m.bands.source) or m.bands_note
+    # issue 12: InBody's 0.36–0.39 belong to InBody's own algorithm (the device
+    # method), not to any equation here; no BIS cut-off is published
+    assert all(m.bands is None for m in METHODS.values())
+    inbody = VENDOR_BANDS["inbody"]
+    assert (inbody.normal_min, inbody.normal_max) == (0.36, 0.39) and "inbody" in inbody.source
+    assert list(inbody.label([0.37, 0.38, 0.35], [0.385, 0.40, 0.37])) == [
+        "normal",
+        "indeterminate",
+        "indeterminate",
+    ]
 
 
 def test_regression_equations_reproduce_hand_computed_values() -> None:
@@ -113,7 +122,7 @@ def _reading(freqs=(5.0, 50.0, 250.0), reactance=True, **kw) -> Reading:
 
 
 def test_every_method_runs_on_a_full_reading() -> None:
-    for name in METHODS:
+    for name in set(METHODS) - {"device"}:  # no device figures in this reading
         res = estimate([_reading()], name)
         wb = res.rows(0)[-1]
         assert wb["method"] == name
@@ -165,7 +174,11 @@ def test_methods_command_lists_citations() -> None:
     assert proc.returncode == 0, proc.stderr
     for name, m in METHODS.items():
         assert f"{name} v{m.version}" in out
-    assert "Kushner" in out and "0.360–0.390" in out and "verified:" in out
+    assert "Kushner" in out and "verified:" in out
+    # issue 12: applicability, sourced bands (or none), the uncertainty model, defaults
+    assert out.count("applies to:") == out.count("uncertainty:") - 1 == len(METHODS)
+    assert "no published band" in out and "InBody 0.36–0.39" in out
+    assert "tanita-mc780: device" in out and "tanita-mc980: hanai-bis" in out
 
 
 def test_example_frame_under_regression_is_skipped_not_guessed() -> None:

@@ -33,7 +33,7 @@ def test_hanai_bis_skips_magnitudes_with_a_reason() -> None:
     res = estimate([codec.decode(SWEEP)])
     assert any("without reactance" in n and "hanai-bis" in n for n in res.notes[0])
     wb = res.rows(0)[-1]
-    assert wb["ecw_tbw_ratio"] is None and wb["classification"] == "unknown"
+    assert wb["ecw_tbw_ratio"] is None and wb["classification"] == "not applicable"
 
 
 def test_banners_are_junk_and_sweeps_are_frames_in_every_chunking() -> None:

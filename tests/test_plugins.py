@@ -84,8 +84,11 @@ def test_simulate_and_run_with_the_plugin_while_a_broken_port_is_skipped(tmp_pat
     db = sqlite3.connect(tmp_path / "p.db")
     assert db.execute("SELECT count(*) FROM measurement").fetchone() == (2,)
     assert db.execute("SELECT count(*) FROM impedance").fetchone()[0] == 2 * 4 * 3
-    fit = db.execute("SELECT DISTINCT fit_status FROM segment_result WHERE segment = 'right_arm'")
-    assert fit.fetchall() == [("ok",)]
+    fit = db.execute(
+        "SELECT DISTINCT fit_grade FROM segment_result WHERE segment = 'right_arm'"
+        " AND method = 'hanai-bis'"
+    )
+    assert {g for (g,) in fit.fetchall()} <= {"good", "fair"}
 
 
 def test_without_the_plugin_installed_nothing_of_it_shows() -> None:

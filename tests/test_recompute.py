@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from bia_acq.core.estimate import METHODS
+
 COLS = (
     "measurement_id, segment, method, method_version, r0_ohm, rinf_ohm, alpha, fc_khz, "
     "fit_rms_ohm, ecw_l, icw_l, tbw_l, ecw_tbw_ratio, phase_angle_50khz_deg, classification, "
-    "fit_status, fit_grade, fit_flags"
+    "fit_status, fit_grade, fit_flags, ecw_tbw_low, ecw_tbw_high, asymmetry"
 )
 
 
@@ -50,18 +52,21 @@ def rows(db: Path, where: str = "1") -> list[tuple[object, ...]]:
 def test_recompute_same_method_reproduces_what_run_stored_and_is_idempotent(db: Path) -> None:
     stored = rows(db)
     n = count(db)
-    assert len(stored) == n * 6 and {r[2] for r in stored} == {"hanai-bis"}
+    # the configured method and, beside it, the analyzer's own figures (issue 12)
+    assert len(stored) == n * 12 and {r[2] for r in stored} == {"hanai-bis", "device"}
     for _ in range(2):
         proc = run_cli("recompute", "--db", str(db), "--method", "hanai-bis", "--batch", "5")
         assert proc.returncode == 0, proc.stderr.decode()
         assert rows(db) == stored  # batches of 5 give what ingest gave one by one
     out, err = proc.stdout.decode(), proc.stderr.decode()
-    assert f"recomputed {n} measurement(s) with hanai-bis v2" in out and "whole body:" in out
+    version = METHODS["hanai-bis"].version
+    assert f"recomputed {n} measurement(s) with hanai-bis v{version}" in out
+    assert "whole body:" in out
     assert f"recompute: 5/{n}" in err and f"recompute: {n}/{n} measurements (100%)" in err
 
 
 def test_other_methods_are_added_next_to_earlier_results(db: Path) -> None:
-    before = rows(db)
+    before = rows(db, "method = 'hanai-bis'")
     for m in ("lukaski-bolonchuk", "moissl-2006"):
         proc = run_cli("recompute", "--db", str(db), "--method", m)
         assert proc.returncode == 0, proc.stderr.decode()
@@ -72,7 +77,9 @@ def test_other_methods_are_added_next_to_earlier_results(db: Path) -> None:
         methods = c.execute(
             "SELECT name, version, ecw_tbw_normal_max FROM method ORDER BY 1"
         ).fetchall()
-    assert ("lukaski-bolonchuk", "1", 0.39) in methods and ("hanai-bis", "2", 0.44) in methods
+    # issue 12: no published band for either, so no limits in the method table
+    lb_v, hb_v = METHODS["lukaski-bolonchuk"].version, METHODS["hanai-bis"].version
+    assert ("lukaski-bolonchuk", lb_v, None) in methods and ("hanai-bis", hb_v, None) in methods
 
 
 def test_filters_and_mistakes(db: Path) -> None:

@@ -313,10 +313,11 @@ def test_impossible_volumes_are_stored_unclassified_and_not_exported(tmp_path: P
     assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     rows = query(
         db,
-        "SELECT tbw_l, classification, fit_status FROM segment_result WHERE segment = 'whole_body'",
+        "SELECT tbw_l, classification, fit_status FROM segment_result"
+        " WHERE segment = 'whole_body' AND method = 'hanai-bis'",
     )
     ((_tbw, classification, status),) = rows
-    assert classification == "unknown" and "implausible" in str(status), rows
+    assert classification == "not applicable" and "implausible" in str(status), rows
     out = tmp_path / "out.json"
     assert run_cli("export", "--db", str(db), "--format", "fhir", "--out", str(out)).returncode == 0
     codes = json.dumps(json.loads(out.read_text()))

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from browser import check_page, print_pdf, screenshot
 from conftest import run_cli
-from readers import RECOVERY_DAYS, RECOVERY_ID
+from readers import RECOVERY_DAYS, RECOVERY_ID, SITE_BANDS
 
 from bia_acq.core.estimate import METHODS
 from bia_acq.report.svg import BAND_FILL
 
-NORMAL_MAX = METHODS["hanai-bis"].bands.normal_max
+NORMAL_MAX = SITE_BANDS["hanai-bis"].normal_max  # issue 12: the clinic's own bands
 
 
 @pytest.fixture(scope="module")

@@ -46,6 +46,16 @@ def journaled_bytes(db: Path) -> int:
         c.close()
 
 
+def journal_state(db: Path) -> tuple[int, int]:
+    """Bytes journaled and frames still pending (journaled, not yet decoded and stored)."""
+    c = sqlite3.connect(db, timeout=5)
+    try:
+        pending = c.execute("SELECT count(*) FROM raw_frame WHERE status = 'pending'").fetchone()
+        return journaled_bytes(db), int(pending[0])
+    finally:
+        c.close()
+
+
 def test_soak_every_intact_frame_once_every_damaged_one_kept_no_byte_lost(tmp_path: Path) -> None:
     rng = random.Random(1234)
     frames = make_frames(N, seed=99)
@@ -188,10 +198,11 @@ def test_soak_through_the_simulator_with_random_faults(tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         assert sim.wait(timeout=90) == 0
-        # the simulator is done: wait until the journal stops growing, then stop the service
-        last, stable_since = -1, time.monotonic()
-        while time.monotonic() - stable_since < 1.0:
-            now = journaled_bytes(db) if db.exists() else 0
+        # the simulator is done: wait until the journal stops growing and every journaled
+        # frame is processed (a loaded machine may still be computing), then stop the service
+        last, stable_since = (-1, 0), time.monotonic()
+        while time.monotonic() - stable_since < 1.0 or last[1] > 0:
+            now = journal_state(db) if db.exists() else (0, 0)
             if now != last:
                 last, stable_since = now, time.monotonic()
             time.sleep(0.1)

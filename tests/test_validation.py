@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bia_acq.core.methods import site_bands
 from bia_acq.errors import ConfigError
 from bia_acq.simulator.validation import read_truth, validate
 
@@ -57,7 +58,8 @@ def test_bias_limits_and_classes_on_known_numbers() -> None:
     conn = _db([(i + 1, f"S{i}", e, c) for i, (e, c) in enumerate(zip(est, classes, strict=True))])
     truth = [_truth(i + 1, f"S{i}", t) for i, t in enumerate(true)]
     truth.append(_truth(9, "S9", 0.43))  # sent, never stored
-    report = validate(truth, conn)
+    site = {"hanai-bis": site_bands(0.44, 0.45)}  # hanai-bis has no published band
+    report = validate(truth, conn, site)
     assert (report.matched, report.not_stored, report.unmatched_measurements) == (4, 1, 0)
     (row,) = report.rows
     assert row.n == 4 and row.bias == pytest.approx(0.015)
@@ -65,6 +67,11 @@ def test_bias_limits_and_classes_on_known_numbers() -> None:
     assert row.sd == pytest.approx(sd) and row.loa_high == pytest.approx(0.015 + 1.96 * sd)
     # true classes: normal, normal, normal (0.44), slightly over (0.45): 3 of 4 agree
     assert row.class_correct == pytest.approx(0.75) and row.class_n == 4
+    assert row.labels == pytest.approx(
+        {"earned": 1.0, "wrong": 0.25, "indeterminate": 0, "not applicable": 0, "no band": 0}
+    )
+    # without the site's bands there is nothing to judge the earned labels by
+    assert validate(truth, conn).rows[0].class_correct is None
 
 
 def test_a_measurement_matches_only_its_own_impedances() -> None:

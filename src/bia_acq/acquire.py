@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bia_acq import worklist
-from bia_acq.config import PortConfig
+from bia_acq.config import DEFAULT_METHOD, PortConfig
 from bia_acq.core.estimate import estimate
-from bia_acq.core.methods import Bands
+from bia_acq.core.methods import Bands, Uncertainty, profile_uncertainty
 from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link, Transport
@@ -247,6 +247,19 @@ class Ingest:
         #: data, DEBUG for a bulk import (its summary counts them)
         self.chunk_log_level = logging.WARNING
 
+    def method_for(self, rt: PortRuntime) -> str:
+        """The method for a port: the configured one, or with ``method: default`` the
+        default its driver profile names for what the analyzer measures."""
+        if self.method != DEFAULT_METHOD:
+            return self.method
+        profile = self.profiles.get(rt.driver)
+        return (profile.default_method if profile else "") or "hanai-bis"
+
+    def uncertainty_for(self, rt: PortRuntime) -> Uncertainty | None:
+        """The port's profile's stated measurement uncertainty (None: by the model)."""
+        profile = self.profiles.get(rt.driver)
+        return profile_uncertainty(profile) if profile is not None else None
+
     def add_port(self, port: PortConfig) -> None:
         zone = zoneinfo.ZoneInfo(port.timezone) if port.timezone else None
         self.ports[port.name] = PortRuntime(
@@ -430,8 +443,23 @@ class Ingest:
 
     def _compute_all(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
         with np.errstate(all="ignore"):  # overflow and NaN are checked in the results
-            results = estimate([d.reading for d in decoded], self.method, self.bands)
-        rows = results.all_rows()
+            results = estimate(
+                [d.reading for d in decoded],
+                self.method_for(rt),
+                self.bands,
+                uncertainty=self.uncertainty_for(rt),
+            )
+            rows = results.all_rows()
+            if results.method.name != "device":  # the analyzer's own beside ours
+                own = estimate(
+                    [d.reading for d in decoded],
+                    "device",
+                    self.bands,
+                    uncertainty=self.uncertainty_for(rt),
+                )
+                for i, dev in enumerate(own.all_rows()):
+                    if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
+                        rows[i] = [*rows[i], *dev]
         out = []
         for i, d in enumerate(decoded):
             w, reading, notes = d.work, d.reading, d.notes

@@ -19,7 +19,7 @@ from typing import Any
 
 from bia_acq.central.config import SyncConfig, parse_sync
 from bia_acq.core.estimate import METHODS
-from bia_acq.core.methods import Bands
+from bia_acq.core.methods import Bands, site_bands
 from bia_acq.drivers import Profile, SerialSettings, all_profiles, parse_serial
 from bia_acq.errors import BiaError, ConfigError
 from bia_acq.yamlfile import Doc, load
@@ -71,10 +71,24 @@ class FolderConfig:
     settle_seconds: float | None = None
 
 
+#: ``method: default``: each port uses its driver profile's ``default_method``
+DEFAULT_METHOD = "default"
+
+
 @dataclass(frozen=True)
 class Config:
     database: Path
     method: str = "hanai-bis"
+
+    @property
+    def report_method(self) -> str:
+        """The method the reader views show: the configured one, or with ``method:
+        default`` the default of the first port's (or folder's) profile."""
+        if self.method != DEFAULT_METHOD:
+            return self.method
+        profiles = [p.profile for p in self.ports] + [f.profile for f in self.folders]
+        return next((p.default_method for p in profiles if p.default_method), "hanai-bis")
+
     ports: tuple[PortConfig, ...] = ()
     folders: tuple[FolderConfig, ...] = ()
     drivers_dir: Path | None = None
@@ -131,9 +145,12 @@ def _database(doc: Doc, d: dict[str, Any], base_dir: Path) -> Path:
 
 def _method(doc: Doc, d: dict[str, Any]) -> str:
     method = d.get("method", "hanai-bis")
-    if method not in METHODS:
+    if method not in METHODS and method != DEFAULT_METHOD:
         raise doc.error(
-            "method", f"unknown method {method!r}", f"use one of: {', '.join(sorted(METHODS))}"
+            "method",
+            f"unknown method {method!r}",
+            f"use one of: {', '.join(sorted(METHODS))}, or '{DEFAULT_METHOD}' (each "
+            "analyzer profile's default_method)",
         )
     return str(method)
 
@@ -355,9 +372,12 @@ def parse_thresholds(doc: Doc, raw: Any) -> dict[str, Bands]:
                     f"{key}.{k}", f"expected an ECW/TBW ratio between 0 and 1, got {v!r}"
                 )
             values[k] = float(v)
-        bands = METHODS[name].bands.override(**values)
+        if "normal_max" not in values:
+            raise doc.error(key, "missing normal_max", example)
+        bands = site_bands(**values)  # type: ignore[arg-type]
         lo = bands.normal_min if bands.normal_min is not None else 0.0
-        if not lo < bands.normal_max <= bands.slight_max:
+        top = bands.slight_max if bands.slight_max is not None else bands.normal_max
+        if not lo < bands.normal_max <= top:
             raise doc.error(
                 key,
                 f"bands out of order (normal_min {bands.normal_min}, normal_max "

@@ -84,6 +84,10 @@ class Profile:
     link: str = "serial"
     #: polled analyzers (PC mode): the commands to send; None: the device talks unasked
     dialogue: Dialogue | None = None
+    #: the estimation method chosen for what this analyzer measures (docs/physiology.md)
+    default_method: str = ""
+    #: stated measurement uncertainty {relative, absolute_ohm, source}; None: the default
+    uncertainty: Mapping[str, Any] | None = None
 
     def codec(self) -> Protocol:
         """A protocol codec configured with this profile's options."""
@@ -107,7 +111,10 @@ PROFILE_KEYS = (
     "options",
     "simulator",
     "dialogue",
+    "default_method",
+    "uncertainty",
 )
+UNCERTAINTY_KEYS = ("relative", "absolute_ohm", "source")
 LINKS = ("serial", "folder")
 
 
@@ -124,6 +131,27 @@ def parse_profile(doc: Doc) -> Profile:
     if link not in LINKS:
         raise doc.error("link", f"expected serial or folder, got {link!r}", "default: serial")
     serial = parse_serial(doc, "serial", d.get("serial", {}), SerialSettings())
+    default_method = d.get("default_method", "")
+    if default_method:
+        from bia_acq.core.methods import METHODS
+
+        if default_method not in METHODS:
+            raise doc.error(
+                "default_method",
+                f"unknown method {default_method!r}",
+                f"use one of: {', '.join(sorted(METHODS))}",
+            )
+    unc = d.get("uncertainty")
+    if unc is not None:
+        if not isinstance(unc, dict):
+            raise doc.error("uncertainty", "must be a mapping", "e.g. {relative: 0.01, ...}")
+        doc.check_keys("uncertainty", unc, UNCERTAINTY_KEYS)
+        for k in ("relative", "absolute_ohm"):
+            v = unc.get(k)
+            if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+                raise doc.error(f"uncertainty.{k}", f"expected a number ≥ 0, got {v!r}")
+        if not isinstance(unc.get("source"), str) or not unc["source"]:
+            raise doc.error("uncertainty.source", "say where the figures come from")
     dialogue = None
     if "dialogue" in d:
         try:
@@ -140,6 +168,8 @@ def parse_profile(doc: Doc) -> Profile:
         source=doc.file,
         link=link,
         dialogue=dialogue,
+        default_method=str(default_method),
+        uncertainty=unc,
     )
 
 

@@ -49,8 +49,9 @@ IDENTIFIER_FIELDS = frozenset({"subject_id", "serial_number"})
 
 #: the fit_status text of a result whose volumes are physically impossible
 IMPLAUSIBLE = "implausible volumes"
-#: the classification of a result that has none (the core's label where there is no ratio)
-UNCLASSIFIED = "unknown"
+#: the classification of a result that has none (the core's label where a method does not
+#: apply, :data:`bia_acq.core.methods.LABELS`)
+UNCLASSIFIED = "not applicable"
 
 
 def _num(value: float) -> str:
@@ -143,9 +144,9 @@ def volumes_problem(row: Mapping[str, object], weight_kg: float | None) -> str |
 
 def mark_implausible(rows: Iterable[dict[str, object]], weight_kg: float | None) -> list[str]:
     """Withhold the classification of every result row whose volumes are impossible
-    (``fit_status`` says why) or whose fit is not ok (poor, at a bound); impossible
-    whole-body volumes withhold every segment's too (the measurement is not to be
-    trusted). Return one note per row with impossible volumes, for the measurement's
+    (``fit_status`` says why); impossible whole-body volumes withhold every segment's
+    too (the measurement is not to be trusted). The core labels a fit that is not ok
+    itself. Return one note per row with impossible volumes, for the measurement's
     warnings. Exports leave out the volumes of a row whose ``fit_status`` is not ``ok``."""
     rows = list(rows)
     whole = next((r for r in rows if r.get("segment") == "whole_body"), None)
@@ -156,8 +157,6 @@ def mark_implausible(rows: Iterable[dict[str, object]], weight_kg: float | None)
         if problem is None and whole_problem is not None and row.get("ecw_l") is not None:
             problem = f"whole body: {whole_problem}"
         if problem is None:
-            if (row.get("fit_status") or "ok") != "ok" and row.get("ecw_tbw_ratio") is not None:
-                row["classification"] = UNCLASSIFIED  # a poor fit is not classified either
             continue
         row["classification"] = UNCLASSIFIED
         status = str(row.get("fit_status") or "")

@@ -392,7 +392,7 @@ class Service:
             )
         db = open_writer(
             self.config.database,
-            report_method=self.config.method,
+            report_method=self.config.report_method,
             group=self.config.database_group,
             busy_timeout_ms=self.busy_timeout_ms,
             bands=self.config.thresholds,

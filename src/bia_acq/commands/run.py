@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     def limits(method: str) -> tuple[float | None, ...]:
         """The band limits the service classified by: the configuration's, else the method's."""
         bands = config.thresholds.get(method) or METHODS[method].bands
+        if bands is None:  # no published band (issue 12)
+            return ()
         return bands.normal_min, bands.normal_max, bands.slight_max
 
     def on_saved(m: SavedMeasurement) -> None:

@@ -25,13 +25,22 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from bia_acq.core.compare import limb_asymmetry_labels
 from bia_acq.core.methods import (
+    DEFAULT_UNCERTAINTY,
+    EARNED,
     METHODS,
     RESULT_SEGMENTS,
+    VENDOR_BANDS,
+    Z95,
     Bands,
     Inputs,
     Method,
+    Uncertainty,
     Volumes,
+    device_figures,
+    fit_segments,
+    label,
 )
 from bia_acq.errors import ConfigError
 from bia_acq.model import Reading, Segment
@@ -99,6 +108,10 @@ def column(
     return {"column": ResultColumn(name, sql_type, decimals, published)}
 
 
+def _pub(sql_type: str, decimals: int | None = None) -> dict[str, ResultColumn]:
+    return column(sql_type, decimals=decimals, published=True)
+
+
 @dataclass
 class Results:
     """The result record: arrays of shape (measurements, len(segments)); NaN where
@@ -129,6 +142,28 @@ class Results:
     notes: list[list[str]] = field(default_factory=list)
     fit_grade: npt.NDArray[np.str_] | None = field(default=None, metadata=column("TEXT"))
     fit_flags: npt.NDArray[np.int64] | None = field(default=None, metadata=column("INTEGER"))
+    # -- issue 12: 95 % intervals (docs/physiology.md, "Measurement uncertainty") --
+    r0_low_ohm: Array | None = field(default=None, metadata=_pub("REAL", 1))
+    r0_high_ohm: Array | None = field(default=None, metadata=_pub("REAL", 1))
+    rinf_low_ohm: Array | None = field(default=None, metadata=_pub("REAL", 1))
+    rinf_high_ohm: Array | None = field(default=None, metadata=_pub("REAL", 1))
+    ecw_low_l: Array | None = field(default=None, metadata=_pub("REAL", 2))
+    ecw_high_l: Array | None = field(default=None, metadata=_pub("REAL", 2))
+    icw_low_l: Array | None = field(default=None, metadata=_pub("REAL", 2))
+    icw_high_l: Array | None = field(default=None, metadata=_pub("REAL", 2))
+    tbw_low_l: Array | None = field(default=None, metadata=_pub("REAL", 2))
+    tbw_high_l: Array | None = field(default=None, metadata=_pub("REAL", 2))
+    ecw_tbw_low: Array | None = field(default=None, metadata=_pub("REAL", 4))
+    ecw_tbw_high: Array | None = field(default=None, metadata=_pub("REAL", 4))
+    #: where the band the label was judged by comes from ('' without a band)
+    band_source: list[list[str]] | None = field(default=None, metadata=_pub("TEXT"))
+    #: limbs: R0 of the other side / R0 of this one, and its label (core.compare)
+    asymmetry_r0_ratio: Array | None = field(default=None, metadata=_pub("REAL", 4))
+    asymmetry: npt.NDArray[np.str_] | None = field(default=None, metadata=_pub("TEXT"))
+    #: what the method computed, with the intervals (not a column by itself)
+    volumes: Volumes | None = None
+    #: per measurement, the method version to record (the device method: the model)
+    versions: list[str] | None = None
 
     def _cells(self) -> list[tuple[ResultColumn, Any]]:
         """(column, array or None) for every result column, in column order."""
@@ -140,12 +175,16 @@ class Results:
 
     def rows(self, i: int) -> list[dict[str, object]]:
         """The results of measurement ``i`` as one dict per segment (NaN → None)."""
-        return self._rows_of(self._columns(i, i + 1), 0)
+        return self._rows_of(self._columns(i, i + 1), 0, i)
 
     def all_rows(self) -> list[list[dict[str, object]]]:
         """``rows(i)`` for every measurement, converted from the arrays once."""
         cols = self._columns(0, self.r0_ohm.shape[0])
-        return [self._rows_of(cols, i) for i in range(self.r0_ohm.shape[0])]
+        return [self._rows_of(cols, i, i) for i in range(self.r0_ohm.shape[0])]
+
+    def version(self, i: int) -> str:
+        """The method version recorded for measurement ``i``."""
+        return self.versions[i] if self.versions else self.method.version
 
     def _columns(self, start: int, stop: int) -> list[list[list[Any]]]:
         """Measurements ``start:stop`` as nested Python lists, one per result column
@@ -166,9 +205,9 @@ class Results:
                 out.append(a[start:stop].tolist())
         return out
 
-    def _rows_of(self, cols: list[list[list[Any]]], k: int) -> list[dict[str, object]]:
-        """Row ``k`` of ``cols`` as one dict per segment."""
-        head = (self.method.name, self.method.version)
+    def _rows_of(self, cols: list[list[list[Any]]], k: int, i: int) -> list[dict[str, object]]:
+        """Row ``k`` of ``cols`` (measurement ``i``) as one dict per segment."""
+        head = (self.method.name, self.version(i))
         return [
             dict(zip(ROW_KEYS, (seg.value, *head, *cells), strict=True))
             for seg, *cells in zip(self.segments, *(c[k] for c in cols), strict=True)
@@ -202,7 +241,11 @@ class Results:
                 mids,
                 segs,
                 repeat(self.method.name, k),
-                repeat(self.method.version, k),
+                (
+                    [v for v in self.versions for _ in range(s)]
+                    if self.versions
+                    else repeat(self.method.version, k)
+                ),
                 *cols,
                 repeat(computed_at, k),
                 strict=False,
@@ -239,6 +282,7 @@ PATHS = (
     Segment.RIGHT_LEG,
     Segment.LEFT_LEG,
     Segment.WHOLE_BODY_RIGHT,
+    Segment.WHOLE_BODY_LEFT,
 )
 
 
@@ -272,24 +316,62 @@ def inputs_from_paths(
     weight_kg: Array,
     age_years: Array,
     sex: Sequence[str | None] | npt.NDArray[np.object_],
+    uncertainty: Uncertainty | Sequence[Uncertainty] = DEFAULT_UNCERTAINTY,
+    device: Mapping[str, Array] | None = None,
+    device_vendor: Sequence[str] = (),
+    device_model: Sequence[str] = (),
 ) -> tuple[Inputs, list[list[str]]]:
-    """Build :class:`Inputs` from path arrays (N, len(PATHS), F); also the notes."""
+    """Build :class:`Inputs` from path arrays (N, len(PATHS), F); also the notes.
+
+    ``uncertainty`` (one, or one per measurement) gives each measured point's σ;
+    a derived segment gets the root sum of squares of its paths' σ. Where both
+    hand-to-foot paths are measured, the trunk is derived from each and the two
+    averaged, with a note of how well they agree.
+    """
     n = zp.shape[0]
-    ra, la, tr, rl, ll, wbr = (zp[:, k, :] for k in range(len(PATHS)))
+    ra, la, tr, rl, ll, wbr = (zp[:, k, :] for k in range(6))
+    wbl = zp[:, 6, :] if zp.shape[1] > 6 else np.full_like(wbr, np.nan)
+    unc = [uncertainty] * n if isinstance(uncertainty, Uncertainty) else list(uncertainty)
+    rel = np.array([u.relative for u in unc], dtype=float)[:, None, None]
+    ab = np.array([u.absolute_ohm for u in unc], dtype=float)[:, None, None]
+    sp = np.hypot(rel * np.abs(zp), ab)  # (N, P, F), NaN where not measured
+    s_ra, s_la, s_tr, s_rl, s_ll, s_wbr = (sp[:, k, :] for k in range(6))
+    s_wbl = sp[:, 6, :] if zp.shape[1] > 6 else np.full_like(s_wbr, np.nan)
     have_wbr = np.asarray(np.isfinite(wbr.real).any(-1), dtype=bool).reshape(n)
+    have_wbl = np.asarray(np.isfinite(wbl.real).any(-1), dtype=bool).reshape(n)
     have_tr = np.asarray(np.isfinite(tr.real).any(-1), dtype=bool).reshape(n)
     derive = ~have_tr & have_wbr
-    trunk = np.where(derive[:, None], wbr - ra - rl, tr)
+    both = derive & have_wbl
+    t_r, v_r = wbr - ra - rl, s_wbr**2 + s_ra**2 + s_rl**2
+    t_l, v_l = wbl - la - ll, s_wbl**2 + s_la**2 + s_ll**2
+    t_both, v_both = 0.5 * (t_r + t_l), 0.25 * (v_r + v_l)
+    trunk = np.where(both[:, None], t_both, np.where(derive[:, None], t_r, tr))
+    s_trunk = np.sqrt(np.where(both[:, None], v_both, np.where(derive[:, None], v_r, s_tr**2)))
     series = ra + rl + np.where(have_tr[:, None], tr, 0)
+    s_series = np.sqrt(s_ra**2 + s_rl**2 + np.where(have_tr[:, None], s_tr**2, 0))
     whole = np.where(have_wbr[:, None], wbr, series)
+    s_whole = np.where(have_wbr[:, None], s_wbr, s_series)
     notes: list[list[str]] = [[] for _ in range(n)]
     have_series = np.asarray(np.isfinite(series.real).any(-1), dtype=bool).reshape(n)
     only_series = ~have_wbr & ~have_tr & have_series
-    for i in np.nonzero(derive)[0]:
+    for i in np.nonzero(derive & ~both)[0]:
         notes[i].append("trunk derived as hand-to-foot path minus right arm and right leg")
+    if both.any():
+        k50 = int(np.argmin(np.abs(np.asarray(freqs_khz, dtype=float) - 50.0)))
+        diff = np.abs(t_r[:, k50] - t_l[:, k50])
+        sd = np.sqrt(v_r[:, k50] + v_l[:, k50])
+        for i in np.nonzero(both)[0]:
+            agree = "consistent" if diff[i] <= 1.96 * sd[i] else "NOT consistent"
+            notes[i].append(
+                "trunk derived from both hand-to-foot paths (each minus its arm and leg) and "
+                f"averaged: right and left differ by {diff[i]:.1f} Ω at "
+                f"{float(freqs_khz[k50]):g} kHz, {agree} with the measurement uncertainty "
+                f"(95 % limit {1.96 * sd[i]:.1f} Ω)"
+            )
     for i in np.nonzero(only_series)[0]:
         notes[i].append("whole body from right arm + right leg in series; trunk not measured")
     z = np.stack([ra, la, trunk, rl, ll, whole], axis=1)
+    sigma = np.stack([s_ra, s_la, s_trunk, s_rl, s_ll, s_whole], axis=1)
     sex_arr = np.asarray(sex, dtype=object)
     inp = Inputs(
         freqs_khz=np.asarray(freqs_khz, dtype=float),
@@ -300,8 +382,35 @@ def inputs_from_paths(
         male=sex_arr == "male",
         known_sex=(sex_arr == "male") | (sex_arr == "female"),
         whole_body_path=np.asarray(have_wbr | have_tr, dtype=bool),
+        sigma=np.where(np.isfinite(z.real), sigma, np.nan),
+        device=device,
+        device_vendor=tuple(device_vendor),
+        device_model=tuple(device_model),
     )
     return inp, notes
+
+
+#: device_values keys that hold a firmware or software version
+FIRMWARE_KEYS = ("APP_Version", "Firmware", "firmware", "FirmwareVersion")
+
+
+def _model_version(rd: Reading) -> str:
+    """The analyzer's model and firmware (the ``device`` method's version)."""
+    fw = next((str(rd.device_values[k]) for k in FIRMWARE_KEYS if k in rd.device_values), "")
+    return " ".join(x for x in (rd.model or "unknown model", fw) if x)
+
+
+def device_arrays(readings: Sequence[Reading]) -> tuple[dict[str, Array], list[str]]:
+    """The analyzers' own whole-body figures as (N,) arrays, and each reading's vendor."""
+    keys = ("ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio")
+    out = {k: np.full(len(readings), np.nan) for k in keys}
+    vendors = []
+    for i, rd in enumerate(readings):
+        vendor, figs = device_figures(rd.device_values, rd.model or "")
+        vendors.append(vendor)
+        for k, v in figs.items():
+            out[k][i] = v
+    return out, vendors
 
 
 def _num(v: float | int | None) -> float:
@@ -312,9 +421,20 @@ def estimate(
     readings: Sequence[Reading],
     method: str = "hanai-bis",
     bands: Mapping[str, Bands] | None = None,
+    uncertainty: Uncertainty | Sequence[Uncertainty] | None = None,
 ) -> Results:
-    """Compute results for a batch of readings with the named method."""
+    """Compute results for a batch of readings with the named method.
+
+    ``uncertainty``: the analyzer's stated measurement uncertainty (one, or one
+    per reading); by default the profile's whose model the reading names
+    (:func:`bia_acq.core.methods.uncertainty_for_model`).
+    """
+    from bia_acq.core.methods import uncertainty_for_model
+
     freqs, zp = impedance_arrays(readings, [p.value for p in PATHS])
+    if uncertainty is None:
+        uncertainty = [uncertainty_for_model(rd.model or "") for rd in readings]
+    device, vendors = device_arrays(readings)
     inp, notes = inputs_from_paths(
         freqs,
         zp,
@@ -324,6 +444,10 @@ def estimate(
             [float(rd.age_years) if rd.age_years is not None else np.nan for rd in readings]
         ),
         sex=[rd.sex for rd in readings],
+        uncertainty=uncertainty,
+        device=device,
+        device_vendor=vendors,
+        device_model=[_model_version(rd) for rd in readings],
     )
     name = get_method(method).name
     for i, rd in enumerate(readings):
@@ -370,9 +494,32 @@ def estimate_inputs(
         params = (nan, nan, nan, nan, nan)
     if v.skipped.size:
         status = np.where(v.skipped != "", v.skipped, status)
+    if v.not_applicable.size:
+        status = np.where(
+            (v.not_applicable != "") & np.isin(status, ("ok", "")), v.not_applicable, status
+        )
     if z50 is None:
         for i in range(n):
             all_notes[i].append("no 50 kHz point: no phase angle")
+    labels = label(v, band)
+    # the band each label was judged by: the site's, the method's, or the vendor's
+    judged = np.isin(labels, (*EARNED, "indeterminate"))
+    src = np.where(judged, band.source if band is not None else "", "").astype(object)
+    if band is None and m.name == "device":
+        for vendor, vb in VENDOR_BANDS.items():
+            rows = np.array([x == vendor for x in inp.device_vendor], dtype=bool)
+            if rows.size:
+                src[rows] = np.where(judged[rows], vb.source, "")
+    # limbs: inter-limb R0 ratio against the published limits (core.compare)
+    afit = v.fit if v.fit is not None else fit_segments(inp)
+    sex = np.where(inp.known_sex, np.where(inp.male, "male", "female"), "")
+    asym_ratio, asym = limb_asymmetry_labels(afit.r0, afit.sd(0), RESULT_SEGMENTS, sex)
+    ivs = {k: v.interval(k) for k in ("ecw", "icw", "tbw", "ratio")}
+    if v.fit is not None:
+        r0_iv = (fit.r0 - Z95 * fit.sd(0), fit.r0 + Z95 * fit.sd(0))
+        rinf_iv = (fit.rinf - Z95 * fit.sd(1), fit.rinf + Z95 * fit.sd(1))
+    else:
+        r0_iv = rinf_iv = (nan, nan)
     return Results(
         method=m,
         segments=RESULT_SEGMENTS,
@@ -386,9 +533,26 @@ def estimate_inputs(
         tbw_l=v.tbw,
         ecw_tbw_ratio=v.ratio,
         phase_50khz_deg=phase,
-        classification=band.classify(v.ratio),
+        classification=labels,
         fit_status=status.tolist(),
         notes=all_notes,
         fit_grade=grade,
         fit_flags=flags,
+        r0_low_ohm=r0_iv[0],
+        r0_high_ohm=r0_iv[1],
+        rinf_low_ohm=rinf_iv[0],
+        rinf_high_ohm=rinf_iv[1],
+        ecw_low_l=ivs["ecw"][0],
+        ecw_high_l=ivs["ecw"][1],
+        icw_low_l=ivs["icw"][0],
+        icw_high_l=ivs["icw"][1],
+        tbw_low_l=ivs["tbw"][0],
+        tbw_high_l=ivs["tbw"][1],
+        ecw_tbw_low=ivs["ratio"][0],
+        ecw_tbw_high=ivs["ratio"][1],
+        band_source=src.tolist(),
+        asymmetry_r0_ratio=asym_ratio,
+        asymmetry=asym,
+        volumes=v,
+        versions=v.versions,
     )

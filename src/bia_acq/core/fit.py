@@ -109,6 +109,15 @@ class ColeFit:
     iterations: npt.NDArray[np.int64]
     flags: npt.NDArray[np.int64]
     grade: npt.NDArray[np.str_]
+    #: covariance of (R0, R∞, α, ln fc), shape (..., 4, 4): propagated from the
+    #: points' stated uncertainty (``sigma``); NaN where no fit or no uncertainty
+    cov: Array | None = None
+
+    def sd(self, k: int) -> Array:
+        """Standard uncertainty of parameter ``k`` (0 R0, 1 R∞, 2 α, 3 ln fc); NaN without cov."""
+        if self.cov is None:
+            return np.full(self.r0.shape, np.nan)
+        return np.sqrt(np.maximum(self.cov[..., k, k], 0.0))
 
     def status_text(self) -> npt.NDArray[np.str_]:
         """Per spectrum: 'ok' for good and fair fits, else the grade and the reasons."""
@@ -346,6 +355,7 @@ def fit_cole(
     max_iter: int = 30,
     tol: float = 1e-6,
     chunk: int | None = None,
+    sigma: npt.ArrayLike | None = None,
 ) -> ColeFit:
     """Fit the Cole model to every spectrum of a batch.
 
@@ -353,33 +363,52 @@ def fit_cole(
     complex Z = R + jX (X negative), or real |Z| for magnitude-only
     spectra; NaN marks a missing point. Works from 3 points (complex; 4 for
     magnitude-only) to a few hundred. Returns arrays of the leading shape.
+
+    ``sigma`` (broadcasts with ``z``) is each point's standard measurement
+    uncertainty in Ω, of R and of X alike (of |Z| for magnitude spectra). With
+    it, ``cov`` holds the covariance of (R0, R∞, α, ln fc) by the delta method
+    (see :func:`_covariance`); without it ``cov`` is None.
     """
     z_in = np.asarray(z)
     magnitude = not np.iscomplexobj(z_in)
     if z_in.shape[-1] == 0:  # no frequencies at all: one missing point, flagged below
         z_in = np.full((*z_in.shape[:-1], 1), np.nan, dtype=z_in.dtype)
         freq_hz = np.ones(1)
+        sigma = None if sigma is None else np.full(z_in.shape, np.nan)
     zc = z_in.astype(np.complex128)
     shape = zc.shape[:-1]
     nf = zc.shape[-1]
     f = np.broadcast_to(np.asarray(freq_hz, dtype=float), zc.shape).reshape(-1, nf)
     zc = zc.reshape(-1, nf)
     f1 = np.asarray(freq_hz, dtype=float)
+    sig = (
+        None
+        if sigma is None
+        else np.broadcast_to(np.asarray(sigma, dtype=float), (*shape, nf)).reshape(-1, nf)
+    )
     if f1.ndim == 1 and f1.shape[0] == nf:  # one frequency list for all: sort once
         order = np.argsort(f1, kind="stable")
         f, zc = f[:, order], zc[:, order]
+        if sig is not None:
+            sig = sig[:, order]
     else:
-        f, zc = _sorted_by_frequency(f, zc)
+        order2 = np.argsort(f, axis=-1, kind="stable")
+        f, zc = np.take_along_axis(f, order2, -1), np.take_along_axis(zc, order2, -1)
+        if sig is not None:
+            sig = np.take_along_axis(sig, order2, -1)
     n = zc.shape[0]
     out = {k: np.full(n, np.nan) for k in ("r0", "rinf", "alpha", "fc_hz", "rms_ohm", "rel_rms")}
     npts = np.zeros(n, dtype=np.int64)
     iters = np.zeros(n, dtype=np.int64)
     flags = np.zeros(n, dtype=np.int64)
+    cov = None if sig is None else np.full((n, 4, 4), np.nan)
     if chunk is None:  # keep a block's arrays in cache: about 64k points
         chunk = max(256, 65536 // max(nf, 1))
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
-        res = _fit_block(f[sl], zc[sl], magnitude, max_iter, tol)
+        res = _fit_block(f[sl], zc[sl], magnitude, max_iter, tol, None if sig is None else sig[sl])
+        if cov is not None:
+            cov[sl] = res["cov"]
         for k in out:
             out[k][sl] = res[k]
         npts[sl], iters[sl], flags[sl] = res["n_points"], res["iterations"], res["flags"]
@@ -403,11 +432,17 @@ def fit_cole(
         iterations=iters.reshape(shape),
         flags=flags.reshape(shape),
         grade=grade.reshape(shape),
+        cov=None if cov is None else cov.reshape(*shape, 4, 4),
     )
 
 
 def _fit_block(
-    f: Array, z: npt.NDArray[np.complex128], magnitude: bool, max_iter: int, tol: float
+    f: Array,
+    z: npt.NDArray[np.complex128],
+    magnitude: bool,
+    max_iter: int,
+    tol: float,
+    sig: Array | None = None,
 ) -> dict[str, npt.NDArray[np.generic]]:
     n, nf = z.shape
     ok = np.isfinite(z.real) & (np.isfinite(z.imag) | magnitude) & np.isfinite(f) & (f > 0)
@@ -519,8 +554,131 @@ def _fit_block(
         ):
             res[k][idx_fit] = np.where(keep, v, np.nan)
         res["iterations"][idx_fit] = it
+        if sig is not None:
+            cov = np.full((n, 4, 4), np.nan)
+            cov[idx_fit] = _covariance(fsafe, mr, mi, okk, sig[idx_fit], p, exact, magnitude, keep)
+            res["cov"] = cov
+    elif sig is not None:
+        res["cov"] = np.full((n, 4, 4), np.nan)
     res["flags"] = flags
     return res
+
+
+def _covariance(
+    f: Array,
+    mr: Array,
+    mi: Array,
+    ok: npt.NDArray[np.bool_],
+    sig: Array,
+    p: Array,
+    exact: npt.NDArray[np.bool_],
+    magnitude: bool,
+    keep: npt.NDArray[np.bool_],
+) -> Array:
+    """Covariance (n, 4, 4) of (R0, R∞, α, ln fc) from the points' uncertainty ``sig``.
+
+    Least-squares fits: the delta method on the model's Jacobian J at the
+    optimum, cov = (Jᵀ Σ⁻¹ J)⁻¹ (Σ = diag σ², R and X independent), scaled by
+    the reduced χ² where the residuals exceed the stated uncertainty (the fit
+    then misses the model, and its spread is the better estimate; never scaled
+    down). Exact three-point fits (the circle through them): no residual to
+    speak of, so the estimator itself is differentiated: the circle fit is
+    repeated with each of the 6 values nudged, giving D = ∂p/∂data, and
+    cov = D Σ Dᵀ. The interval of an exact fit is therefore as wide as the
+    circle's sensitivity to its three points, never zero.
+    """
+    n, nf = mr.shape
+    cov = np.full((n, 4, 4), np.nan)
+    s = np.where(ok & (sig > 0), sig, np.nan)
+    lsq = keep & ~exact
+    if lsq.any():
+        rows = np.nonzero(lsq)[0]
+        w = np.where(np.isfinite(s[rows]), 1.0 / np.where(np.isfinite(s[rows]), s[rows], 1.0), 0.0)
+        logf = np.log(f[rows])
+        zr, zi, jac = _model(logf, p[rows], True, w)
+        assert jac is not None
+        if magnitude:
+            mod = np.hypot(zr, zi)
+            jm = jac[:, :, :nf] * (zr / mod)[:, None, :] + jac[:, :, nf:] * (zi / mod)[:, None, :]
+            e = (mod - mr[rows]) * w
+            dof = ok[rows].sum(-1) - 4
+        else:
+            jm = jac
+            e = np.concatenate([(zr - mr[rows]) * w, (zi - mi[rows]) * w], axis=-1)
+            dof = 2 * ok[rows].sum(-1) - 4
+        a = np.matmul(jm, jm.transpose(0, 2, 1))
+        d = np.diagonal(a, axis1=1, axis2=2)
+        ridge = 1e-12 * (d.max(-1) + 1e-300)
+        inv = np.linalg.solve(
+            a + ridge[:, None, None] * np.eye(4), np.broadcast_to(np.eye(4), a.shape)
+        )
+        chi2 = (e * e).sum(-1) / np.maximum(dof, 1)
+        scale = np.where(dof > 0, np.maximum(chi2, 1.0), 1.0)
+        cov[rows] = inv * scale[:, None, None]
+    ex = keep & exact
+    if ex.any():
+        rows = np.nonzero(ex)[0]
+        cov[rows] = _circle_covariance(f[rows], mr[rows], mi[rows], ok[rows], s[rows])
+    return cov
+
+
+def _arc3(f: Array, r: Array, y: Array) -> Array:
+    """(R0, R∞, α, ln fc) of the Cole arc through three points (..., 3), closed form.
+
+    The circumcentre (x0, y0) of the points in the (R, −X) plane gives
+    R0, R∞ = x0 ± √(ρ² − y0²) and α = 1 − (2/π)·atan(−y0/√(ρ² − y0²)), as
+    :func:`bia_acq.core.cole.circle_fit` (which is this circle for three
+    points); ln fc is the mean over the points of ln f − ln|(R0 − Z)/(Z − R∞)|/α.
+    """
+    x1, x2, x3 = r[..., 0], r[..., 1], r[..., 2]
+    y1, y2, y3 = y[..., 0], y[..., 1], y[..., 2]
+    d = 2.0 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
+    s1, s2, s3 = x1 * x1 + y1 * y1, x2 * x2 + y2 * y2, x3 * x3 + y3 * y3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x0 = (s1 * (y2 - y3) + s2 * (y3 - y1) + s3 * (y1 - y2)) / d
+        y0 = (s1 * (x3 - x2) + s2 * (x1 - x3) + s3 * (x2 - x1)) / d
+        rad2 = (x1 - x0) ** 2 + (y1 - y0) ** 2
+        half = np.sqrt(rad2 - y0 * y0)
+        r0, rinf = x0 + half, x0 - half
+        alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, half)
+        z = r - 1j * y
+        ratio = np.abs((r0[..., None] - z) / (z - rinf[..., None]))
+        lfc = (np.log(f) - np.log(ratio) / alpha[..., None]).mean(-1)
+    return np.asarray(np.stack([r0, rinf, alpha, lfc], axis=-1), dtype=float)
+
+
+def _circle_covariance(
+    f: Array, mr: Array, mi: Array, ok: npt.NDArray[np.bool_], s: Array
+) -> Array:
+    """cov = D Σ Dᵀ of the three-point arc, D = ∂p/∂(R, −X) by central differences.
+
+    All rows and all six nudges go through :func:`_arc3` in one call.
+    """
+    n = mr.shape[0]
+    order = np.argsort(~ok, axis=-1, kind="stable")[:, :3]  # the three measured points
+    ff = np.take_along_axis(f, order, -1)
+    r = np.take_along_axis(mr, order, -1)
+    y = -np.take_along_axis(mi, order, -1)
+    sd = np.take_along_axis(s, order, -1)
+    h = 1e-4 * np.hypot(r, y) + 1e-9  # (n, 3)
+    eye = np.eye(3)
+    # nudges: (2 signs, 2 components, 3 points, n, 3)
+    dr = np.zeros((2, 2, 3, n, 3))
+    dr[0, 0] = eye[:, None, :] * h[None, :, :]
+    dr[1, 0] = -dr[0, 0]
+    dy = np.zeros_like(dr)
+    dy[0, 1] = dr[0, 0]
+    dy[1, 1] = -dr[0, 0]
+    p = _arc3(ff, r + dr, y + dy)  # (2, 2, 3, n, 4)
+    step = 2.0 * h.T[None, :, :, None]  # (1, 3, n, 1)
+    with np.errstate(invalid="ignore"):  # an arc lost to a nudge: NaN, row dropped below
+        dmat = (p[0] - p[1]) / step  # (2 components, 3 points, n, 4)
+    g = dmat * sd.T[None, :, :, None]  # times σ of R and of X (σ(−X) = σ(X))
+    g = g.reshape(6, n, 4).transpose(1, 2, 0)  # (n, 4, 6)
+    with np.errstate(invalid="ignore", over="ignore"):
+        cov = np.matmul(g, g.transpose(0, 2, 1))
+    cov[~np.isfinite(cov).all((-1, -2))] = np.nan
+    return np.asarray(cov, dtype=float)
 
 
 def _hook_tolerance(y: Array) -> Array:

@@ -28,8 +28,8 @@ class MethodInfo:
     version: str
     description: str
     citation: str
-    normal_max: float
-    slight_max: float
+    normal_max: float | None  # None: no published band (issue 12)
+    slight_max: float | None
     bands_source: str
 
 

@@ -228,9 +228,12 @@ def _impedance(z: dict[str, Any]) -> list[Quantity]:
     return out
 
 
-#: classification → HL7 v3 ObservationInterpretation (FHIR) / v2 table 0078 abnormal flag
+#: classification → HL7 v3 ObservationInterpretation (FHIR) / v2 table 0078 abnormal flag;
+#: only earned labels (issue 12): indeterminate, not applicable and no published band
+#: carry no interpretation
 INTERPRETATION = {
     "normal": ("N", "Normal", "N"),
+    "below normal": ("L", "Low", "L"),
     "slightly over": ("H", "High", "H"),
     "edema": ("HU", "Significantly high", "H"),
 }

@@ -92,8 +92,10 @@ def _obx(n: int, q: Quantity, when: str, equipment: str) -> list[str]:
         equipment,
     ]
     out = ["|".join(fields).rstrip("|")]
-    if q.classification:
+    if q.classification in INTERPRETATION:  # an earned label (issue 12)
         out.append(f"NTE|1|L|{escape(q.classification + ' by the bands of ' + (q.method or ''))}")
+    elif q.classification:
+        out.append(f"NTE|1|L|{escape('ECW/TBW not classified: ' + q.classification)}")
     return out
 
 

@@ -141,12 +141,19 @@ def _identity(data: SubjectData) -> str:
         f"<dt>Method</dt><dd>{escape(m.name + ' v' + m.version) if m else '–'}</dd>"
         "</dl>"
     )
-    if m is not None:
+    if m is not None and m.normal_max is not None:
+        slight = f", slightly over ≤ {limit_text(m.slight_max)}" if m.slight_max is not None else ""
         out += (
             f'<p class="sub">Bands of {escape(m.name)} v{escape(m.version)}: normal ECW/TBW ≤ '
-            f"{limit_text(m.normal_max)}, slightly over ≤ {limit_text(m.slight_max)}, edema "
-            "above. ECW/TBW bands belong to the method that computed the ratio; do not compare "
-            "with another method's cut-offs.</p>"
+            f"{limit_text(m.normal_max)}{slight}, edema above ({escape(m.bands_source)}). A "
+            "label is given only where the 95 % interval lies inside one band. ECW/TBW bands "
+            "belong to the method that computed the ratio; do not compare with another "
+            "method's cut-offs.</p>"
+        )
+    elif m is not None:  # issue 12: no published band
+        out += (
+            f'<p class="sub">ECW/TBW bands of {escape(m.name)} v{escape(m.version)}: '
+            f"{escape(m.bands_source)}</p>"
         )
     return out
 
@@ -240,7 +247,8 @@ def _latest_values(latest: dict[str, dict[str, Any]]) -> str:
         rows.append(
             f'<tr><td class="l">{SEGMENT_LABEL[seg]}</td><td class="l">{_when(r["measured_at_epoch"])}</td>'
             f"<td>{_num(r['ecw_l'], 2)}</td><td>{_num(r['icw_l'], 2)}</td><td>{_num(r['tbw_l'], 2)}</td>"
-            f"<td>{_ratio(r['ecw_tbw_ratio'], _row_limits(r))}</td>"
+            f"<td>{_ratio(r['ecw_tbw_ratio'], _row_limits(r))} <small>("
+            f"{_num(r.get('ecw_tbw_low'), 3)}–{_num(r.get('ecw_tbw_high'), 3)})</small></td>"
             f"<td>≤ {limit_text(r['ecw_tbw_normal_max'])}</td>"
             f'<td class="l">{_cls(r["classification"])}</td>'
             f"<td>{_num(r['phase_angle_50khz_deg'], 1)}</td>"
@@ -250,7 +258,7 @@ def _latest_values(latest: dict[str, dict[str, Any]]) -> str:
     return (
         "<h2>Latest values</h2>"
         '<table><tr><th class="l">Segment</th><th class="l">Measured (UTC)</th><th>ECW (L)</th>'
-        "<th>ICW (L)</th><th>TBW (L)</th><th>ECW/TBW</th><th>Normal</th>"
+        "<th>ICW (L)</th><th>TBW (L)</th><th>ECW/TBW (95 % interval)</th><th>Normal</th>"
         '<th class="l">Classification</th><th>Phase angle 50 kHz (°)</th>'
         '<th>Baseline ECW/TBW</th><th>Change</th><th class="l">Method</th></tr>'
         + "".join(rows)

@@ -45,8 +45,11 @@ def decimals(step: float, least: int = 0) -> int:
     return 10
 
 
-def limit_text(limit: float) -> str:
-    """A band limit: 3 decimals, more if the limit has them (0.45 → 0.450, 0.4525 → 0.4525)."""
+def limit_text(limit: float | None) -> str:
+    """A band limit: 3 decimals, more if the limit has them (0.45 → 0.450, 0.4525 → 0.4525);
+    '–' where there is none (no published band)."""
+    if limit is None:
+        return "–"
     return f"{limit:.{decimals(limit, 3)}f}"
 
 
@@ -130,17 +133,26 @@ def _time_axis(f: Frame) -> list[str]:
     return out
 
 
-def _bands(f: Frame, normal_max: float, slight_max: float) -> list[str]:
+def _bands(f: Frame, normal_max: float | None, slight_max: float | None) -> list[str]:
     """The method's bands shaded in the plot, each labelled in the margin right of it.
 
     Labels sit outside the plot so no data line is ever drawn over them; each is at its
     band's middle, moved apart where bands are too thin for a line of text each.
     """
-    bands = [
-        ("normal", f.lo, normal_max, f"normal ≤ {limit_text(normal_max)}"),
-        ("slightly over", normal_max, slight_max, f"slightly over ≤ {limit_text(slight_max)}"),
-        ("edema", slight_max, f.hi, f"edema > {limit_text(slight_max)}"),
-    ]
+    bands: list[tuple[str, float, float, str]] = []  # none without a band (issue 12)
+    if normal_max is not None:
+        top = slight_max if slight_max is not None else normal_max
+        bands.append(("normal", f.lo, normal_max, f"normal ≤ {limit_text(normal_max)}"))
+        if slight_max is not None:
+            bands.append(
+                (
+                    "slightly over",
+                    normal_max,
+                    slight_max,
+                    f"slightly over ≤ {limit_text(slight_max)}",
+                )
+            )
+        bands.append(("edema", top, f.hi, f"edema > {limit_text(top)}"))
     out, labels = [], []
     for name, a, b, label in bands:
         if b <= f.lo or a >= f.hi:
@@ -200,8 +212,8 @@ def _legend(series: Sequence[Series], left: float, y: float) -> list[str]:
 
 def trend_chart(
     series: Sequence[Series],
-    normal_max: float,
-    slight_max: float,
+    normal_max: float | None,
+    slight_max: float | None,
     *,
     width: int = 720,
     height: int = 320,
@@ -217,8 +229,11 @@ def trend_chart(
         )
     left, right, top, bottom = 52, 130, 16, 62
     values = [v for _, v in pts]
-    lo = min([*values, normal_max - 0.03])
-    hi = max([*values, slight_max + 0.02])
+    top_band = slight_max if slight_max is not None else normal_max
+    lo = min([*values, *([normal_max - 0.03] if normal_max is not None else [])])
+    hi = max([*values, *([top_band + 0.02] if top_band is not None else [])])
+    if hi - lo < 0.02:
+        lo, hi = lo - 0.01, hi + 0.01
     step = _nice_step(hi - lo, 6)
     lo, hi = math.floor(lo / step) * step, math.ceil(hi / step) * step
     t0, t1 = min(t for t, _ in pts), max(t for t, _ in pts)

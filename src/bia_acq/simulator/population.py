@@ -27,9 +27,13 @@ equations, adds measurement noise and rounds to the device's 0.1 Ω:
   R0' = R0 · √(W'/W) · (V/V')^(3/2) with W the segment mass (1 L water = 1 kg).
   Unaffected segments keep their impedance: a lymphedematous limb lowers that
   limb's values only (PHYSIOLOGY notes).
-* **Cole shape**: α 0.6–0.8 and fc 30–90 kHz per segment, inside the NHANES
-  1999–2000 ranges (α 0.30–0.95, fc 2–456 kHz; PHYSIOLOGY notes).
-* **Noise**: ``noise_ohm`` (default 0.2 Ω) on R and X, then rounding to 0.1 Ω.
+* **Cole shape** per segment kind (:data:`COLE_SHAPE`): drawn around what the real
+  MC-780 capture shows (arms α ≈ 0.46, fc ≈ 160 kHz; legs α ≈ 0.62, fc ≈ 40 kHz),
+  inside the NHANES 1999–2000 ranges (α 0.30–0.95, fc 2–456 kHz); not the easy
+  α 0.6–0.8, fc 30–90 kHz shapes of earlier versions.
+* **Noise**: ``noise_rel`` (default 0.005: the size of the default stated
+  uncertainty, docs/physiology.md) of |Z| and ``noise_ohm`` (default 0.2 Ω) on R
+  and X, independent per point, then rounding to 0.1 Ω.
 
 The per-scenario sources (dialysis overload, post-operative swelling,
 lymphedema, pregnancy, dehydration) are cited in each scenario file.
@@ -62,6 +66,18 @@ PARTS = ("right_arm", "left_arm", "trunk", "right_leg", "left_leg", "head")
 MASS_SHARE = {"arm": 0.050, "leg": 0.161, "trunk": 0.497, "head": 0.081}
 #: share of the hand-to-foot R0 per segment in a healthy adult (PHYSIOLOGY notes)
 PATH_R0_SHARE = {"arm": 0.50, "trunk": 0.07, "leg": 0.43}
+
+#: Cole shape per segment kind: (α range, fc range in kHz), drawn uniformly. Around
+#: what the real MC-780 capture shows (tests/data/real/tanita-mc780-pc-mode.txt, circle
+#: through its 5/50/250 kHz points): arms α 0.46, fc 160 kHz (reactance at 250 kHz as
+#: large as at 50 kHz); legs α 0.62, fc 41 kHz; whole body α 0.55, fc 88 kHz
+#: (docs/physiology.md, "The simulator against real captures")
+COLE_SHAPE = {
+    "arm": ((0.42, 0.56), (110.0, 210.0)),
+    "leg": ((0.55, 0.70), (30.0, 55.0)),
+    "trunk": ((0.50, 0.75), (40.0, 100.0)),
+    "head": ((0.60, 0.80), (40.0, 80.0)),
+}
 
 WHERE = (
     "all",
@@ -122,6 +138,7 @@ class Scenario:
     visits: int = 1
     visit_every_days: float = 0.0
     noise_ohm: float = 0.2
+    noise_rel: float = 0.005
     sources: str = ""
     file: str = ""
 
@@ -134,6 +151,7 @@ SCENARIO_KEYS = (
     "visits",
     "visit_every_days",
     "noise_ohm",
+    "noise_rel",
     "groups",
 )
 GROUP_KEYS = ("name", "share", "sex", "age_years", "bmi", "ecw_tbw", "changes")
@@ -241,6 +259,7 @@ def parse_scenario(doc: Doc) -> Scenario:
             doc, "visit_every_days", d.get("visit_every_days", 0), 0, 3650, "7"
         ),
         noise_ohm=_number(doc, "noise_ohm", d.get("noise_ohm", 0.2), 0, 100, "0.2"),
+        noise_rel=_number(doc, "noise_rel", d.get("noise_rel", 0.005), 0, 0.2, "0.005"),
         sources=str(d.get("sources", "")),
         file=doc.file,
     )
@@ -364,14 +383,9 @@ def make_subject(
         seg_icw = seg_ecw * (1 - seg_ratio) / seg_ratio
         r0 = r0_path * PATH_R0_SHARE.get(kind, 0.0) * float(rng.normal(1, 0.02))
         s = float(s_from_ecw_tbw(seg_ratio, k_rho))
-        fc = float(
-            rng.uniform(60, 90)
-            if kind == "arm"
-            else rng.uniform(30, 55)
-            if kind == "leg"
-            else rng.uniform(40, 80)
-        )
-        base[part] = PartState(seg_ecw, seg_icw, r0, r0 / s, float(rng.uniform(0.6, 0.8)), fc)
+        (a_lo, a_hi), (f_lo, f_hi) = COLE_SHAPE[kind]
+        fc = float(rng.uniform(f_lo, f_hi))
+        base[part] = PartState(seg_ecw, seg_icw, r0, r0 / s, float(rng.uniform(a_lo, a_hi)), fc)
     changes = []
     for c in group.changes:
         targets = _targets(c.where, rng)
@@ -428,6 +442,7 @@ def spectra(
     segments: list[str],
     rng: np.random.Generator,
     noise_ohm: float,
+    noise_rel: float = 0.0,
 ) -> tuple[list[Impedance], dict[str, float]]:
     """Noisy, 0.1 Ω-rounded impedance points per reported segment/path; phase at 50 kHz."""
     f_hz = np.asarray(freqs_khz, dtype=float) * 1e3
@@ -445,11 +460,8 @@ def spectra(
     for seg in segments:
         if seg not in z_by:
             continue
-        z = (
-            z_by[seg]
-            + rng.normal(0, noise_ohm, len(f_hz))
-            + 1j * rng.normal(0, noise_ohm, len(f_hz))
-        )
+        sd = np.hypot(noise_ohm, noise_rel * np.abs(z_by[seg]))
+        z = z_by[seg] + rng.normal(0, 1, len(f_hz)) * sd + 1j * rng.normal(0, 1, len(f_hz)) * sd
         for f, zz in zip(freqs_khz, z, strict=True):
             points.append(
                 Impedance(seg, float(f), round(float(zz.real), 1), round(float(zz.imag), 1))
@@ -509,8 +521,9 @@ class Population:
         group = sc.groups[int(self.rng.choice(len(sc.groups), p=shares / shares.sum()))]
         subject = make_subject(self.rng, subject_id, group, **given)
         return reading_for(
-            subject, 0.0, now, self.profile, self.rng, noise_ohm=sc.noise_ohm, scenario=sc.name
-        )
+            subject, 0.0, now, self.profile, self.rng, noise_ohm=sc.noise_ohm, scenario=sc.name,
+            noise_rel=sc.noise_rel,
+        )  # fmt: skip
 
     def next_measurement(self, now: dt.datetime) -> tuple[Reading, dict[str, Any]]:
         """The next Reading the device sends at ``now`` and its ground truth."""
@@ -520,7 +533,7 @@ class Population:
         when = now - dt.timedelta(days=span - day)
         return reading_for(
             subject, day, when, self.profile, self.rng, noise_ohm=sc.noise_ohm, visit=visit,
-            scenario=sc.name,
+            scenario=sc.name, noise_rel=sc.noise_rel,
         )  # fmt: skip
 
 
@@ -534,6 +547,7 @@ def reading_for(
     noise_ohm: float = 0.2,
     visit: int = 1,
     scenario: str = "",
+    noise_rel: float = 0.0,
 ) -> tuple[Reading, dict[str, Any]]:
     """What ``profile``'s device reports for ``subject`` ``day`` days after the first visit.
 
@@ -543,7 +557,8 @@ def reading_for(
     ``device_values`` (the keys of the device's own results this model sends, or
     a mapping of its keys to whole-body truth quantities such as ``ecw_l``;
     default: the Tanita set for the ``tanita`` protocol, none otherwise);
-    ``clock: false`` for devices without a clock; ``control`` (framing values).
+    ``ratio_offset`` shifts the true ECW/TBW onto the vendor's own scale for those
+    figures; ``clock: false`` for devices without a clock; ``control`` (framing values).
     Returns the reading and its ground truth (:func:`truth_record`).
     """
     sim = profile.simulator
@@ -551,7 +566,9 @@ def reading_for(
     freqs = [float(f) for f in opts.get("frequencies_khz", [])]
     segments = [str(x) for x in opts.get("segments", [])]
     parts, weight = visit_state(subject, day, rng)
-    points, phase50 = spectra(parts, freqs, segments, rng, noise_ohm) if freqs else ([], {})
+    points, phase50 = (
+        spectra(parts, freqs, segments, rng, noise_ohm, noise_rel) if freqs else ([], {})
+    )
     whole = _volumes(parts)
     values: dict[str, float | int | str] = {}
     if profile.protocol == "tanita" or "device_values" in sim:
@@ -573,8 +590,16 @@ def reading_for(
                 values[code] = phase50[seg]
         own = sim.get("device_values")
         if isinstance(own, dict):  # the device's own keys -> true whole-body quantities
+            # a vendor's algorithm has its own ECW/TBW scale: ``ratio_offset`` shifts the
+            # truth (Hanai scale, about 0.43 in health) onto it, keeping TBW
+            dev = dict(whole)
+            off = float(sim.get("ratio_offset", 0.0))
+            if off:
+                dev["ecw_tbw_ratio"] = whole["ecw_tbw_ratio"] + off
+                dev["ecw_l"] = dev["ecw_tbw_ratio"] * whole["tbw_l"]
+                dev["icw_l"] = whole["tbw_l"] - dev["ecw_l"]
             values = {
-                str(k): round(float(whole[str(q)]), 3 if "ratio" in str(q) else 1)
+                str(k): round(float(dev[str(q)]), 3 if "ratio" in str(q) else 1)
                 for k, q in own.items()
             }
         elif own is not None:  # only what this model computes itself

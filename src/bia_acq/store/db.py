@@ -95,7 +95,7 @@ def open_writer(
         conn.execute("PRAGMA foreign_keys = ON")
         rename_applied(db)
         _refuse_newer(db, p)
-        _register_pseudonym(conn)  # m007 lengthens existing pseudonyms with the key
+        _register_pseudonym(conn)  # m008 lengthens existing pseudonyms with the key
         migrations.apply(db)
         apply_views(db)
         with db.atomic():

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import logging
 import sqlite3
@@ -22,7 +23,7 @@ import numpy.typing as npt
 from bia_acq.store.read import measurement_filter
 
 if TYPE_CHECKING:
-    from bia_acq.core.methods import Inputs
+    from bia_acq.core.methods import Inputs, Uncertainty
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +94,16 @@ def checkpointing(path: Path, conn: sqlite3.Connection) -> Iterator[Callable[[],
         conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
 
 
-_SEGMENT_CASE = (
-    "CASE segment WHEN 'right_arm' THEN 0 WHEN 'left_arm' THEN 1 WHEN 'trunk' THEN 2 "
-    "WHEN 'right_leg' THEN 3 WHEN 'left_leg' THEN 4 WHEN 'whole_body_right' THEN 5 ELSE -1 END"
-)
+def _segment_case() -> str:
+    """SQL mapping each path of core.estimate.PATHS to its index (fewer than 8 paths)."""
+    from bia_acq.core.estimate import PATHS
+
+    assert len(PATHS) < 8
+    whens = " ".join(f"WHEN '{p.value}' THEN {k}" for k, p in enumerate(PATHS))
+    return f"CASE segment {whens} ELSE -1 END"
+
+
+_SEGMENT_CASE = _segment_case()
 
 
 def read_batch(
@@ -107,8 +114,8 @@ def read_batch(
 
     lo, hi = int(batch[0]), int(batch[-1])
     meas = conn.execute(
-        "SELECT id, sex, age_years, height_cm, weight_kg FROM measurement"
-        " WHERE id BETWEEN ? AND ? ORDER BY id",
+        "SELECT m.id, m.sex, m.age_years, m.height_cm, m.weight_kg, d.driver FROM measurement m"
+        " LEFT JOIN device d ON d.id = m.device_id WHERE m.id BETWEEN ? AND ? ORDER BY m.id",
         (lo, hi),
     ).fetchall()
     by_id = {r[0]: r for r in meas}
@@ -146,4 +153,15 @@ def read_batch(
         weight_kg=col(4),
         age_years=np.array([r[2] if r[2] is not None else np.nan for r in rows], dtype=float),
         sex=[r[1] for r in rows],
+        uncertainty=[_driver_uncertainty(r[5]) for r in rows],
     )
+
+
+@functools.cache
+def _driver_uncertainty(driver: str | None) -> Uncertainty:
+    """The stated uncertainty of the profile that stored the measurement (as `run` used)."""
+    from bia_acq.core.methods import DEFAULT_UNCERTAINTY, profile_uncertainty
+    from bia_acq.drivers import builtin_profiles
+
+    profile = builtin_profiles().get(driver or "")
+    return profile_uncertainty(profile) if profile is not None else DEFAULT_UNCERTAINTY

@@ -38,7 +38,8 @@ MIGRATIONS = (
     "m004_reader_views",
     "m005_core",
     "m006_simulated",
-    "m007_pseudonym_128",
+    "m007_intervals_labels",
+    "m008_pseudonym_128",
 )
 
 #: names databases written before the renumbering recorded (then applied in the

@@ -79,19 +79,21 @@ class SavedMeasurement:
 #: One row of the ``method`` table (m002 columns, m005's kind and lower limit).
 METHOD_UPSERT = (
     "INSERT INTO method (name, version, description, kind, citation, ecw_tbw_normal_min,"
-    " ecw_tbw_normal_max, ecw_tbw_slight_max, bands_source, updated_at_utc)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ecw_tbw_normal_max, ecw_tbw_slight_max, bands_source, updated_at_utc, bands_site)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (name, version) DO UPDATE SET description = excluded.description,"
     " kind = excluded.kind, citation = excluded.citation,"
     " ecw_tbw_normal_min = excluded.ecw_tbw_normal_min,"
     " ecw_tbw_normal_max = excluded.ecw_tbw_normal_max,"
     " ecw_tbw_slight_max = excluded.ecw_tbw_slight_max,"
-    " bands_source = excluded.bands_source, updated_at_utc = excluded.updated_at_utc"
+    " bands_source = excluded.bands_source, updated_at_utc = excluded.updated_at_utc,"
+    " bands_site = excluded.bands_site"
 )
 
 
-def method_row(method: Method, bands: Bands) -> tuple[object, ...]:
-    """The METHOD_UPSERT parameters for a method and the bands in force for it."""
+def method_row(method: Method, bands: Bands | None) -> tuple[object, ...]:
+    """The METHOD_UPSERT parameters for a method and the bands in force for it
+    (None: no published band, the limits stay NULL and the source says why)."""
     now = utc_now()
     return (
         method.name,
@@ -99,11 +101,12 @@ def method_row(method: Method, bands: Bands) -> tuple[object, ...]:
         method.description,
         method.kind,
         method.citation,
-        bands.normal_min,
-        bands.normal_max,
-        bands.slight_max,
-        bands.source,
+        bands.normal_min if bands else None,
+        bands.normal_max if bands else None,
+        bands.slight_max if bands else None,
+        bands.source if bands else method.bands_note,
         now,
+        int(bands.site) if bands else 0,
     )
 
 
@@ -502,7 +505,7 @@ class Store:
         """Rows already in INSERT_RESULT order (``Results.tuples``); caller holds the transaction."""
         self.conn.executemany(self.INSERT_RESULT, rows)
 
-    def record_method(self, method: Method, bands: Bands) -> None:
+    def record_method(self, method: Method, bands: Bands | None) -> None:
         """Upsert the method version and the bands its classifications use."""
         with self.db.atomic():
             self.conn.execute(METHOD_UPSERT, method_row(method, bands))
