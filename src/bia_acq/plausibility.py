@@ -153,6 +153,8 @@ def mark_implausible(rows: Iterable[dict[str, object]], weight_kg: float | None)
     whole_problem = volumes_problem(whole, weight_kg) if whole is not None else None
     notes = []
     for row in rows:
+        if row.get("classification") == UNCLASSIFIED:
+            continue  # the core already withheld it (too few frequencies, a poor fit...)
         problem = volumes_problem(row, weight_kg)
         if problem is None and whole_problem is not None and row.get("ecw_l") is not None:
             problem = f"whole body: {whole_problem}"
