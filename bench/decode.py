@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,9 +54,6 @@ def frames(n: int) -> tuple[list[bytes], list[str]]:
         out.append(sim.codec.encode(reading))
         js.append(json.dumps(reading.to_json()))
     return out, js
-
-
-IMPORT = (sys.executable, "-m", "bia_acq", "import", "--driver", "tanita-mc780")
 
 
 def unique(frame: bytes, k: int) -> bytes:
@@ -130,26 +125,19 @@ def bench_import(n: int) -> None:
                 fh.write(unique(data[i % len(data)], i // len(data)))
                 if i % 1000 == 0:
                     fh.write(b"\x00\x13junk~")  # line noise between frames
-        raw = cap.read_bytes()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        size_mb = cap.stat().st_size / 1e6
         db = Path(tmp) / "import.db"
-        t, cpu = time.perf_counter(), os.times()
-        proc = subprocess.run(
-            [*IMPORT, "--db", str(db), "--no-progress", str(cap)],
-            capture_output=True,
-            env=env,
-            check=True,
+        wall, cpu_s, rss, out = machine.run_cli(
+            ["import", "--driver", "tanita-mc780", "--db", str(db), "--no-progress", str(cap)]
         )
-        rate = n / (time.perf_counter() - t)
-        cpu_s = sum(os.times()[2:4]) - sum(cpu[2:4])  # the import process's CPU seconds
-        rss = machine.peak_rss_mb(children=True)
-        summary = proc.stdout.decode().strip().splitlines()[-1]
+        rate = n / wall
+        summary = out.strip().splitlines()[-1]
         conn = sqlite3.connect(db)
         stored = conn.execute("SELECT count(*) FROM raw_frame WHERE kind = 'frame'").fetchone()[0]
         conn.close()
         base = baseline_rate(Path(tmp) / "baseline.db", [data[i % len(data)] for i in range(n)])
     print(
-        f"import {n:,} captured frames ({len(raw) / 1e6:.0f} MB) end to end: {rate:,.0f} frames/s"
+        f"import {n:,} captured frames ({size_mb:.0f} MB) end to end: {rate:,.0f} frames/s"
         f" (target 5,000); {n / cpu_s:,.0f} per CPU second; peak RSS {rss:,.0f} MB ({machine.load()})"
     )
     print(f"  {summary}")
@@ -176,14 +164,18 @@ def bench_lookinbody(n: int) -> None:
         export.write_bytes(head + b"".join(rows))
         size = export.stat().st_size
         db = Path(tmp) / "lookinbody.db"
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        t = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "bia_acq", "import", "--driver", "inbody120-lookinbody",
-             "--db", str(db), "--no-progress", str(export)],
-            capture_output=True, env=env, check=True,
-        )  # fmt: skip
-        rate = n / (time.perf_counter() - t)
+        wall, _, _, out = machine.run_cli(
+            [
+                "import",
+                "--driver",
+                "inbody120-lookinbody",
+                "--db",
+                str(db),
+                "--no-progress",
+                str(export),
+            ]
+        )
+        rate = n / wall
         db_size = sum(p.stat().st_size for p in Path(tmp).glob("lookinbody.db*"))
         conn = sqlite3.connect(db)
         by_table = dict(
@@ -192,7 +184,7 @@ def bench_lookinbody(n: int) -> None:
         conn.close()
         base = baseline_rate(Path(tmp) / "baseline.db", rows)
     print(f"import a LookinBody 120 export of {n:,} rows ({size / 1e6:.1f} MB): {rate:,.0f} rows/s")
-    print(f"  {proc.stdout.decode().strip().splitlines()[-1]}")
+    print(f"  {out.strip().splitlines()[-1]}")
     print(f"  database {db_size / 1e6:.1f} MB = {db_size / size:.2f} x the export (target <= 3)")
     top = sorted(by_table.items(), key=lambda kv: -kv[1])[:6]
     print("  largest: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in top))

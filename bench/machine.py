@@ -8,7 +8,10 @@ here says how busy the machine was while they ran.
 from __future__ import annotations
 
 import os
+import re
 import resource
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -34,10 +37,39 @@ def load() -> str:
     return f"load {os.getloadavg()[0]:.2f}"
 
 
-def peak_rss_mb(children: bool = False) -> float:
-    """Peak resident set size in MB of this process (or of its largest waited-for child)."""
-    who = resource.RUSAGE_CHILDREN if children else resource.RUSAGE_SELF
-    return resource.getrusage(who).ru_maxrss / 1024  # kB on Linux
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+#: runs ``bia-acq ARGS`` and reports its own peak RSS (and its worker's): RUSAGE_CHILDREN
+#: seen from the benchmark would count the benchmark's own memory, which a forked child
+#: carries until it execs
+_CLI = (
+    "import resource, sys\n"
+    "from bia_acq.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "peak = max(resource.getrusage(w).ru_maxrss"
+    " for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))\n"
+    "print(f'peak-rss-kb {peak}', file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def run_cli(args: list[str]) -> tuple[float, float, float, str]:
+    """``bia-acq ARGS`` as a real process: (wall seconds, CPU seconds of it and its
+    worker processes, peak RSS in MB of the largest of them, its stdout)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    t, cpu = time.perf_counter(), os.times()
+    proc = subprocess.run(
+        [sys.executable, "-c", _CLI, *args], capture_output=True, env=env, check=True
+    )
+    wall = time.perf_counter() - t
+    now = os.times()
+    cpu_s = now.children_user + now.children_system - cpu.children_user - cpu.children_system
+    m = re.search(rb"peak-rss-kb (\d+)", proc.stderr)
+    assert m is not None, proc.stderr[-500:]
+    return wall, cpu_s, int(m[1]) / 1024, proc.stdout.decode()
 
 
 def best_of(fn: Callable[[], T], repeat: int) -> tuple[float, T]:

@@ -2,10 +2,10 @@
 
 Run: ``python bench/sync.py [--measurements 10000] [--batch 5000] [--url URL]``
 
-The site database is the readers' clinic database (tests/readers.py: real frames
-through codec, core and store; results of one method, hanai-bis) whose measurements
-are cloned with new frames and ids up to ``--measurements`` (tests/pgserver.py,
-``grow``). The server is a throwaway one on 127.0.0.1 (tests/pgserver.py: fsync off,
+The site database holds real Tanita MC-780 frames from the simulator, stored through
+codec, core and store (``Ingest``), the results of one method (hanai-bis) kept, and
+its measurements cloned with new frames and ids up to ``--measurements``
+(tests/pgserver.py, ``grow``). The server is a throwaway one on 127.0.0.1 (tests/pgserver.py: fsync off,
 as a test server; a production server's commit costs more) unless ``--url`` names a
 superuser connection to use (a database ``bia_bench_<random>`` is created and dropped).
 
@@ -35,11 +35,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import machine
 import psycopg
 from pgserver import PgServer, grow
-from readers import fill_clinic
+from ptyline import make_frames
 
+from bia_acq.acquire import Batch, Ingest
 from bia_acq.central.config import SyncConfig
 from bia_acq.central.schema import migrate
 from bia_acq.central.sync import Pusher
+from bia_acq.config import PortConfig
+from bia_acq.drivers import get_profile
+from bia_acq.protocols.base import Chunk
+from bia_acq.store.db import open_writer
+from bia_acq.store.writer import Store
+
+METHOD = "hanai-bis"
+
+
+def fill(path: Path, frames: int = 20) -> None:
+    """Real MC-780 frames through the real ingest path; results of METHOD only."""
+    profile = get_profile("tanita-mc780")
+    store = Store(open_writer(path, report_method=METHOD))
+    ingest = Ingest(store, METHOD)
+    ingest.add_port(PortConfig("ward-3", "loop://", profile.name, profile, profile.serial, "UTC"))
+    chunks = [Chunk("frame", f) for f in make_frames(frames)]
+    ingest.handle(Batch("ward-3", profile.name, chunks, time.time()))
+    with store.db.atomic():
+        store.conn.execute("DELETE FROM segment_result WHERE method <> ?", (METHOD,))
+    store.db.close()
 
 
 def server_cpu_s(server: PgServer | None) -> float:
@@ -71,7 +92,7 @@ def main() -> int:
     dbname = f"bia_bench_{uuid.uuid4().hex[:8]}"
     try:
         db = folder / "site.db"
-        fill_clinic(db)
+        fill(db)
         with sqlite3.connect(db) as c:
             n0 = c.execute("SELECT count(*) FROM measurement").fetchone()[0]
         grow(db, -(-args.measurements // n0) - 1)
@@ -142,7 +163,7 @@ def main() -> int:
         print(machine.header())
         print(
             f"site database: {m} measurements, {counts['impedance']} impedances, "
-            f"{counts['segment_result']} results (hanai-bis), {counts['raw_frame']} raw frames"
+            f"{counts['segment_result']} results ({METHOD}), {counts['raw_frame']} raw frames"
         )
         print(
             f"catch-up: {first.rows} rows in {first.seconds:.2f} s = {rate:,.0f} rows/s, "

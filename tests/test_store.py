@@ -136,3 +136,23 @@ def test_pseudonyms_are_stable_and_not_the_id(tmp_path: Path) -> None:
     )  # 128 bits
     assert p != store.pseudonym("0000000000000043")
     store.db.close()
+
+
+def test_a_writer_transaction_holds_the_write_lock_from_its_start(tmp_path: Path) -> None:
+    # a transaction that reads first (an import's batch) must not leave another writer a
+    # window in which to commit: upgrading its read lock later fails at once with "database
+    # is locked" (no busy wait), so it takes the write lock at BEGIN and waits there
+    path = tmp_path / "a.db"
+    db = open_writer(path)
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        with db.atomic():
+            db.execute("SELECT count(*) FROM raw_frame").fetchone()
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+            db.execute("UPDATE meta SET value = value WHERE key = 'report_method'")
+        other.execute("BEGIN IMMEDIATE")  # released at commit
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+        db.close()

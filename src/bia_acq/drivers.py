@@ -8,6 +8,7 @@ built-ins of the same name.
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -174,6 +175,12 @@ def parse_profile(doc: Doc) -> Profile:
 
 
 def builtin_profiles() -> dict[str, Profile]:
+    """The shipped profiles by name: a new dict each call, the files parsed once a process."""
+    return dict(_builtin_profiles())
+
+
+@functools.cache
+def _builtin_profiles() -> dict[str, Profile]:
     out: dict[str, Profile] = {}
     for entry in importlib.resources.files("bia_acq.profiles").iterdir():
         if entry.name.endswith(".yaml"):

@@ -124,6 +124,11 @@ class PassResult:
 class Pusher:
     """One site's pushes. ``run_pass`` is one catch-up to the local snapshot's end."""
 
+    # the pass in progress: the local snapshot, the central connection, the site number
+    _local: sqlite3.Connection
+    _pg: PgConn
+    _site_no: int
+
     def __init__(
         self,
         cfg: SyncConfig,
@@ -168,6 +173,7 @@ class Pusher:
 
     def _push(self, local: sqlite3.Connection, conn: PgConn) -> PassResult:
         site = self._site(local, conn)
+        self._local, self._pg, self._site_no = local, conn, site  # this pass's
         state = {
             str(s): (int(h), m)
             for s, h, m in conn.execute(
@@ -227,14 +233,14 @@ class Pusher:
         n = self.cfg.batch_size
         for stream in ("device", "subject", "raw_frame", "measurement"):
             out.pushed[stream] = self._id_stream(
-                local, conn, site, stream, cols[stream], hw(stream), uppers[stream], n
+                stream, cols[stream], hw(stream), uppers[stream], n
             )
         out.pushed["segment_result"] = self._result_stream(
-            local, conn, site, cols["segment_result"], r_hw, r_top, n * 6
+            cols["segment_result"], r_hw, r_top, n * 6
         )
         for table in ("method", "subject_baseline"):
             out.pushed[table] = self._whole_table(
-                local, conn, site, table, cols[table], state.get(table, (0, None))[1], m_top
+                table, cols[table], state.get(table, (0, None))[1], m_top
             )
         return out
 
@@ -302,17 +308,8 @@ class Pusher:
         return mine
 
     # -- streams ---------------------------------------------------------------
-    def _id_stream(
-        self,
-        local: sqlite3.Connection,
-        conn: PgConn,
-        site: int,
-        table: str,
-        cols: list[str],
-        hw: int,
-        upper: int,
-        n: int,
-    ) -> int:
+    def _id_stream(self, table: str, cols: list[str], hw: int, upper: int, n: int) -> int:
+        local, conn = self._local, self._pg
         pushed = 0
         local_cols = cols[:-1] if table == "subject" else cols  # subject: scope is added
         if table == "raw_frame" and not self.cfg.send_identifiers:  # the bytes hold the ID
@@ -330,7 +327,7 @@ class Pusher:
             elif table == "measurement" and not self.cfg.send_identifiers:
                 rows = self._deidentify(cols, rows)
             with conn.transaction():
-                count = self._merge(conn, site, table, cols, rows)
+                count = self._merge(table, cols, rows)
                 if table == "measurement":
                     icols = self._cols["impedance"]
                     imp = local.execute(
@@ -341,8 +338,8 @@ class Pusher:
                     # impedances go in with their measurement, in its transaction: when
                     # every measurement was new, none of theirs can be there yet
                     fresh = count == len(rows)
-                    count += self._merge(conn, site, "impedance", icols, imp, fresh=fresh)
-                self._mark(conn, site, table, last, None, count)
+                    count += self._merge("impedance", icols, imp, fresh=fresh)
+                self._mark(table, last, None, count)
             pushed += count
             hw = last
         return pushed
@@ -392,16 +389,8 @@ class Pusher:
         log.info("site %s: results were renumbered locally; comparing all again", self.cfg.site)
         return 0
 
-    def _result_stream(
-        self,
-        local: sqlite3.Connection,
-        conn: PgConn,
-        site: int,
-        cols: list[str],
-        hw: int,
-        upper: int,
-        n: int,
-    ) -> int:
+    def _result_stream(self, cols: list[str], hw: int, upper: int, n: int) -> int:
+        local, conn = self._local, self._pg
         pushed = 0
         while hw < upper:
             rows = local.execute(
@@ -416,23 +405,15 @@ class Pusher:
                 f"SELECT {RESULT_MARK} FROM segment_result WHERE rowid = ?", (last,)
             ).fetchone()[0]
             with conn.transaction():
-                count = self._merge(conn, site, "segment_result", cols, [r[1:] for r in rows])
-                self._mark(conn, site, "segment_result", last, mark, count)
+                count = self._merge("segment_result", cols, [r[1:] for r in rows])
+                self._mark("segment_result", last, mark, count)
             pushed += count
             hw = last
         return pushed
 
-    def _whole_table(
-        self,
-        local: sqlite3.Connection,
-        conn: PgConn,
-        site: int,
-        table: str,
-        cols: list[str],
-        mark: str | None,
-        m_top: int,
-    ) -> int:
+    def _whole_table(self, table: str, cols: list[str], mark: str | None, m_top: int) -> int:
         """Replace the site's rows of a small table when its digest changed."""
+        local, conn = self._local, self._pg
         where = " WHERE measurement_id <= ?" if table == "subject_baseline" else ""
         args = (m_top,) if where else ()
         rows = local.execute(
@@ -442,15 +423,13 @@ class Pusher:
         if digest == mark:
             return 0
         with conn.transaction():
-            count = self._merge(conn, site, table, cols, rows, prune=True)
-            self._mark(conn, site, table, 0, digest, count)
+            count = self._merge(table, cols, rows, prune=True)
+            self._mark(table, 0, digest, count)
         return count
 
     # -- central writes --------------------------------------------------------
     def _merge(
         self,
-        conn: PgConn,
-        site: int,
         table: str,
         cols: Sequence[str],
         rows: Sequence[Row],
@@ -468,6 +447,7 @@ class Pusher:
         """
         if not rows and not prune:
             return 0
+        conn, site = self._pg, self._site_no
         t = sql.Identifier(table)
         stage = sql.Identifier(f"stage_{table}")
         collist = sql.SQL(", ").join(sql.Identifier(c) for c in cols)
@@ -527,15 +507,13 @@ class Pusher:
                 changed += cur.rowcount
         return changed
 
-    def _mark(
-        self, conn: PgConn, site: int, stream: str, high: int, mark: str | None, rows: int
-    ) -> None:
-        conn.execute(
+    def _mark(self, stream: str, high: int, mark: str | None, rows: int) -> None:
+        self._pg.execute(
             "INSERT INTO sync_state (site, stream, high_water, mark, rows_pushed)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (site, stream) DO UPDATE SET"
             " high_water = excluded.high_water, mark = excluded.mark,"
             " rows_pushed = sync_state.rows_pushed + excluded.rows_pushed, updated_at = now()",
-            (site, stream, high, mark, rows),
+            (self._site_no, stream, high, mark, rows),
         )
         if self.before_commit is not None:
             self.before_commit(stream, high)

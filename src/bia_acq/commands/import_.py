@@ -24,6 +24,10 @@ READ_BYTES = 1 << 20
 #: chunks per transaction: the capture file is the durable copy, so a crash
 #: only loses the batch in hand, which the next import does again
 BATCH_CHUNKS = 1000
+#: how long a batch waits for the write lock another writer holds (the service, another
+#: import: one transaction, seconds, more on a busy machine); the service's own 5 s
+#: suits it (it spools), an import has nowhere to put its batch and waits
+LOCK_WAIT_MS = 600_000
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -157,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         except FrameError as exc:
             raise BiaError(f"{f}: not imported: {exc.reason}") from None
         refuse(f, head[:SNIFF_BYTES], profile, args.drivers_dir)
-    store = Store(open_writer(args.db, report_method=args.method))
+    store = Store(open_writer(args.db, report_method=args.method, busy_timeout_ms=LOCK_WAIT_MS))
     try:
         ingest = Ingest(store, args.method, profiles={profile.name: profile})
         ingest.chunk_log_level = logging.DEBUG  # the summary reports them

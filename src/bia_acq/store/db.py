@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import grp
 import logging
@@ -9,7 +10,7 @@ import os
 import secrets
 import sqlite3
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from sqlite_utils import Database
@@ -68,6 +69,37 @@ def secure_file(path: Path, group: str | None = None) -> None:
         os.close(fd)
 
 
+class WriterDatabase(Database):
+    """The writer's Database: each transaction takes the write lock when it begins.
+
+    sqlite_utils' ``atomic()`` begins a deferred transaction; one that reads before it
+    writes must then upgrade its read lock, and SQLite refuses that at once ("database is
+    locked", no busy wait) while another writer (an import beside the service, a second
+    import) holds the lock or has committed since the read. ``BEGIN IMMEDIATE`` waits for
+    the lock, up to the busy timeout, before the first statement instead.
+    """
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Database]:
+        if self.conn.in_transaction:  # nested: sqlite_utils' savepoint
+            with super().atomic():
+                yield self
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+
 def open_writer(
     path: str | os.PathLike[str],
     *,
@@ -89,7 +121,7 @@ def open_writer(
     try:
         conn = sqlite3.connect(p, check_same_thread=False, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        db = Database(conn)
+        db = WriterDatabase(conn)
         db.enable_wal()
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
