@@ -75,7 +75,7 @@ def test_absent_port_is_waited_for_unplug_journals_the_partial_and_replug_resume
         line.write(FRAMES[0])
         wait_until(lambda: stored(db, "p1") == 1)
         line.write(FRAMES[1][:200])  # the cable is pulled in the middle of a frame
-        time.sleep(0.2)
+        wait_until(lambda: reader.framer.pending == 200)  # read, not only sent
         line.unplug()
         wait_until(lambda: reader.state == "waiting")
         assert reader.is_alive()
@@ -110,7 +110,8 @@ def test_a_stale_partial_frame_is_dropped_after_the_configured_silence(tmp_path:
         try:
             line.wait_reader()
             line.write(FRAMES[0][:100])
-            time.sleep(0.6)  # the analyzer stopped mid-frame
+            # the analyzer stopped mid-frame: the partial is journaled once silence_s passed
+            wait_until(lambda: rows(db, "SELECT count(*) FROM raw_frame") == [(1,)])
             line.write(FRAMES[0])  # and sends the whole frame again
             wait_until(lambda: stored(db, "p1") == 1)
         finally:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bia_acq.acquire import Batch, Ingest
-from bia_acq.core.estimate import RESULT_COLUMNS, ROW_KEYS, ResultColumn
+from bia_acq.core.estimate import PUBLISHED_COLUMNS, RESULT_COLUMNS, ROW_KEYS, ResultColumn
 from bia_acq.drivers import get_profile
 from bia_acq.protocols.base import Chunk
 from bia_acq.store.db import open_writer
@@ -179,7 +179,10 @@ def test_a_published_result_column_reaches_every_view(tmp_path: Path) -> None:
     """What a new column with ``published=True`` gets, given its migration."""
     db = open_writer(tmp_path / "a.db")
     db.execute("ALTER TABLE segment_result ADD COLUMN demo_l REAL")
-    statements = view_statements((ResultColumn("demo_l", "REAL", published=True),))
+    # the published columns already in the record (issue 12's intervals, which the trend
+    # view's change-vs-MDC reads), then the new one
+    demo = ResultColumn("demo_l", "REAL", published=True)
+    statements = view_statements((*PUBLISHED_COLUMNS, demo))
     for name in reversed(VIEWS):
         db.execute(f"DROP VIEW {name}")
     for sql in statements.values():
