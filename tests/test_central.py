@@ -676,7 +676,9 @@ def test_the_administrators_steps_in_docs_central_md_work_as_written(
             str(password_file(migrate)),
         )
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout == b"central schema: applied 001_tables, 002_simulated, 003_method_bands\n"
+        assert (
+            proc.stdout == b"central schema: applied 001_tables, 002_simulated, 003_method_bands\n"
+        )
         run_sql(site, tag)
         run_sql(reports, tag)
         db = site_db(clinic_db, tmp_path)

@@ -219,3 +219,22 @@ def test_datasette_metadata_names_only_what_exists_and_its_queries_run(
         rows = ro.execute(q["sql"], {k: params[k] for k in re.findall(r":(\w+)", q["sql"])})
         assert rows.fetchall() is not None and q["title"], name
     ro.close()
+
+
+def test_change_from_baseline_is_judged_against_the_mdc(clinic: Path) -> None:
+    """Issue 12: the recovering leg's R0 rises beyond the minimal detectable change from
+    the analyzer's uncertainty; the other leg stays within it."""
+    ro = open_readonly(clinic)
+    rows = ro.execute(
+        "SELECT segment, r0_ohm_change, r0_change_vs_mdc, ecw_l_change_vs_mdc FROM v_edema_trend"
+        " WHERE subject_external_id = ? AND segment IN ('right_leg', 'left_leg')"
+        " ORDER BY segment, measured_at_epoch",
+        [RECOVERY_ID],
+    ).fetchall()
+    ro.close()
+    right = [r for r in rows if r["segment"] == "right_leg"]
+    left = [r for r in rows if r["segment"] == "left_leg"]
+    assert right[0]["r0_change_vs_mdc"] == "within MDC" and right[0]["r0_ohm_change"] == 0
+    assert all(r["r0_change_vs_mdc"] == "increased" for r in right[1:])
+    assert all(r["ecw_l_change_vs_mdc"] == "decreased" for r in right[1:])
+    assert all(r["r0_change_vs_mdc"] == "within MDC" for r in left)

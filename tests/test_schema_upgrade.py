@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bia_acq.acquire import Batch, Ingest
-from bia_acq.core.estimate import RESULT_COLUMNS, ROW_KEYS, ResultColumn
+from bia_acq.core.estimate import PUBLISHED_COLUMNS, RESULT_COLUMNS, ROW_KEYS, ResultColumn
 from bia_acq.drivers import get_profile
 from bia_acq.protocols.base import Chunk
 from bia_acq.store.db import open_writer
@@ -129,7 +129,13 @@ def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
     # every row kept, columns added since hold their defaults
     for t, rows in before.items():
         width = len(rows[0]) if rows else 0
-        assert [r[:width] for r in _rows(upgraded.conn, t)] == rows, t
+        after = [r[:width] for r in _rows(upgraded.conn, t)]
+        if t == "subject" and version < 8:  # m008: pseudonyms lengthened, the old one their start
+            assert all(
+                len(a[2]) == 34 and a[2].startswith(b[2]) for a, b in zip(after, rows, strict=True)
+            )
+            after = [(*a[:2], b[2], *a[3:]) for a, b in zip(after, rows, strict=True)]
+        assert after == rows, t
     # the method table: this release's methods and bands, as in a fresh database
     fresh_methods = {r[:2]: r for r in fresh.execute("SELECT * FROM method")}
     cols = [r[1] for r in fresh.execute("PRAGMA table_info(method)")]
@@ -173,7 +179,10 @@ def test_a_published_result_column_reaches_every_view(tmp_path: Path) -> None:
     """What a new column with ``published=True`` gets, given its migration."""
     db = open_writer(tmp_path / "a.db")
     db.execute("ALTER TABLE segment_result ADD COLUMN demo_l REAL")
-    statements = view_statements((ResultColumn("demo_l", "REAL", published=True),))
+    # the published columns already in the record (issue 12's intervals, which the trend
+    # view's change-vs-MDC reads), then the new one
+    demo = ResultColumn("demo_l", "REAL", published=True)
+    statements = view_statements((*PUBLISHED_COLUMNS, demo))
     for name in reversed(VIEWS):
         db.execute(f"DROP VIEW {name}")
     for sql in statements.values():

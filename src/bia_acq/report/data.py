@@ -9,6 +9,7 @@ from typing import Any
 from bia_acq.errors import BiaError
 from bia_acq.store import read
 from bia_acq.store.db import subject_row
+from bia_acq.store.writer import short_pseudonym
 
 #: Segments in the order reports list them: pairs side by side.
 SEGMENT_ORDER = ("whole_body", "right_arm", "left_arm", "trunk", "right_leg", "left_leg")
@@ -44,6 +45,8 @@ class SubjectData:
     trend: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: the analyzer's own whole-body figures (``device`` method) of the latest measurement
+    device: dict[str, Any] | None = None
 
     @property
     def visits(self) -> list[dict[str, Any]]:
@@ -106,7 +109,7 @@ def load_subject(conn: sqlite3.Connection, subject_id: int) -> SubjectData:
     last = read.latest_attributes(conn, subject_id)
     data = SubjectData(
         subject_id=int(s["id"]),
-        pseudonym=s["pseudonym"],
+        pseudonym=short_pseudonym(s["pseudonym"]),  # as the UI shows it
         external_id=s["external_id"],
         attributes=dict(last) if last else {},
         method=None,
@@ -118,4 +121,15 @@ def load_subject(conn: sqlite3.Connection, subject_id: int) -> SubjectData:
     ref = data.latest.get("whole_body") or next(iter(data.latest.values()), None)
     if ref is not None:
         data.method = _method(conn, ref["method"], ref["method_version"])
+    wb = data.latest.get("whole_body")
+    if wb is not None and wb["method"] != "device":  # issue 12: the device's own beside ours
+        row = conn.execute(
+            "SELECT method_version, ecw_l, icw_l, tbw_l, ecw_tbw_ratio, classification"
+            " FROM segment_result WHERE measurement_id = ? AND segment = 'whole_body'"
+            " AND method = 'device'",
+            (wb["measurement_id"],),
+        ).fetchone()
+        if row is not None:
+            keys = ("method_version", "ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio", "classification")
+            data.device = dict(zip(keys, tuple(row), strict=True))
     return data

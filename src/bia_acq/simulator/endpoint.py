@@ -146,30 +146,38 @@ class PtyEndpoint(Endpoint):
 
     def close(self) -> None:
         if self._master is not None:
+            self._wait_read(5.0)  # a cable is not cut with bytes still on it
             os.close(self._master)
             self._master = None
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
             self.link.unlink()
 
     def drain(self, timeout_s: float = 1.0) -> None:
-        # TIOCOUTQ on a pty master is always 0: written bytes wait in the slave's input
-        # queue, and closing the master throws them away. FIONREAD on a descriptor of our
-        # own for the slave counts them; wait while the reader is there to take them.
-        deadline = time.monotonic() + timeout_s
-        while self.reader_present() and time.monotonic() < deadline:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-            except OSError:
-                return
-            try:
-                unread = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-            except OSError:
-                return
-            finally:
-                os.close(fd)  # before reader_present(): our descriptor would hide a hang-up
-            if unread == 0:
-                return
-            time.sleep(0.01)
+        _wait_outq(self._master, timeout_s)
+        self._wait_read(timeout_s)
+
+    def _wait_read(self, timeout_s: float) -> None:
+        """Wait until a reader has read what was sent: the slave's input queue (shared by
+        every opener, FIONREAD) is empty. Closing the master throws away what is unread,
+        which a busy reader may not have taken yet; a device's bytes would still arrive."""
+        if not self.path or not self.reader_present():
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    queued = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+                except OSError:
+                    return
+                if queued == 0:
+                    return
+                time.sleep(0.01)
+        finally:
+            os.close(fd)
 
     def reader_present(self) -> bool:
         if self._master is None:

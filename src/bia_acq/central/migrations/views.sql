@@ -75,6 +75,19 @@ SELECT
     b.ecw_tbw_ratio AS baseline_ecw_tbw_ratio,
     t.ecw_tbw_ratio - b.ecw_tbw_ratio AS ecw_tbw_ratio_change,
     t.ecw_l - b.ecw_l AS ecw_l_change,
+    -- issue 12: change beyond the minimal detectable change, MDC95 = 1.96·√(SD² + SD_b²),
+    -- from the 95 % intervals (half-width = 1.96 SD): no square root needed
+    t.r0_ohm - b.r0_ohm AS r0_ohm_change,
+    CASE WHEN t.r0_high_ohm IS NULL OR b.r0_high_ohm IS NULL OR t.r0_ohm IS NULL OR b.r0_ohm IS NULL THEN NULL
+         WHEN 4 * (t.r0_ohm - b.r0_ohm) * (t.r0_ohm - b.r0_ohm) >
+              (t.r0_high_ohm - t.r0_low_ohm) * (t.r0_high_ohm - t.r0_low_ohm) + (b.r0_high_ohm - b.r0_low_ohm) * (b.r0_high_ohm - b.r0_low_ohm)
+         THEN CASE WHEN t.r0_ohm > b.r0_ohm THEN 'increased' ELSE 'decreased' END
+         ELSE 'within MDC' END AS r0_change_vs_mdc,
+    CASE WHEN t.ecw_high_l IS NULL OR b.ecw_high_l IS NULL OR t.ecw_l IS NULL OR b.ecw_l IS NULL THEN NULL
+         WHEN 4 * (t.ecw_l - b.ecw_l) * (t.ecw_l - b.ecw_l) >
+              (t.ecw_high_l - t.ecw_low_l) * (t.ecw_high_l - t.ecw_low_l) + (b.ecw_high_l - b.ecw_low_l) * (b.ecw_high_l - b.ecw_low_l)
+         THEN CASE WHEN t.ecw_l > b.ecw_l THEN 'increased' ELSE 'decreased' END
+         ELSE 'within MDC' END AS ecw_l_change_vs_mdc,
     CASE WHEN t.segment IN ('right_arm', 'left_arm') THEN 'arms'
          WHEN t.segment IN ('right_leg', 'left_leg') THEN 'legs' END AS limb_pair,
     o.ecw_tbw_ratio AS other_side_ecw_tbw_ratio,
