@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -155,17 +156,21 @@ def test_a_last_row_without_line_end_waits_one_quiet_poll(tmp_path: Path) -> Non
     export = tmp_path / "a.csv"
     export.write_bytes(HEADER + ROW1.rstrip(b"\r\n"))
     reader.scan()
+    assert out.empty()  # the exporting program may still be writing: not quiet yet
+    time.sleep(0.15)  # quiet for settle_seconds (default: one poll interval)
+    reader.scan()
     head = out.get_nowait()  # the header line is whole: journaled once, at once
     assert [c.kind for c in head.chunks] == ["junk"] and head.chunks[0].data == HEADER
-    assert out.empty()  # the exporting program may still be writing the last line
-    reader.scan()
-    batch = out.get_nowait()
+    batch = out.get_nowait()  # the last line, quiet: taken without its line end
     assert [c.kind for c in batch.chunks] == ["frame"]
     assert batch.cursor.offset_bytes == export.stat().st_size
     reader.scan()
     assert out.empty()  # nothing twice
     with export.open("ab") as fh:
         fh.write(b"\r\n" + ROW2)
+    reader.scan()
+    assert out.empty()  # changed since the last poll: not quiet yet
+    time.sleep(0.15)
     reader.scan()
     batch = out.get_nowait()
     assert [c.kind for c in batch.chunks] == ["junk", "frame"]  # the line end, then row 2

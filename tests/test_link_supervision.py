@@ -192,7 +192,7 @@ def test_one_failing_port_or_driver_never_stops_another(
         finally:
             service.stop()
     assert rows(db, "SELECT status, reason FROM raw_frame WHERE port = 'a' AND kind = 'frame'") == [
-        ("rejected", "internal decoder error: ZeroDivisionError: decoder bug")
+        ("rejected", "internal decoder error: ZeroDivisionError")  # no message: it may quote an ID
     ]
     assert rows(db, "SELECT status FROM raw_frame WHERE port = 'b'") == [("decoded",)] * 3
     kept = rows(db, "SELECT data FROM raw_frame WHERE port = 'a' ORDER BY id")

@@ -129,7 +129,13 @@ def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
     # every row kept, columns added since hold their defaults
     for t, rows in before.items():
         width = len(rows[0]) if rows else 0
-        assert [r[:width] for r in _rows(upgraded.conn, t)] == rows, t
+        after = [r[:width] for r in _rows(upgraded.conn, t)]
+        if t == "subject" and version < 8:  # m008: pseudonyms lengthened, the old one their start
+            assert all(
+                len(a[2]) == 34 and a[2].startswith(b[2]) for a, b in zip(after, rows, strict=True)
+            )
+            after = [(*a[:2], b[2], *a[3:]) for a, b in zip(after, rows, strict=True)]
+        assert after == rows, t
     # the method table: this release's methods and bands, as in a fresh database
     fresh_methods = {r[:2]: r for r in fresh.execute("SELECT * FROM method")}
     cols = [r[1] for r in fresh.execute("PRAGMA table_info(method)")]

@@ -131,7 +131,9 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 def test_pseudonyms_are_stable_and_not_the_id(tmp_path: Path) -> None:
     store = Store(open_writer(tmp_path / "a.db"))
     p = store.pseudonym("0000000000000042")
-    assert p == store.pseudonym("0000000000000042") and p.startswith("P-") and len(p) == 12
+    assert (
+        p == store.pseudonym("0000000000000042") and p.startswith("P-") and len(p) == 34
+    )  # 128 bits
     assert p != store.pseudonym("0000000000000043")
     store.db.close()
 

@@ -18,6 +18,8 @@ import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from bia_acq import worklist
 from bia_acq.config import DEFAULT_METHOD, PortConfig
 from bia_acq.core.estimate import estimate
@@ -26,9 +28,10 @@ from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link, Transport
 from bia_acq.model import Reading
+from bia_acq.plausibility import mark_implausible, reading_problem
 from bia_acq.protocols.base import Chunk, Protocol
 from bia_acq.source import Item, Source
-from bia_acq.store.writer import FileCursor, SavedMeasurement, Store, ToSave
+from bia_acq.store.writer import FileCursor, SavedMeasurement, Store, ToSave, refuses_writes
 
 log = logging.getLogger(__name__)
 
@@ -376,58 +379,27 @@ class Ingest:
                     notes: list[str] = []
                     if entry is not None:  # measured for this work-list entry's subject
                         reading, notes = worklist.attribute(reading, entry)
+                    problem = reading_problem(reading)
+                    if problem is not None:
+                        raise FrameError(problem, None)
+                    self._measured_epoch(rt, reading)  # a time that cannot be placed
                     decoded.append(Decoded(work, reading, entry, notes))
                 except FrameError as exc:
-                    self._reject(rt, raw_id, exc.reason, exc.offset)
-                    if entry is not None:
-                        worklist.fail(store.conn, entry.id, f"measurement rejected: {exc.reason}")
+                    self._reject(rt, raw_id, exc.reason, exc.offset, entry)
                 except Exception as exc:  # a codec bug must not lose the frame or stop the port
-                    log.exception("port %s: decoder failed on frame %d", rt.name, raw_id)
+                    log.warning(
+                        "port %s: decoding frame %d failed (%s)",
+                        rt.name,
+                        raw_id,
+                        type(exc).__name__,
+                    )
+                    # the type only: a codec's own message may quote a patient ID
                     self._reject(
-                        rt, raw_id, f"internal decoder error: {type(exc).__name__}: {exc}", None
+                        rt, raw_id, f"internal decoder error: {type(exc).__name__}", None, entry
                     )
-            if decoded:
-                results = estimate(
-                    [d.reading for d in decoded],
-                    self.method_for(rt),
-                    self.bands,
-                    uncertainty=self.uncertainty_for(rt),
-                )
-            items = []
-            rows = results.all_rows() if decoded else []
-            if decoded and results.method.name != "device":  # the analyzer's own beside ours
-                own = estimate(
-                    [d.reading for d in decoded],
-                    "device",
-                    self.bands,
-                    uncertainty=self.uncertainty_for(rt),
-                )
-                for i, dev in enumerate(own.all_rows()):
-                    if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
-                        rows[i] = [*rows[i], *dev]
-            for i, d in enumerate(decoded):
-                w, reading, notes = d.work, d.reading, d.notes
-                try:
-                    notes = [*notes, *rt.codec.check(reading)]
-                except Exception:  # a codec bug must not lose the measurement
-                    log.exception(
-                        "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
-                    )
-                items.append(
-                    ToSave(
-                        w.raw_frame_id,
-                        w.data,
-                        reading,
-                        self._measured_epoch(rt, reading),
-                        rows[i],
-                        self._warnings(rt, reading, w.received_epoch, [*results.notes[i], *notes]),
-                        w.received_epoch,
-                    )
-                )
-            stored = (
-                store.save_many(rt.name, rt.driver, items, simulated=rt.simulated) if items else []
-            )
-            for d, m in zip(decoded, stored, strict=True):
+            items = self._compute(rt, decoded)
+            stored = self._save(rt, items)
+            for d, m in stored:
                 raw_id, entry = d.work.raw_frame_id, d.entry
                 if m is None:
                     self.duplicates += 1
@@ -450,12 +422,111 @@ class Ingest:
                 self.on_saved(m)
         return saved
 
+    def _compute(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
+        """Results for the decoded frames, all at once; if that fails, one at a time,
+        rejecting the frames whose computation fails."""
+        if not decoded:
+            return []
+        try:
+            return self._compute_all(rt, decoded)
+        except Exception:  # one of them: find it
+            pass
+        out = []
+        for d in decoded:
+            try:
+                out += self._compute_all(rt, [d])
+            except Exception as exc:
+                self._reject(
+                    rt, d.work.raw_frame_id, f"cannot be computed: {_why(exc)}", None, d.entry
+                )
+        return out
+
+    def _compute_all(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
+        with np.errstate(all="ignore"):  # overflow and NaN are checked in the results
+            results = estimate(
+                [d.reading for d in decoded],
+                self.method_for(rt),
+                self.bands,
+                uncertainty=self.uncertainty_for(rt),
+            )
+            rows = results.all_rows()
+            if results.method.name != "device":  # the analyzer's own beside ours
+                own = estimate(
+                    [d.reading for d in decoded],
+                    "device",
+                    self.bands,
+                    uncertainty=self.uncertainty_for(rt),
+                )
+                for i, dev in enumerate(own.all_rows()):
+                    if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
+                        rows[i] = [*rows[i], *dev]
+        out = []
+        for i, d in enumerate(decoded):
+            w, reading, notes = d.work, d.reading, d.notes
+            try:
+                notes = [*notes, *rt.codec.check(reading)]
+            except Exception:  # a codec bug must not lose the measurement
+                log.exception(
+                    "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
+                )
+            notes += mark_implausible(rows[i], reading.weight_kg)
+            item = ToSave(
+                w.raw_frame_id,
+                w.data,
+                reading,
+                self._measured_epoch(rt, reading),
+                rows[i],
+                self._warnings(rt, reading, w.received_epoch, [*results.notes[i], *notes]),
+                w.received_epoch,
+            )
+            out.append((d, item))
+        return out
+
+    def _save(
+        self, rt: PortRuntime, items: list[tuple[Decoded, ToSave]]
+    ) -> list[tuple[Decoded, SavedMeasurement | None]]:
+        """Store the items in one savepoint; if one item's content is what fails, each
+        in its own, rejecting those that fail. An error meaning the database does not
+        take writes (locked, full, read-only, I/O) is raised: the service spools."""
+        store = self.store
+        assert store is not None
+        if not items:
+            return []
+        try:
+            with store.db.atomic():
+                stored = store.save_many(
+                    rt.name, rt.driver, [it for _, it in items], simulated=rt.simulated
+                )
+            return list(zip([d for d, _ in items], stored, strict=True))
+        except Exception as exc:
+            if refuses_writes(exc):
+                raise
+        out = []
+        for d, it in items:
+            try:
+                with store.db.atomic():
+                    (m,) = store.save_many(rt.name, rt.driver, [it], simulated=rt.simulated)
+                out.append((d, m))
+            except Exception as exc:
+                if refuses_writes(exc):
+                    raise
+                self._reject(rt, it.raw_frame_id, f"cannot be stored: {_why(exc)}", None, d.entry)
+        return out
+
     @staticmethod
     def _measured_epoch(rt: PortRuntime, reading: Reading) -> float | None:
+        """The device clock as epoch seconds; FrameError when it cannot be placed in time
+        (year 1 or 9999 pushed out of range by a time zone)."""
         if reading.measured_at is None:
             return None
         t = reading.measured_at
-        return (t.replace(tzinfo=rt.zone) if rt.zone else t.astimezone()).timestamp()
+        try:
+            return (t.replace(tzinfo=rt.zone) if rt.zone else t.astimezone()).timestamp()
+        except (OverflowError, ValueError, OSError):
+            raise FrameError(
+                f"device date in year {t.year} cannot be placed in time (check the analyzer's clock)",
+                None,
+            ) from None
 
     def _warnings(
         self, rt: PortRuntime, reading: Reading, received_epoch: float, notes: Sequence[str]
@@ -467,10 +538,19 @@ class Ingest:
             warnings.append(f"device clock is {off / 60:+.0f} min from this PC's clock")
         return warnings
 
-    def _reject(self, rt: PortRuntime, raw_id: int, reason: str, offset: int | None) -> None:
+    def _reject(
+        self,
+        rt: PortRuntime,
+        raw_id: int,
+        reason: str,
+        offset: int | None,
+        entry: worklist.Entry | None = None,
+    ) -> None:
         self.rejected += 1
         assert self.store is not None
         self.store.reject(raw_id, reason, offset)
+        if entry is not None:
+            worklist.fail(self.store.conn, entry.id, f"measurement rejected: {reason}")
         where = f" at byte {offset}" if offset is not None else ""
         log.log(
             self.chunk_log_level,
@@ -512,3 +592,10 @@ class Ingest:
                 n += j - i
             i = j
         return n
+
+
+def _why(exc: BaseException) -> str:
+    """One line for a rejection reason: the exception's type and its first line (an
+    exception's text from the decoder, the core or SQLite names fields, not values)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

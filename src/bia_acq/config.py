@@ -37,7 +37,7 @@ TOP_KEYS = (
 )
 BAND_KEYS = ("normal_min", "normal_max", "slight_max")
 PORT_KEYS = ("name", "url", "driver", "serial", "timezone", "silence_s")
-FOLDER_KEYS = ("name", "path", "driver", "poll_seconds", "pattern", "timezone")
+FOLDER_KEYS = ("name", "path", "driver", "poll_seconds", "pattern", "timezone", "settle_seconds")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -66,6 +66,9 @@ class FolderConfig:
     poll_seconds: float = 5.0
     pattern: str = "*.csv"
     timezone: str | None = None
+    #: a file is read once it has not changed for this long (None: one poll interval),
+    #: so a row the exporting program is still writing is never taken half written
+    settle_seconds: float | None = None
 
 
 #: ``method: default``: each port uses its driver profile's ``default_method``
@@ -319,7 +322,29 @@ def _folders(
             doc, key, name, names, f"name {name!r}", "give each port and folder its own name"
         )
         tz = _timezone(doc, key, f.get("timezone"))
-        out.append(FolderConfig(name, path, driver, profiles[driver], float(poll), pattern, tz))
+        settle = f.get("settle_seconds")
+        if settle is not None and (
+            isinstance(settle, bool)
+            or not isinstance(settle, int | float)
+            or not 0 <= settle <= 3600
+        ):
+            raise doc.error(
+                f"{key}.settle_seconds",
+                f"expected a number of seconds from 0 to 3600, got {settle!r}",
+                "e.g. settle_seconds: 10 (how long a file must be unchanged before it is read)",
+            )
+        out.append(
+            FolderConfig(
+                name,
+                path,
+                driver,
+                profiles[driver],
+                float(poll),
+                pattern,
+                tz,
+                None if settle is None else float(settle),
+            )
+        )
     return tuple(out)
 
 

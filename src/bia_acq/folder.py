@@ -22,12 +22,17 @@ Rules:
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import logging
+import os
 import queue
+import stat
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from bia_acq.acquire import Batch, Ingest, PortRuntime
 from bia_acq.config import Config, FolderConfig
@@ -47,7 +52,15 @@ class _File:
     offset: int  # bytes journaled (a chunk holds them)
     fed: int = 0  # bytes given to the framer
     framer: Framer | None = None
-    quiet_polls: int = 0
+    #: (size, mtime) last seen and when it last changed: the file is read once quiet
+    seen_sig: tuple[int, int] | None = None
+    changed_at: float = 0.0
+    #: (size, mtime) at which the bytes before ``fed`` were last checked, and their hash
+    checked_sig: tuple[int, int] | None = None
+    prefix: Any = field(default_factory=hashlib.sha256)
+    #: SHA-256 of every chunk this file gave: a file rewritten in place is read again
+    #: from its start and only chunks not given before are journaled
+    given: set[bytes] = field(default_factory=set)
 
 
 class FolderReader(Source):
@@ -72,6 +85,10 @@ class FolderReader(Source):
         self.files: dict[str, _File] = {
             path: _File(c.st_dev, c.st_ino, c.offset_bytes) for path, c in (cursors or {}).items()
         }
+        self.settle_s = (
+            folder.settle_seconds if folder.settle_seconds is not None else folder.poll_seconds
+        )
+        self._refused: set[str] = set()
 
     def label(self) -> str:
         return f"folder {self.source_name}"
@@ -96,12 +113,37 @@ class FolderReader(Source):
         for p in sorted(path.glob(self.folder.pattern)):
             if self.stopping.is_set():
                 return
-            if p.is_file():
-                self._check(p)
+            self._check(p)
+
+    def _refuse(self, key: str, what: str) -> None:
+        if key not in self._refused:  # once per path; no file name (it may carry an ID)
+            self._refused.add(key)
+            log.warning(
+                "folder %s: %s is not read (only regular files inside the folder are)",
+                self.folder.name,
+                what,
+            )
 
     def _check(self, p: Path) -> None:
         key = str(p)
-        st = p.stat()
+        try:  # never through a symlink: what it points to may be anywhere
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                self._refuse(key, "a symlink")
+                return
+            if exc.errno == errno.ENOENT:  # gone since the listing
+                return
+            raise
+        with os.fdopen(fd, "rb") as fh:  # read only: the clinic's files are never changed
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                if not stat.S_ISDIR(st.st_mode):
+                    self._refuse(key, "a file that is not a regular file")
+                return
+            self._read(key, fh, st)
+
+    def _read(self, key: str, fh: BinaryIO, st: os.stat_result) -> None:
         f = self.files.get(key)
         if f is None or (f.st_dev, f.st_ino) != (st.st_dev, st.st_ino) or st.st_size < f.offset:
             if f is not None:
@@ -111,37 +153,62 @@ class FolderReader(Source):
                     self.folder.name,
                 )
             f = self.files[key] = _File(st.st_dev, st.st_ino, 0)
-        with p.open("rb") as fh:  # read only: the clinic's files are never changed
-            if f.framer is None:
-                f.framer = self.codec.framer()
-                if f.offset:
-                    f.framer.feed(fh.read(f.offset))  # rebuild state; chunks already journaled
-                    f.framer.flush()  # a final line taken earlier is journaled too
-                f.fed = f.offset
-            if st.st_size > f.fed:
-                f.quiet_polls = 0
-                fh.seek(f.fed)
-                while f.fed < st.st_size and not self.stopping.is_set():
-                    data = fh.read(min(READ_BLOCK, st.st_size - f.fed))
-                    if not data:
-                        break
-                    f.fed += len(data)
-                    self._emit(key, f, f.framer.feed(data))
-                return
-        if f.framer.pending:
-            f.quiet_polls += 1
-            if f.quiet_polls >= 1:  # unchanged for a whole poll interval: the last line is done
-                self._emit(key, f, f.framer.flush("end of file"))
+        now = time.monotonic()
+        sig = (st.st_size, st.st_mtime_ns)
+        if sig != f.seen_sig:  # still being written, perhaps: wait until it is quiet
+            f.seen_sig, f.changed_at = sig, now
+            return
+        if now - f.changed_at < self.settle_s:
+            return
+        if f.framer is None:
+            f.framer = self.codec.framer()
+            if f.offset:  # rebuild state; chunks already journaled
+                head = fh.read(f.offset)
+                f.prefix.update(head)
+                f.framer.feed(head)
+                f.framer.flush()  # a final line taken earlier is journaled too
+            f.fed = f.offset
+            f.checked_sig = sig
+        if f.checked_sig != sig and f.fed:
+            # changed since the bytes before the cursor were checked: same bytes?
+            fh.seek(0)
+            again = hashlib.sha256(fh.read(f.fed))
+            if again.digest() != f.prefix.digest():
+                log.warning(
+                    "folder %s: a file was rewritten in place; reading it from its start "
+                    "(rows already journaled are not journaled again)",
+                    self.folder.name,
+                )
+                f.framer, f.fed, f.offset = self.codec.framer(), 0, 0
+                f.prefix = hashlib.sha256()
+        f.checked_sig = sig
+        fh.seek(f.fed)
+        while f.fed < st.st_size and not self.stopping.is_set():
+            data = fh.read(min(READ_BLOCK, st.st_size - f.fed))
+            if not data:
+                break
+            f.fed += len(data)
+            f.prefix.update(data)
+            self._emit(key, f, f.framer.feed(data))
+        if f.framer.pending and f.fed >= st.st_size:  # quiet: a last line without its end
+            self._emit(key, f, f.framer.flush("end of file"))
 
     def _emit(self, key: str, f: _File, chunks: list[Chunk]) -> None:
-        if not chunks:
-            return
         assert f.framer is not None
-        f.offset = f.fed - f.framer.pending
-        if any(c.kind == "frame" for c in chunks):
+        offset = f.fed - f.framer.pending
+        new = []
+        for c in chunks:
+            h = hashlib.sha256(c.data).digest()
+            if h not in f.given:
+                f.given.add(h)
+                new.append(c)
+        if not new and (not chunks or offset == f.offset):
+            return  # nothing, or nothing new and the cursor where it was
+        f.offset = offset
+        if any(c.kind == "frame" for c in new):
             self.last_frame_at = time.time()
         cursor = FileCursor(self.folder.name, key, f.st_dev, f.st_ino, f.offset)
-        self._put(Batch(self.folder.name, self.folder.driver, chunks, time.time(), cursor))
+        self._put(Batch(self.folder.name, self.folder.driver, new, time.time(), cursor))
 
 
 def folder_readers(

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -34,15 +35,19 @@ from bia_acq.errors import BiaError, StorageError
 from bia_acq.folder import folder_readers
 from bia_acq.link import Transport
 from bia_acq.polled import make_reader
-from bia_acq.source import Item, Source, StoreCall
+from bia_acq.source import ByteBoundedQueue, Source, StoreCall
 from bia_acq.spool import Spool, spool_path
 from bia_acq.store.db import BUSY_TIMEOUT_MS, open_writer, secure_file
-from bia_acq.store.writer import SavedMeasurement, Store
+from bia_acq.store.writer import SavedMeasurement, Store, refuses_writes
 from bia_acq.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1024
+#: bytes of received data waiting for the writer at most (plus one batch): about 300
+#: MC-780 frames, a few seconds of the fastest analyzer; the worst a SIGKILL can lose
+#: besides the kernel's tty buffer and the frame in a reader's hand
+QUEUE_BYTES = 256 * 1024
 WRITER_BATCH = 64
 #: a loop whose heartbeat is older than this is hung (must exceed the busy timeout)
 HUNG_AFTER_S = 20.0
@@ -64,6 +69,7 @@ class Service:
         retry_max_s: float = 30.0,
         reader_options: dict[str, float] | None = None,
         transport_for: Callable[[PortConfig], Transport] | None = None,
+        queue_bytes: int = QUEUE_BYTES,
     ) -> None:
         self.config = config
         self.on_saved = on_saved
@@ -73,7 +79,7 @@ class Service:
         self.retry_max_s = retry_max_s
         self.reader_options = dict(reader_options or {})
         self.transport_for = transport_for  # a byte pipe per port instead of its Link (tests)
-        self.queue: queue.Queue[Item] = queue.Queue(QUEUE_SIZE)
+        self.queue: ByteBoundedQueue = ByteBoundedQueue(QUEUE_SIZE, queue_bytes)
         #: every source by name: ports, polled analyzers, folders (names are unique)
         self.sources: dict[str, Source] = {}
         self._folder_stop = threading.Event()
@@ -89,7 +95,19 @@ class Service:
         self._retry_at = 0.0
         self._decode_until = 0.0
         self._hung_reported: frozenset[str] = frozenset()
+        self.writer_failed: str | None = None  # why the writer thread ended, if it did
+        self._reloading: threading.Thread | None = None  # the last reload's thread
+        self._db_identity: tuple[int, int] | None = None  # of the file the writer opened
         self.recovered = threading.Event()  # set once what an earlier stop left is decoded
+
+    @property
+    def queued_bytes(self) -> int:
+        """Received bytes waiting for the writer (not journaled yet)."""
+        return self.queue.bytes
+
+    @property
+    def max_queued_bytes(self) -> int:
+        return self.queue.max_bytes
 
     @property
     def store(self) -> Store | None:
@@ -102,7 +120,7 @@ class Service:
         self.ingest = Ingest(
             None,
             self.config.method,
-            on_saved=self.on_saved,
+            on_saved=self._saved,
             profiles=all_profiles(extra),
             bands=self.config.thresholds,
         )
@@ -166,13 +184,25 @@ class Service:
                 source.stop()
                 stopping.append(source)
                 del self.sources[name]
-        for source in stopping:
-            source.join(5.0)
-            log.info("port %s: removed by the new configuration", source.port.name)
-        for name, port in new.items():
-            if name not in self.sources:
-                log.info("port %s: added by the new configuration", name)
+        added = [port for name, port in new.items() if name not in self.sources]
+        previous = self._reloading
+
+        def finish() -> None:
+            if previous is not None:  # an earlier reload finishes first
+                previous.join()
+            for source in stopping:  # a changed port is free again before it reopens
+                source.join(5.0)
+                log.info("port %s: removed by the new configuration", source.port.name)
+            for port in added:
+                if self.stopping.is_set():
+                    return
+                log.info("port %s: added by the new configuration", port.name)
                 self._start_source(port)
+
+        # the main thread never waits for a reader to finish its frame (systemd's
+        # watchdog and STATUS go on): stopped readers are joined in a thread of their own
+        self._reloading = threading.Thread(target=finish, name="reload", daemon=True)
+        self._reloading.start()
         for key in ("database", "database_group", "method", "drivers_dir", "folders"):
             if getattr(config, key) != getattr(self.config, key):
                 log.warning(
@@ -187,7 +217,9 @@ class Service:
         """Loops that died or whose heartbeat stopped for longer than ``hung_after_s``."""
         now = time.monotonic()
         out = [
-            f"{s.kind} {name}" for name, s in self.sources.items() if s.hung(now, self.hung_after_s)
+            f"{s.kind} {name}"
+            for name, s in list(self.sources.items())  # a reload thread may add one
+            if s.hung(now, self.hung_after_s)
         ]
         w = self.writer
         if w is not None and (not w.is_alive() or now - self.writer_heartbeat > self.hung_after_s):
@@ -202,7 +234,7 @@ class Service:
             db = f"moving {len(self.spool)} batch(es) from the spool"
         else:
             db = "database ok"
-        ports_first = sorted(self.sources.values(), key=lambda s: s.kind == "folder")
+        ports_first = sorted(list(self.sources.values()), key=lambda s: s.kind == "folder")
         parts = [s.describe() for s in ports_first]
         return f"{db}; {'; '.join(parts) or 'no ports or folders configured'}"
 
@@ -229,6 +261,19 @@ class Service:
         self.writer_heartbeat = time.monotonic()
 
     def _write_loop(self) -> None:
+        try:
+            self._write_until_stopped()
+        except BaseException as exc:  # a bug the per-frame rejection did not catch
+            self.writer_failed = f"{type(exc).__name__}: {exc}"
+            log.critical(
+                "the database writer stopped (%s): the service exits so that systemd "
+                "restarts it; frames already journaled are decoded at the next start",
+                self.writer_failed,
+                exc_info=not isinstance(exc, SystemExit),
+            )
+            raise
+
+    def _write_until_stopped(self) -> None:
         while True:
             self._beat()
             if (
@@ -238,7 +283,9 @@ class Service:
             ):
                 try:
                     self._recover()
-                except (sqlite3.Error, StorageError) as exc:
+                except Exception as exc:
+                    if not refuses_writes(exc):
+                        raise
                     self._db_unavailable(exc)
             if len(self.spool) and time.monotonic() >= self._retry_at:
                 self._move_spool()
@@ -280,19 +327,69 @@ class Service:
         # transaction); the next start decodes what is left pending
         decode = not self.stopping.is_set() or time.monotonic() < self._decode_until
         try:
+            self._check_identity()
             self.ingest.handle(*batches, decode=decode)
-        except (sqlite3.Error, StorageError) as exc:
-            self._db_unavailable(exc)
-            for b in batches:  # those already in are found by their keys when moved
-                self._to_spool(b)
-        except Exception:  # a bug must not stop the writer; journaled frames stay pending
+        except Exception as exc:
+            if refuses_writes(exc):
+                self._db_unavailable(exc)
+                for b in batches:  # those already in are found by their keys when moved
+                    self._to_spool(b)
+                return
+            # a bug past the per-frame rejection: journal the bytes (by key, once),
+            # the next start decodes them; the writer goes on
             log.exception(
-                "writing %d batch(es) failed; their frames are decoded at the next start",
-                len(batches),
+                "decoding %d batch(es) failed; journaled for the next start", len(batches)
             )
+            self._journal_only(batches)
+
+    def _journal_only(self, batches: list[Batch]) -> None:
+        assert self.ingest is not None
+        try:
+            self.ingest.handle(*batches, decode=False)
+        except Exception as exc:
+            if not refuses_writes(exc):
+                raise
+            self._db_unavailable(exc)
+            for b in batches:
+                self._to_spool(b)
+
+    def _identity(self) -> tuple[int, int] | None:
+        """(device, inode) of the database file now; None if there is none."""
+        try:
+            st = os.stat(self.config.database)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def _check_identity(self) -> None:
+        """StorageError when the open database's file was deleted or replaced: what is
+        written through the open connection would not be in the file readers open."""
+        if self.ingest is None or self.ingest.store is None or self._db_identity is None:
+            return
+        now = self._identity()
+        if now != self._db_identity:
+            what = "deleted" if now is None else "replaced by another file"
+            raise StorageError(f"the database file was {what} while the service ran")
+
+    def _saved(self, m: SavedMeasurement) -> None:
+        """After a commit: report a measurement as stored only if it is in the file."""
+        self._check_identity()
+        if self.on_saved is not None:
+            self.on_saved(m)
 
     def _open_db(self) -> None:
         assert self.ingest is not None
+        if self._db_identity is not None and self._identity() is None:
+            # it was there and went away: wait for it (a restore, a remount) instead of
+            # starting an empty one beside the spool; a restart makes a new one
+            raise StorageError(
+                f"database {self.config.database} is missing (deleted while the service ran)"
+            )
+        if self._db_identity is not None and self._identity() != self._db_identity:
+            log.error(
+                "database %s is another file than the one opened before: using it",
+                self.config.database,
+            )
         db = open_writer(
             self.config.database,
             report_method=self.config.report_method,
@@ -301,6 +398,7 @@ class Service:
             bands=self.config.thresholds,
         )
         self.ingest.store = Store(db)
+        self._db_identity = self._identity()
         self.recovered.clear()
 
     def _recover(self) -> None:
@@ -368,8 +466,18 @@ class Service:
             batches = self.spool.read()
             for i in range(0, len(batches), WRITER_BATCH):
                 self._beat()
-                self.ingest.handle(*batches[i : i + WRITER_BATCH])
-        except (sqlite3.Error, StorageError) as exc:
+                group = batches[i : i + WRITER_BATCH]
+                try:
+                    self.ingest.handle(*group)
+                except Exception as exc:
+                    if refuses_writes(exc):
+                        raise
+                    # one poison frame never holds the spool: journal, decode at next start
+                    log.exception("decoding spooled batches failed; journaled for the next start")
+                    self.ingest.handle(*group, decode=False)
+        except Exception as exc:
+            if not refuses_writes(exc):
+                raise
             self._db_unavailable(exc)
             return
         self.spool.clear()
@@ -389,6 +497,8 @@ class Service:
         deadline = time.monotonic() + timeout_s
         self._decode_until = time.monotonic() + timeout_s / 2
         self.stopping.set()
+        if self._reloading is not None:  # a reload in progress starts no port after this
+            self._reloading.join(max(0.1, deadline - time.monotonic() - 1.0))
         self._folder_stop.set()  # also for folders the writer may start while stopping
         for s in self.sources.values():
             s.stop()

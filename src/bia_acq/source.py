@@ -63,6 +63,40 @@ class StoreCall:
 Item: TypeAlias = "Batch | StoreCall | None"
 
 
+class ByteBoundedQueue(queue.Queue[Any]):
+    """The writer's queue, bounded in bytes as well as in items.
+
+    ``put`` blocks while the queued batches hold ``max_bytes`` or more (a batch that
+    crosses the bound still goes in, so at most ``max_bytes`` plus one batch wait in
+    memory): a reader that cannot put stops reading, and the kernel's buffer and the
+    line's flow control hold what the device sends next. What a SIGKILL can lose is
+    what waits here, not yet journaled (docs/reliability.md).
+    """
+
+    def __init__(self, maxsize: int, max_bytes: int) -> None:
+        super().__init__(maxsize)
+        self.max_bytes = max_bytes
+        self.bytes = 0
+
+    @staticmethod
+    def _size(item: Any) -> int:
+        chunks = getattr(item, "chunks", None)
+        return sum(len(c.data) for c in chunks) if chunks else 0
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+        self.bytes += self._size(item)
+
+    def _get(self) -> Any:
+        item = self.queue.popleft()
+        self.bytes -= self._size(item)
+        return item
+
+    def _qsize(self) -> int:
+        n = len(self.queue)
+        return max(n, self.maxsize) if n and self.bytes >= self.max_bytes else n
+
+
 class Source(threading.Thread):
     """A reader thread of the service (see the module's docstring).
 

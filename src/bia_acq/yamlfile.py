@@ -1,4 +1,11 @@
-"""YAML loading that remembers where each key was, for one-line error messages."""
+"""YAML loading that remembers where each key was, for one-line error messages.
+
+Aliases (``*name``) are bounded: a document whose aliases would expand it to more
+than :data:`MAX_NODES` values, or that refers to itself, is refused before anything
+is built from it (a "billion laughs" file costs milliseconds, not memory or minutes).
+PyYAML composes each anchored node once and lets aliases point at it, so the
+document's expanded size is counted over that graph with one memo per node.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +45,56 @@ class Doc:
                     f"did you mean {near[0]!r}?" if near else f"allowed keys: {', '.join(allowed)}"
                 )
                 raise self.error(_join(key, str(k)), f"unknown key {k!r}", hint)
+
+
+#: values (scalars, lists, mappings) a document may hold once its aliases are expanded;
+#: the largest shipped file (a driver profile) holds about a hundred
+MAX_NODES = 10_000
+
+
+def _expanded_size(root: yaml.Node, file: str) -> int:
+    """How many values ``root`` holds with every alias expanded; ConfigError past
+    MAX_NODES or on a node that contains itself. Linear in the distinct nodes."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    # iterative post-order walk: a deep document must not exhaust Python's stack
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            total = 1
+            if isinstance(node, yaml.MappingNode):
+                total += sum(size[id(k)] + size[id(v)] for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                total += sum(size[id(v)] for v in node.value)
+            if total > MAX_NODES:
+                raise ConfigError(
+                    f"YAML aliases expand to more than {MAX_NODES:,} values",
+                    file=file,
+                    line=node.start_mark.line + 1,
+                    fix="write the values out instead of nesting aliases (*name)",
+                )
+            size[key] = total
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            raise ConfigError(
+                "a YAML alias refers to a value that contains it",
+                file=file,
+                line=node.start_mark.line + 1,
+                fix="remove the self-referring alias (*name)",
+            )
+        on_path.add(key)
+        stack.append((node, True))
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack += [(k, False), (v, False)]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += [(v, False) for v in node.value]
+    return size[id(root)]
 
 
 def _join(parent: str, key: str) -> str:
@@ -84,6 +141,8 @@ def loads(text: str, file: str, what: str = "configuration file") -> Doc:
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _expanded_size(node, file)
         lines: dict[str, int] = {}
         data = _walk(node, "", lines, loader) if node is not None else None
     except yaml.MarkedYAMLError as exc:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
 from pathlib import Path
 
 from bia_acq.central.reader import database_arg
-from bia_acq.errors import BiaError
 from bia_acq.report.formats import BUILTIN
 
 
@@ -50,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.report.data import require_reader_schema
     from bia_acq.report.export import database_fingerprint, measurements
     from bia_acq.report.formats import ExportContext, get_format
+    from bia_acq.safefile import write_private
     from bia_acq.utc import parse_since, utc_now
 
     fmt = get_format(args.format)
@@ -73,11 +72,6 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(data)
         sys.stdout.flush()
     else:
-        try:
-            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-                f.write(data)
-        except OSError as exc:
-            raise BiaError(f"cannot write {args.out}: {exc.strerror}") from None
+        write_private(args.out, data)
         print(f"wrote {args.out}: {what}", file=sys.stderr)
     return 0

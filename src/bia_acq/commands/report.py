@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from bia_acq.central.reader import database_arg
@@ -38,13 +37,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _write(path: Path, text: str) -> None:
-    """Write a file owner-only (the report is health data)."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-    except OSError as exc:
-        raise BiaError(f"cannot write {path}: {exc.strerror}") from None
+    """Write a file owner-only (the report is health data), whole or not at all."""
+    from bia_acq.safefile import write_private
+
+    write_private(path, text)
 
 
 def run(args: argparse.Namespace) -> int:

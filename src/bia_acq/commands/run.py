@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.report.svg import ratio_text
     from bia_acq.service import Service
     from bia_acq.simulator.device import VirtualAnalyzer
-    from bia_acq.store.writer import SavedMeasurement
+    from bia_acq.store.writer import SavedMeasurement, short_pseudonym
     from bia_acq.systemd import Notifier
 
     stop = Stop()
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         cls = wb["classification"] if wb else "unknown"
         method = f"{wb['method']} v{wb['method_version']}" if wb else config.method
         print(
-            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} port={m.port} subject={m.subject_pseudonym or '-'} "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%S')} port={m.port} subject={short_pseudonym(m.subject_pseudonym or '-')} "
             f"measurement={m.measurement_id} ECW/TBW={text} {cls} ({method})",
             flush=True,
         )
@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
                 stop.reload.clear()
                 _reload(args, service, notifier)
             service.supervise(notifier)
+            if service.writer_failed is not None:  # systemd restarts us (Restart=on-failure)
+                break
             stop.event.wait(0.1)
     finally:
         notifier.stopping()
@@ -153,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
             simulator.close()
         notifier.close()
     log.info("stopped after %d stored measurement(s)", stored)
+    if service.writer_failed is not None:
+        log.error("exiting with status 1: the database writer stopped (%s)", service.writer_failed)
+        return 1
     if service.lost_bytes:
         log.error("%d received byte(s) could not be kept", service.lost_bytes)
         return 1

@@ -129,7 +129,8 @@ class Framer:
         """Take received bytes; return the chunks they complete."""
         out: list[Chunk] = []
         if now is not None:
-            out.extend(self.poll(now))
+            # no silence check here: bytes that arrive are not silence, even when a busy
+            # machine let the reader read them late; only an empty read (poll) is
             self._last_byte_at = now
         self._buf += data
         while self._step(out):

@@ -263,6 +263,15 @@ def _number(tok: str) -> int | float | None:
     return v
 
 
+#: headers whose value identifies a person: a reason never quotes it (it is logged)
+IDENTIFIER_KEYS = frozenset({"ID"})
+
+
+def _value_of(key: str, raw: str) -> str:
+    """``value '12x' of Hm`` for a rejection reason; never the value of an identifier."""
+    return f"value of {key}" if key in IDENTIFIER_KEYS else f"value {raw!r} of {key}"
+
+
 def _fmt(v: object) -> str:
     if isinstance(v, str):
         if '"' in v or "{" in v or not v.isascii() or not v.isprintable():
@@ -700,7 +709,7 @@ class TanitaProtocol(Protocol):
                 # a plain device value (fat %, water, phase, ...): the common case
                 number = _number(raw)
                 if number is None:
-                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1)
+                    raise _FieldError(f"{_value_of(key, raw)} is not a number", j + 1)
                 if number != 0.0 or isinstance(number, int):  # 0.0: not measured
                     values[key] = number
                 continue
@@ -709,9 +718,9 @@ class TanitaProtocol(Protocol):
                 try:
                     v = float(raw)
                 except ValueError:
-                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1) from None
+                    raise _FieldError(f"{_value_of(key, raw)} is not a number", j + 1) from None
                 if v != v or v in _INFINITIES:
-                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1)
+                    raise _FieldError(f"{_value_of(key, raw)} is not a number", j + 1)
                 if v != 0:  # 0: not measured
                     (r_pts if imp[0] else x_pts)[imp[1]] = v
                 continue
@@ -734,7 +743,7 @@ class TanitaProtocol(Protocol):
                         if key == "Ws"
                         else "feet'inches such as 5'07.5"
                     )
-                    raise _FieldError(f"value {raw!r} of {key} is not {what}", j + 1) from None
+                    raise _FieldError(f"{_value_of(key, raw)} is not {what}", j + 1) from None
                 if (kg if key == "Ws" else cm) > 0:
                     values[key] = raw
                     if key == "Ws":
@@ -746,7 +755,7 @@ class TanitaProtocol(Protocol):
             if j + 1 not in quoted:
                 number = _number(raw)
                 if number is None:
-                    raise _FieldError(f"value {raw!r} of {key} is not a number", j + 1)
+                    raise _FieldError(f"{_value_of(key, raw)} is not a number", j + 1)
                 value = number
                 if isinstance(value, float) and value == 0.0:
                     continue  # 0.0 means "not measured"

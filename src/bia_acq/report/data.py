@@ -9,6 +9,7 @@ from typing import Any
 from bia_acq.errors import BiaError
 from bia_acq.store import read
 from bia_acq.store.db import subject_row
+from bia_acq.store.writer import short_pseudonym
 
 #: Segments in the order reports list them: pairs side by side.
 SEGMENT_ORDER = ("whole_body", "right_arm", "left_arm", "trunk", "right_leg", "left_leg")
@@ -106,7 +107,7 @@ def load_subject(conn: sqlite3.Connection, subject_id: int) -> SubjectData:
     last = read.latest_attributes(conn, subject_id)
     data = SubjectData(
         subject_id=int(s["id"]),
-        pseudonym=s["pseudonym"],
+        pseudonym=short_pseudonym(s["pseudonym"]),  # as the UI shows it
         external_id=s["external_id"],
         attributes=dict(last) if last else {},
         method=None,

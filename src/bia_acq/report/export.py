@@ -170,6 +170,9 @@ _VOLUMES = (
 
 def _results(seg: str, r: dict[str, Any]) -> list[Quantity]:
     """One segment's results by the reporting method: volumes, ECW/TBW, phase angle."""
+    if (r["fit_status"] or "ok") != "ok":  # a poor fit or impossible volumes: no
+        # clinical value goes out (the database keeps them, unclassified)
+        r = {**r, "ecw_l": None, "icw_l": None, "tbw_l": None, "ecw_tbw_ratio": None}
     where = SEGMENT_TEXT.get(seg, seg)
     method = f"{r['method']} v{r['method_version']}"
     whole = seg == "whole_body"

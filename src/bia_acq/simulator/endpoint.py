@@ -146,6 +146,7 @@ class PtyEndpoint(Endpoint):
 
     def close(self) -> None:
         if self._master is not None:
+            self._wait_read(5.0)  # a cable is not cut with bytes still on it
             os.close(self._master)
             self._master = None
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
@@ -153,6 +154,35 @@ class PtyEndpoint(Endpoint):
 
     def drain(self, timeout_s: float = 1.0) -> None:
         _wait_outq(self._master, timeout_s)
+        self._wait_read(timeout_s)
+
+    def _wait_read(self, timeout_s: float) -> None:
+        """Wait until a reader has read what was sent: the slave's input queue (shared by
+        every opener, FIONREAD) is empty. Closing the master throws away what is unread,
+        which a busy reader may not have taken yet; a device's bytes would still arrive."""
+        if not self.path or not self.reader_present():
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            # a pty's write reaches the slave's queue later, from a kernel worker, and
+            # FIONREAD does not wait for it (0 right after a write); poll() does (n_tty_poll)
+            ready = select.poll()
+            ready.register(fd, select.POLLIN)
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                try:
+                    ready.poll(0)
+                    queued = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+                except OSError:
+                    return
+                if queued == 0:
+                    return
+                time.sleep(0.01)
+        finally:
+            os.close(fd)
 
     def reader_present(self) -> bool:
         if self._master is None:

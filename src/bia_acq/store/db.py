@@ -127,6 +127,7 @@ def open_writer(
         conn.execute("PRAGMA foreign_keys = ON")
         rename_applied(db)
         _refuse_newer(db, p)
+        _register_pseudonym(conn)  # m008 lengthens existing pseudonyms with the key
         migrations.apply(db)
         apply_views(db)
         with db.atomic():
@@ -159,6 +160,23 @@ def open_writer(
             "(is it a bia-acq database, on a writable disk, not held by another writer?)"
         ) from exc
     return db
+
+
+def _register_pseudonym(conn: sqlite3.Connection) -> None:
+    """SQL function ``bia_pseudonym(external_id)``: the pseudonym under this database's
+    key (NULL before the key exists, i.e. before any subject does)."""
+    from bia_acq.store.writer import pseudonym
+
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
+    except sqlite3.OperationalError:  # a new database: no meta table yet
+        row = None
+    key = bytes.fromhex(row[0]) if row else None
+
+    def fn(external_id: str) -> str | None:
+        return pseudonym(key, external_id) if key is not None else None
+
+    conn.create_function("bia_pseudonym", 1, fn, deterministic=True)
 
 
 def sync_methods(db: Database, bands: Mapping[str, Bands] | None = None) -> None:
@@ -216,12 +234,20 @@ def subject_row(conn: sqlite3.Connection, key: str) -> tuple[int, str] | None:
     """(subject.id, pseudonym) whose patient ID as sent, or pseudonym, is ``key``.
 
     An exact patient ID wins over a pseudonym that happens to equal it.
+    A pseudonym may be given as shown (its first 12 characters) when only one
+    subject's starts so.
     """
     row = conn.execute(
         "SELECT id, pseudonym FROM subject WHERE external_id = ? OR pseudonym = ?"
         " ORDER BY external_id = ? DESC",
         (key, key, key),
     ).fetchone()
+    if row is None and key.startswith("P-") and len(key) >= 12:
+        rows = conn.execute(
+            "SELECT id, pseudonym FROM subject WHERE substr(pseudonym, 1, ?) = ? LIMIT 2",
+            (len(key), key),
+        ).fetchall()
+        row = rows[0] if len(rows) == 1 else None
     return (int(row[0]), str(row[1])) if row else None
 
 

@@ -39,6 +39,7 @@ MIGRATIONS = (
     "m005_core",
     "m006_simulated",
     "m007_intervals_labels",
+    "m008_pseudonym_128",
 )
 
 #: names databases written before the renumbering recorded (then applied in the

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import json
 import operator
+import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -109,6 +110,43 @@ def method_row(method: Method, bands: Bands | None) -> tuple[object, ...]:
     )
 
 
+#: hex digits of the keyed hash in a pseudonym: 128 bits, so that two patient IDs
+#: mapping to one pseudonym is negligible at any clinic size (about 1e-26 for a
+#: million subjects, by the birthday bound n^2 / 2^129)
+PSEUDONYM_HEX = 32
+#: characters of a pseudonym shown in the UI and logs ("P-" and 10 hex digits: what
+#: pseudonyms were before they were lengthened, so a shown pseudonym stays the same)
+SHORT_PSEUDONYM = 12
+
+
+def pseudonym(key: bytes, external_id: str) -> str:
+    """``P-`` and the first 128 bits of HMAC-SHA256(key, ID) in hex."""
+    mac = hmac.new(key, external_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    return "P-" + mac[:PSEUDONYM_HEX]
+
+
+def short_pseudonym(p: str) -> str:
+    """A pseudonym as the UI and logs show it; the full one is in the database and exports."""
+    return p[:SHORT_PSEUDONYM]
+
+
+class PseudonymCollision(ValueError):
+    """Two patient IDs map to one stored pseudonym: the frame is rejected, not stored
+    under another patient."""
+
+
+def refuses_writes(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database does not take writes now (locked, busy, full,
+    read-only, I/O error, not openable, damaged): the service keeps frames in the
+    spool. Any other error (a constraint, an overflow, a value SQLite cannot bind) is
+    about one frame's content: that frame is rejected."""
+    from bia_acq.errors import StorageError
+
+    if isinstance(exc, StorageError | sqlite3.OperationalError):
+        return True
+    return type(exc) is sqlite3.DatabaseError  # "malformed", "not a database"
+
+
 def _device_key(r: Reading) -> tuple[str, str]:
     return (r.model or "", r.serial_number or "")
 
@@ -162,8 +200,7 @@ class Store:
 
     def pseudonym(self, external_id: str) -> str:
         """A stable pseudonym for logs and reports; never the identifier itself."""
-        mac = hmac.new(self._key, external_id.encode("utf-8"), hashlib.sha256).hexdigest()
-        return "P-" + mac[:10]
+        return pseudonym(self._key, external_id)
 
     # -- journal -------------------------------------------------------------
     def journal(
@@ -388,6 +425,11 @@ class Store:
                 row = c.execute(
                     "SELECT id, pseudonym FROM subject WHERE external_id = ?", (e,)
                 ).fetchone()
+                if row is None:  # the pseudonym is another subject's (never the ID here)
+                    raise PseudonymCollision(
+                        "the subject's pseudonym is already another subject's "
+                        "(two patient IDs map to one pseudonym)"
+                    )
                 subjects[e] = (int(row[0]), str(row[1]))
         return subjects
 
