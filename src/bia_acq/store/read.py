@@ -142,3 +142,14 @@ def impedances(conn: sqlite3.Connection, measurement_id: int) -> list[sqlite3.Ro
         " WHERE measurement_id = ? ORDER BY segment, freq_khz",
         measurement_id,
     )
+
+
+def device_whole_body(conn: sqlite3.Connection, measurement_id: int) -> dict[str, object] | None:
+    """The analyzer's own whole-body figures (method ``device``) of one measurement."""
+    keys = ("method_version", "ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio", "classification")
+    row = conn.execute(
+        f"SELECT {', '.join(keys)} FROM segment_result WHERE measurement_id = ?"
+        " AND segment = 'whole_body' AND method = 'device'",
+        (measurement_id,),
+    ).fetchone()
+    return None if row is None else dict(zip(keys, tuple(row), strict=True))

@@ -222,6 +222,15 @@ FROM impedance i
 JOIN measurement m ON m.site = i.site AND m.id = i.measurement_id
 ;
 
+-- every result of every method (the device's own figures beside the report method's)
+CREATE VIEW bia_acq_read.segment_result AS
+SELECT m.gid AS measurement_id, r.segment, r.method, r.method_version, r.ecw_l, r.icw_l,
+    r.tbw_l, r.ecw_tbw_ratio, r.phase_angle_50khz_deg, r.r0_ohm, r.rinf_ohm,
+    r.classification, r.fit_status$result_extra
+FROM segment_result r
+JOIN measurement m ON m.site = r.site AND m.id = r.measurement_id
+;
+
 -- a method's bands as the most recently started site has them
 CREATE VIEW bia_acq_read.method AS
 SELECT DISTINCT ON (name, version) name, version, description, citation,
