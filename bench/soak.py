@@ -91,6 +91,7 @@ class Sent:
         self.kill_marks: list[int] = []  # number of frames sent before each kill
         self.events: list[tuple[float, str]] = []  # (time, what): kills, unplugs
         self.times: list[float] = []  # when each frame was sent
+        self.originals: list[bytes] = []  # each frame as made, before any fault
         self.bytes = 0
 
 
@@ -201,6 +202,7 @@ def campaign(args: argparse.Namespace, folder: Path) -> dict[str, object]:
             if pause:
                 time.sleep(pause)
         sent.frames.append((data, intact, fault))
+        sent.originals.append(frame)
         sent.times.append(time.time())
         sent.bytes += len(data)
         if not intact or fault:
@@ -269,10 +271,11 @@ def tally(
         )
     once = twice = 0
     intact_missing: collections.Counter[str] = collections.Counter()
-    for k, (data, intact, fault) in enumerate(sent.frames):
+    for k, (_, intact, fault) in enumerate(sent.frames):
         if not intact:
             continue
-        n = stored.get(hashlib.sha256(data).hexdigest(), 0)
+        # the frame as made: garbage before it is not part of it
+        n = stored.get(hashlib.sha256(sent.originals[k]).hexdigest(), 0)
         once += n == 1
         twice += n > 1
         if n == 0 and k not in excused:
