@@ -224,10 +224,3 @@ def test_docs_report_png_is_what_its_documented_command_produces(tmp_path: Path)
     shipped = Image.open(script.DOCS / "report.png").convert("RGB")
     assert made.size == shipped.size
     assert made.tobytes() == shipped.tobytes(), "docs/report.png is stale: run docs/report_png.py"
-
-
-def test_report_shows_the_analyzers_own_figures_beside_the_methods(recovery_report: Path) -> None:
-    """Issue 12: device and bia-acq side by side, with the difference."""
-    html = recovery_report.read_text(encoding="utf-8")
-    block = html[html.index("The analyzer's own figures beside bia-acq's") :]
-    assert "analyzer (MC-980" in block and "hanai-bis v" in block and "difference" in block

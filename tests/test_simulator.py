@@ -476,3 +476,42 @@ def test_a_polled_analyzer_with_a_scenario_validates(tmp_path: Path) -> None:
         run_cli("validate", "--truth", str(truth), "--db", str(db), "--json").stdout
     )
     assert report["matched"] == 2 and report["not_stored"] == 0
+
+
+def test_a_pty_unplug_drains_what_the_reader_has_not_read_yet(tmp_path: Path) -> None:
+    """Closing a pty master throws away what the slave has not read (TIOCOUTQ says 0
+    all along): drain waits until a slow reader took every byte written before the cable
+    is pulled."""
+    from bia_acq.simulator.endpoint import PtyEndpoint
+
+    endpoint = PtyEndpoint(tmp_path / "analyzer")
+    path = endpoint.open()
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    got = bytearray()
+    taken = threading.Event()
+
+    def slow_reader() -> None:
+        taken.wait()  # nothing read until drain has started waiting
+        while True:
+            try:
+                chunk = os.read(fd, 100)
+            except OSError:  # EIO: the master went away
+                return
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    data = bytes(range(256)) * 8
+    try:
+        assert endpoint.write(data, threading.Event())
+        taken.set()
+        endpoint.drain(30.0)
+        endpoint.unplug()
+    finally:
+        taken.set()
+        reader.join(30)
+        os.close(fd)
+        endpoint.close()
+    assert bytes(got) == data

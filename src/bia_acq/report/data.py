@@ -45,8 +45,6 @@ class SubjectData:
     trend: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-    #: the analyzer's own whole-body figures (``device`` method) of the latest measurement
-    device: dict[str, Any] | None = None
 
     @property
     def visits(self) -> list[dict[str, Any]]:
@@ -121,15 +119,4 @@ def load_subject(conn: sqlite3.Connection, subject_id: int) -> SubjectData:
     ref = data.latest.get("whole_body") or next(iter(data.latest.values()), None)
     if ref is not None:
         data.method = _method(conn, ref["method"], ref["method_version"])
-    wb = data.latest.get("whole_body")
-    if wb is not None and wb["method"] != "device":  # issue 12: the device's own beside ours
-        row = conn.execute(
-            "SELECT method_version, ecw_l, icw_l, tbw_l, ecw_tbw_ratio, classification"
-            " FROM segment_result WHERE measurement_id = ? AND segment = 'whole_body'"
-            " AND method = 'device'",
-            (wb["measurement_id"],),
-        ).fetchone()
-        if row is not None:
-            keys = ("method_version", "ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio", "classification")
-            data.device = dict(zip(keys, tuple(row), strict=True))
     return data

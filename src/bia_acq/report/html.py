@@ -237,35 +237,7 @@ def _latest_visit(data: SubjectData) -> str:
     )
 
 
-def _device_beside(wb: dict[str, Any] | None, dev: dict[str, Any] | None) -> str:
-    """The analyzer's own whole-body figures beside the method's, with the difference."""
-    if not wb or not dev:
-        return ""
-
-    def diff(k: str, d: int) -> str:
-        a, b = wb.get(k), dev.get(k)
-        return _num(a - b, d, True) if isinstance(a, float) and isinstance(b, float) else "–"
-
-    return (
-        "<h3>The analyzer's own figures beside bia-acq's (whole body)</h3>"
-        '<table><tr><th class="l">Source</th><th>ECW (L)</th><th>ICW (L)</th><th>TBW (L)</th>'
-        '<th>ECW/TBW</th><th class="l">Label</th></tr>'
-        f'<tr><td class="l">analyzer ({escape(str(dev["method_version"]))})</td>'
-        f"<td>{_num(dev['ecw_l'], 1)}</td><td>{_num(dev['icw_l'], 1)}</td>"
-        f"<td>{_num(dev['tbw_l'], 1)}</td><td>{_num(dev['ecw_tbw_ratio'], 3)}</td>"
-        f'<td class="l">{_cls(dev["classification"])}</td></tr>'
-        f'<tr><td class="l">{escape(str(wb["method"]))} v{escape(str(wb["method_version"]))}</td>'
-        f"<td>{_num(wb['ecw_l'], 1)}</td><td>{_num(wb['icw_l'], 1)}</td>"
-        f"<td>{_num(wb['tbw_l'], 1)}</td><td>{_num(wb['ecw_tbw_ratio'], 3)}</td>"
-        f'<td class="l">{_cls(wb["classification"])}</td></tr>'
-        f'<tr><td class="l">difference</td><td>{diff("ecw_l", 1)}</td><td>{diff("icw_l", 1)}</td>'
-        f"<td>{diff('tbw_l', 1)}</td><td>{diff('ecw_tbw_ratio', 3)}</td><td></td></tr></table>"
-        "<p class=\"note\">Each ratio is on its own method's scale; the analyzer's bands (where "
-        "its vendor publishes any) apply to its own figures only.</p>"
-    )
-
-
-def _latest_values(latest: dict[str, dict[str, Any]], device: dict[str, Any] | None = None) -> str:
+def _latest_values(latest: dict[str, dict[str, Any]]) -> str:
     """Each segment's latest result with units, band, classification and change."""
     rows = []
     for seg in SEGMENT_ORDER:
@@ -293,7 +265,6 @@ def _latest_values(latest: dict[str, dict[str, Any]], device: dict[str, Any] | N
         + "</table>"
         '<p class="note">Baseline: the first measurement of this patient. Segment volumes '
         "(litres) are shown where the method computes them (– otherwise).</p>"
-        + _device_beside(latest.get("whole_body"), device)
     )
 
 
@@ -334,7 +305,7 @@ def render_subject(data: SubjectData, *, generated_utc: str, index_href: str | N
         _identity(data),
         _trend(data),
         _latest_visit(data),
-        _latest_values(data.latest, data.device),
+        _latest_values(data.latest),
         _visits(data),
     ]
     if m is not None:

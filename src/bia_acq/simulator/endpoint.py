@@ -167,9 +167,14 @@ class PtyEndpoint(Endpoint):
         except OSError:
             return
         try:
+            # a pty's write reaches the slave's queue later, from a kernel worker, and
+            # FIONREAD does not wait for it (0 right after a write); poll() does (n_tty_poll)
+            ready = select.poll()
+            ready.register(fd, select.POLLIN)
             deadline = time.monotonic() + timeout_s
             while time.monotonic() < deadline:
                 try:
+                    ready.poll(0)
                     queued = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
                 except OSError:
                     return
