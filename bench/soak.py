@@ -33,6 +33,8 @@ from __future__ import annotations
 import argparse
 import collections
 import hashlib
+import json
+import math
 import os
 import random
 import signal
@@ -89,6 +91,7 @@ class Sent:
         self.kill_marks: list[int] = []  # number of frames sent before each kill
         self.events: list[tuple[float, str]] = []  # (time, what): kills, unplugs
         self.times: list[float] = []  # when each frame was sent
+        self.originals: list[bytes] = []  # each frame as made, before any fault
         self.bytes = 0
 
 
@@ -199,6 +202,7 @@ def campaign(args: argparse.Namespace, folder: Path) -> dict[str, object]:
             if pause:
                 time.sleep(pause)
         sent.frames.append((data, intact, fault))
+        sent.originals.append(frame)
         sent.times.append(time.time())
         sent.bytes += len(data)
         if not intact or fault:
@@ -256,8 +260,6 @@ def tally(
     lost = [k for k, j in enumerate(journaled) if not j and k not in excused]
     if lost:
         print(f"  lost frames (index): {lost[:20]}; kills after frames {sent.kill_marks}")
-        import json
-
         (log.parent / "lost.json").write_text(
             json.dumps(
                 {
@@ -269,10 +271,11 @@ def tally(
         )
     once = twice = 0
     intact_missing: collections.Counter[str] = collections.Counter()
-    for k, (data, intact, fault) in enumerate(sent.frames):
+    for k, (_, intact, fault) in enumerate(sent.frames):
         if not intact:
             continue
-        n = stored.get(hashlib.sha256(data).hexdigest(), 0)
+        # the frame as made: garbage before it is not part of it
+        n = stored.get(hashlib.sha256(sent.originals[k]).hexdigest(), 0)
         once += n == 1
         twice += n > 1
         if n == 0 and k not in excused:
@@ -374,14 +377,9 @@ def fuzz(n: int, folder: Path, seed: int) -> dict[str, dict[str, int]]:
                     nonfinite += c.execute(
                         f'SELECT count(*) FROM {t} WHERE abs("{col}") > 1.7e308'
                     ).fetchone()[0]
-            nonfinite += (
-                c.execute(
-                    "SELECT count(*) FROM measurement WHERE device_values_json LIKE '%Infinity%'"
-                    " OR device_values_json LIKE '%NaN%'"
-                ).fetchone()[0]
-                if t == "measurement"
-                else 0
-            )
+        for (text,) in c.execute("SELECT device_values_json FROM measurement"):
+            values = json.loads(text)  # NaN and Infinity, if any, come back as floats
+            nonfinite += any(isinstance(v, float) and not math.isfinite(v) for v in values.values())
         c.close()
         out[protocol] = {
             "inputs": n,
