@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import sqlite3
 import stat
@@ -130,6 +131,15 @@ def test_default_run_stores_five_measurements_privately(tmp_path: Path) -> None:
     assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     lines = out.strip().splitlines()
     assert len(lines) == 5 and all("ECW/TBW=0." in line for line in lines)
+    # each line shows the stored whole-body 95 % interval beside the value
+    for line in lines:
+        mid = int(re.search(r"measurement=(\d+)", line).group(1))  # type: ignore[union-attr]
+        low, high = db.execute(
+            "SELECT ecw_tbw_low, ecw_tbw_high FROM segment_result WHERE measurement_id = ?"
+            " AND segment = 'whole_body' AND method = 'hanai-bis'",
+            (mid,),
+        ).fetchone()
+        assert f"[{low:.3f}-{high:.3f}]" in line, line
     ids = [r[0] for r in db.execute("SELECT external_id FROM subject")]
     assert ids and not any(i in out or i in err for i in ids)  # never a patient ID in clear
 

@@ -112,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
             if wb and isinstance(ratio, float)
             else "n/a"
         )
+        low, high = (wb.get("ecw_tbw_low"), wb.get("ecw_tbw_high")) if wb else (None, None)
+        if isinstance(low, float) and isinstance(high, float):  # the 95 % interval (issue 12)
+            text += f" [{low:.3f}-{high:.3f}]"
         cls = wb["classification"] if wb else "unknown"
         method = f"{wb['method']} v{wb['method_version']}" if wb else config.method
         print(
