@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import re
 import shutil
 import sqlite3
 import threading
@@ -341,6 +342,9 @@ def test_two_sites_concurrently_share_subjects_by_the_group_key(
         SITE_FACTOR,
     )
     assert len(visits) == subjects and all(sites == 2 for _, sites in visits)
+    # group pseudonyms keep 128 bits of the keyed hash, as the sites' own do
+    people = central.rows("SELECT pseudonym FROM bia_acq.person")
+    assert people and all(re.fullmatch(r"G-[0-9a-f]{32}", p) for (p,) in people), people
 
 
 def test_site_roles_are_confined_to_their_own_rows(

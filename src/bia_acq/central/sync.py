@@ -104,8 +104,8 @@ def connect(cfg: SyncConfig) -> PgConn:
 
 
 def group_pseudonym(key: bytes, external_id: str) -> str:
-    """The group's pseudonym of a patient ID: HMAC-SHA-256 with the shared key (64 bits)."""
-    return "G-" + hmac.new(key, external_id.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+    """The group's pseudonym of a patient ID: HMAC-SHA-256 with the shared key (128 bits, as the sites' own)."""
+    return "G-" + hmac.new(key, external_id.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
 
 
 @dataclass
