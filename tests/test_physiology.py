@@ -26,7 +26,10 @@ from bia_acq.simulator.validation import capture_table, real_capture_rows, scena
 ROOT = Path(__file__).parent.parent
 REAL = Path(__file__).parent / "data" / "real"
 #: real captures that decode and carry the analyzer's own water figures
-CAPTURES = [("tanita-mc780-pc-mode", "tanita-mc780", REAL / "tanita-mc780-pc-mode.txt")]
+CAPTURES = [
+    ("tanita-mc780-pc-mode", "tanita-mc780", REAL / "tanita-mc780-pc-mode.txt"),
+    ("charder-ma801-record", "charder-ma801", REAL / "charder-ma801-record.jsonl"),
+]
 
 
 def _mc780() -> Reading:
