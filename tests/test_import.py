@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLE_FRAME, run_cli
 
 from bia_acq.protocols.tanita import checksum
@@ -145,3 +146,41 @@ def test_two_imports_into_one_database_at_once(tmp_path: Path) -> None:
     # and file 1 (60 new ones)
     assert con.execute("SELECT count(*) FROM measurement").fetchone() == (120,)
     assert con.execute("SELECT count(*) FROM raw_frame").fetchone() == (120,)
+
+
+def test_a_database_that_takes_no_writes_stops_the_import_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Another program holds the write lock past the import's wait: one line, exit 1, no
+    traceback; the same import run again afterwards stores everything."""
+    from bia_acq import cli
+    from bia_acq.commands import import_
+
+    capture = tmp_path / "capture.bin"
+    capture.write_bytes(EXAMPLE_FRAME * 3)
+    db = tmp_path / "clinic.db"
+    assert cli.main(["import", "--driver", "tanita-mc780", "--db", str(db), str(capture)]) == 0
+    capture.write_bytes(EXAMPLE_FRAME * 3 + b"junk\r\n" + _frame("72.9"))
+    monkeypatch.setattr(import_, "LOCK_WAIT_MS", 200)
+    holder = sqlite3.connect(db, isolation_level=None)
+    real_import_file = import_.import_file
+
+    def lock_then_import(*args: object) -> object:  # the lock is taken after the open
+        holder.execute("BEGIN IMMEDIATE")
+        return real_import_file(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(import_, "import_file", lock_then_import)
+    try:
+        capsys.readouterr()
+        code = cli.main(["import", "--driver", "tanita-mc780", "--db", str(db), str(capture)])
+    finally:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "does not take writes" in err and "Traceback" not in err, err
+    assert len([x for x in err.splitlines() if "does not take writes" in x]) == 1, err
+    proc = run_cli("import", "--driver", "tanita-mc780", "--db", str(db), str(capture))
+    assert proc.returncode == 0, proc.stderr
+    assert b"1 stored" in proc.stdout, proc.stdout

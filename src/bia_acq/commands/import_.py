@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import sqlite3
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -178,6 +179,11 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"{path}: {tally.line()}")
         progress.advance(0, 0, force=True)
         progress.close()
+    except sqlite3.OperationalError as exc:  # the database took no writes: say so, no traceback
+        raise BiaError(
+            f"{args.db}: stopped importing: the database does not take writes ({exc});"
+            " what was imported before is kept, run the same import again to finish it"
+        ) from None
     finally:
         store.db.close()
     if len(lines) > 1:
