@@ -35,6 +35,7 @@ import threading
 import time
 import tty
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
 
 import serial
@@ -105,17 +106,27 @@ class Endpoint(ABC):
         self.close()
 
 
-def _wait_outq(fd: int | None, timeout_s: float) -> None:
-    """Wait until the kernel queue of ``fd`` towards the reader is empty (TIOCOUTQ)."""
+def _wait_empty(
+    fd: int | None, request: int, timeout_s: float, before: Callable[[], object] | None = None
+) -> None:
+    """Wait until the kernel queue that ioctl ``request`` (TIOCOUTQ, FIONREAD) counts on
+    ``fd`` is empty, or ``timeout_s`` has passed; ``before`` runs before each look."""
     deadline = time.monotonic() + timeout_s
     while fd is not None and time.monotonic() < deadline:
         try:
-            queued = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+            if before is not None:
+                before()
+            queued = struct.unpack("i", fcntl.ioctl(fd, request, b"\0\0\0\0"))[0]
         except OSError:
             return
         if queued == 0:
             return
         time.sleep(0.01)
+
+
+def _wait_outq(fd: int | None, timeout_s: float) -> None:
+    """Wait until the kernel queue of ``fd`` towards the reader is empty (TIOCOUTQ)."""
+    _wait_empty(fd, termios.TIOCOUTQ, timeout_s)
 
 
 class ReaderGone(Exception):
@@ -171,16 +182,7 @@ class PtyEndpoint(Endpoint):
             # FIONREAD does not wait for it (0 right after a write); poll() does (n_tty_poll)
             ready = select.poll()
             ready.register(fd, select.POLLIN)
-            deadline = time.monotonic() + timeout_s
-            while time.monotonic() < deadline:
-                try:
-                    ready.poll(0)
-                    queued = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
-                except OSError:
-                    return
-                if queued == 0:
-                    return
-                time.sleep(0.01)
+            _wait_empty(fd, termios.FIONREAD, timeout_s, before=lambda: ready.poll(0))
         finally:
             os.close(fd)
 
