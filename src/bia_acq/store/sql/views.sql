@@ -15,11 +15,55 @@
 -- Measured on 5,000 measurements (500 subjects): one subject's trend or latest rows
 -- in about 1-2 ms, the whole of v_edema_latest in under 1 s.
 --
+-- ``segment_result`` (a view since m009) shows the table ``result`` with its label ids
+-- as the texts they stand for, in the old table's column order; ``result_stream`` is the
+-- same with ``result``'s rowid as ``seq`` (central sync's position). Writes to
+-- segment_result go to ``result`` by the INSTEAD OF triggers, which add missing labels.
+-- Their column lists come from the result record (bia_acq.core.estimate.RESULT_COLUMNS):
+-- $$result_select, $$result_names, $$new_values, $$new_labels, $$set_new, $$old_key.
+--
 -- Placeholders (string.Template): $$pairs (limb pairs), $$segments (result
 -- segments), and per view the published result columns of the result record
 -- (bia_acq.core.estimate.PUBLISHED_COLUMNS), appended at the end:
 -- $$wide_extra (whole_body_<column>), $$result_extra, $$trend_extra, $$latest_extra.
 -- Statements are separated by a line holding only ";".
+
+CREATE VIEW segment_result AS
+SELECT
+    $result_select
+FROM result r
+;
+
+CREATE VIEW result_stream AS
+SELECT
+    r.rowid AS seq,
+    $result_select
+FROM result r
+;
+
+CREATE TRIGGER segment_result_insert INSTEAD OF INSERT ON segment_result
+BEGIN
+    INSERT INTO label (text) SELECT t FROM ($new_labels)
+    WHERE t IS NOT NULL AND t NOT IN (SELECT text FROM label);
+    INSERT INTO result ($result_names)
+    VALUES ($new_values);
+END
+;
+
+CREATE TRIGGER segment_result_update INSTEAD OF UPDATE ON segment_result
+BEGIN
+    INSERT INTO label (text) SELECT t FROM ($new_labels)
+    WHERE t IS NOT NULL AND t NOT IN (SELECT text FROM label);
+    UPDATE result SET $set_new
+    WHERE $old_key;
+END
+;
+
+CREATE TRIGGER segment_result_delete INSTEAD OF DELETE ON segment_result
+BEGIN
+    DELETE FROM result WHERE $old_key;
+END
+;
 
 CREATE VIEW v_measurement_wide AS
 SELECT
