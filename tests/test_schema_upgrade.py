@@ -230,16 +230,25 @@ def test_m009_readers_see_the_same_rows_before_and_after(tmp_path: Path) -> None
     shutil.copyfile(FIXTURES / "v8.db", path)
     old = sqlite3.connect(path)
     readers = [v for v in VIEWS if v.startswith("v_")]
-    for name in reversed(readers):  # this release's reader views, on the old tables
+    for name in reversed(readers):  # the reader views of the release before m009
         old.execute(f"DROP VIEW IF EXISTS {name}")
-    statements = view_statements()
-    for name in readers:
-        old.execute(statements[name])
+    old.executescript((FIXTURES / "views_before_m009.sql").read_text())
+    # other versions of the reported method: views show the highest (as text: '10' < '3')
+    for mid, version in ((1, "10"), (2, "4")):
+        old.execute(
+            "CREATE TEMP TABLE v AS SELECT * FROM segment_result WHERE measurement_id = ?"
+            " AND method = (SELECT value FROM meta WHERE key = 'report_method')",
+            (mid,),
+        )
+        old.execute("UPDATE v SET method_version = ?, ecw_l = ecw_l + 1", (version,))
+        old.execute("INSERT INTO segment_result SELECT * FROM v")
+        old.execute("DROP TABLE v")
     names = (*readers, "segment_result", "impedance")
     before = {n: _rows(old, n) for n in names}
     old.commit()
     old.close()
     assert all(before[n] for n in ("v_measurement_wide", "v_edema_latest", "segment_result"))
+    assert {r[15] for r in before["v_measurement_wide"]} == {"3", "4"}  # method_version
     db = open_writer(path)
     assert (
         db.conn.execute("SELECT type FROM sqlite_master WHERE name = 'segment_result'").fetchone()[

@@ -85,6 +85,12 @@ def segment_result_columns(
     )
 
 
+def _text(alias: str, c: ResultColumn) -> str:
+    """Column ``c`` of the table result (``alias``) as segment_result shows it."""
+    col = f"{alias}.{c.name}"
+    return f"(SELECT text FROM label WHERE id = {col})" if c.sql_type == "TEXT" else col
+
+
 def _result_placeholders(columns: tuple[ResultColumn, ...]) -> dict[str, str]:
     """The $placeholders of segment_result's view and triggers (views.sql)."""
     cols = segment_result_columns(columns)
@@ -174,6 +180,11 @@ def view_placeholders(
         "result_extra": "".join(f",\n    r.{n}" for n in names),
         "trend_extra": "".join(f",\n    t.{n}" for n in names),
         "latest_extra": "".join(f",\n    t.{n}" for n in names),
+        # the same, for the local views, which read the table result (TEXT as label ids)
+        "wide_extra_packed": "".join(
+            f",\n    {_text('wb', c)} AS whole_body_{c.name}" for c in published
+        ),
+        "result_extra_packed": "".join(f",\n    {_text('r', c)} AS {c.name}" for c in published),
         **_result_placeholders(
             (*RESULT_COLUMNS, *(c for c in published if c not in RESULT_COLUMNS))
         ),
