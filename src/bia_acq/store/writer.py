@@ -306,7 +306,7 @@ class Store:
     def pending(self) -> list[PendingFrame]:
         rows = self.conn.execute(
             "SELECT f.id, f.port, f.driver, f.data, f.received_at_epoch, (SELECT h.data FROM"
-            " raw_frame h WHERE f.reason LIKE 'context sha256 %' AND h.sha256 ="
+            " raw_frame h WHERE f.reason LIKE 'context sha256 %' AND h.kind = 'junk' AND h.sha256 ="
             " substr(f.reason, 16) LIMIT 1) FROM raw_frame f WHERE f.status = 'pending'"
             " ORDER BY f.id"
         ).fetchall()
