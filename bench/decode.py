@@ -211,10 +211,8 @@ def bench_lookinbody(n: int) -> None:
             export.write_bytes(head + b"".join(rows))
             size = export.stat().st_size
             db = Path(tmp) / "lookinbody.db"
-            wall, cpu_s, rss, out = machine.run_cli(
-                ["import", "--driver", "inbody120-lookinbody", "--db", str(db), "--no-progress"]
-                + [str(export)]
-            )
+            args = ["import", "--driver", "inbody120-lookinbody", "--db", str(db), "--no-progress"]
+            wall, cpu_s, rss, out = machine.run_cli([*args, str(export)])
             db_size = sum(p.stat().st_size for p in Path(tmp).glob("lookinbody.db*"))
             by_table = table_sizes(db)
             base = baseline_rate(Path(tmp) / "baseline.db", rows)
