@@ -31,6 +31,17 @@ estimated from the spectrum itself, and the points from its onset upwards are
 left out of the fit. A hook so strong that −X is largest at the top of the
 band is not recognised as one; it shows as a poor fit instead.
 
+The hot path, per block of spectra that fits in cache (:func:`_fit_block`):
+screen each spectrum (hook, resistance falling, enough points); start from
+the algebraic circle fit (:func:`bia_acq.core.cole.arc_parameters`); run
+Levenberg–Marquardt on the spectra still iterating (:func:`_lm`: each round
+solves all their damped 4×4 systems at once, evaluates the model at the
+trial points, and builds the Jacobian only for rows that go on, in pieces
+that stay in cache, :func:`_normal_equations`); then the interval
+(:func:`_covariance`: Jᵀ Σ⁻¹ J from the solver's last Jacobian where it was
+built at the optimum, else from the model's G the solver evaluated there;
+exact three-point arcs by the closed-form derivative, :func:`_arc3_covariance`).
+
 Derivatives (Cole model of PHYSIOLOGY.md, checked algebraically and against
 finite differences in the tests [D]): with q = (j f/fc)^α, G = 1/(1 + q),
 ΔR = R0 − R∞: ∂Z/∂R0 = G, ∂Z/∂R∞ = 1 − G, ∂Z/∂α = −ΔR·G²·q·(ln(f/fc) + jπ/2),
@@ -88,10 +99,15 @@ MONOTONE_TOL_LEVEL = 0.01
 #: converged when an accepted step moves R0 and R∞ by less than this fraction
 #: and α and ln fc by less than this (absolute)
 STEP_TOL = 1e-5
+#: initial damping λ of Levenberg–Marquardt: from a start read off the spectrum, and
+#: from the circle fit (close to the optimum: the first step is then Gauss–Newton's,
+#: which more often lands where the next step is negligible)
+LAMBDA_START = 1e-3
+LAMBDA_START_CIRCLE = 1e-5
 #: a row whose accepted step was below this many STEP_TOL is probably at its optimum:
 #: the solver then builds the interval's normal matrix from the Jacobian it builds anyway
 #: (speed only: the matrix is used only where p did not move after it)
-SHARE_STEPS = 100.0
+SHARE_STEPS = 300.0
 
 
 def describe_flags(flags: int) -> str:
@@ -273,7 +289,10 @@ def _normal_equations(
             jte[out] = np.matmul(jac, e[k][..., None])[..., 0]
         if a_rho is not None and rho is not None and also is not None:
             sub = np.nonzero(also[out])[0]
-            if sub.size:
+            if sub.size == jac.shape[0]:  # the whole piece
+                jr = jac * rho[k][:, None, :]
+                a_rho[out] = np.matmul(jr, jr.transpose(0, 2, 1))
+            elif sub.size:
                 jr = jac[sub] * rho[k][sub][:, None, :]
                 a_rho[s + sub] = np.matmul(jr, jr.transpose(0, 2, 1))
     return jtj, jte, a_rho
@@ -308,6 +327,7 @@ def _lm(
     max_iter: int,
     tol: float,
     rho: Array | None = None,
+    lam0: Array | float = LAMBDA_START,
 ) -> tuple[
     Array,
     Array,
@@ -330,6 +350,8 @@ def _lm(
     probably at its optimum (its next step negligible), so when its Jacobian
     is built for that next step, the interval's matrix is taken from it too.
 
+    ``lam0`` is each row's initial damping λ (see LAMBDA_START).
+
     Each round works only on the rows still active: it solves their damped 4×4
     normal equations together, evaluates the model at the trial points (values
     only) and accepts a trial where the cost did not rise. The Jacobian is then
@@ -348,7 +370,7 @@ def _lm(
     assert jte is not None
     gr, gi = parts[0], parts[1]  # G at p (updated with p below)
     a_sig = None if rho is None else np.full((n, 4, 4), np.nan)  # Jᵀ Σ⁻¹ J at p, where known
-    lam = np.full(n, 1e-3)
+    lam = np.broadcast_to(np.asarray(lam0, dtype=float), (n,)).copy()
     iters = np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
     eye = np.eye(4)
@@ -671,6 +693,7 @@ def _fit_block(
                 max_iter,
                 tol,
                 None if rho is None else rho[sel],
+                np.where(circle_ok[sel], LAMBDA_START_CIRCLE, LAMBDA_START),
             )
             if it_rows.size == m:
                 g, a_sig = (gr, gi), a_it

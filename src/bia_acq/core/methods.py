@@ -751,7 +751,9 @@ BUILTIN_METHODS: dict[str, Method] = {
         Method(
             name="hanai-bis",
             # v4: three-point intervals by the exact derivative of the arc (v3: central
-            # differences, whose truncation error moved the covariance by up to 3e-5 relative)
+            # differences, whose truncation error moved the covariance by up to 3e-5 relative);
+            # the fit's first step from a circle start less damped (≥ 4 points: parameters
+            # within the fit's convergence tolerance, ≤ 3e-5, of v3's)
             version="4",
             citation=(
                 "De Lorenzo A et al. J Appl Physiol 1997;82:1542 (ECW); Matthie JR. J Appl Physiol "
