@@ -33,6 +33,7 @@ import numpy as np
 from bia_acq.core.estimate import METHODS
 from bia_acq.core.methods import EARNED, Bands
 from bia_acq.errors import BiaError, ConfigError
+from bia_acq.simulator.population import Scenario
 
 _SHARES = ("earned", "wrong", "indeterminate", "not applicable", "no band")
 
@@ -396,7 +397,7 @@ def capture_table(rows: Sequence[CaptureRow]) -> str:
 
 
 def scenario_label_shares(
-    scenario: str,
+    scenario: str | Scenario,
     profile: str,
     subjects: int,
     *,
@@ -421,7 +422,8 @@ def scenario_label_shares(
     from bia_acq.drivers import get_profile
     from bia_acq.simulator.population import Population, load_scenario
 
-    sc = dataclasses.replace(load_scenario(scenario), subjects=subjects)
+    base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    sc = dataclasses.replace(base, subjects=subjects)
     prof = get_profile(profile)
     pop = Population(sc, prof, np.random.default_rng(seed))
     now = dt.datetime(2026, 12, 1, 9, 0)
@@ -429,7 +431,7 @@ def scenario_label_shares(
     readings = [r for r, _ in pairs]
     truths = [t for _, t in pairs]
     seg_names = [s.value for s in RESULT_SEGMENTS]
-    out: dict[str, Any] = {"scenario": scenario, "profile": profile, "n": len(readings)}
+    out: dict[str, Any] = {"scenario": sc.name, "profile": profile, "n": len(readings)}
     for method in METHODS:
         res = estimate(readings, method, bands)
         m = METHODS[method]
@@ -466,7 +468,7 @@ def scenario_label_shares(
             if c["n"]
         }
         # one changed limb: flagged by asymmetry at the first visit; change at the last
-        flagged = subjects_one = recovered = 0
+        flagged = subjects_one = recovered = with_r0 = 0
         assert res.asymmetry is not None and res.r0_high_ohm is not None
         sd = (res.r0_high_ohm - res.r0_low_ohm) / (2 * 1.959964)  # type: ignore[operator]
         first: dict[str, int] = {}
@@ -489,12 +491,14 @@ def scenario_label_shares(
             k = last[sid]
             if k != i:
                 d = res.r0_ohm[k, j] - res.r0_ohm[i, j]
+                with_r0 += bool(np.isfinite(d))
                 recovered += str(change_labels(d, mdc95(sd[k, j], sd[i, j]))) == "increased"
         if subjects_one:
             out[method]["asymmetry"] = {
                 "subjects": subjects_one,
                 "flagged_first_visit": flagged / subjects_one,
-                "r0_recovered_beyond_mdc": recovered / subjects_one if sc.visits > 1 else None,
+                # of the subjects with an R0 at both visits (methods without a Cole fit: none)
+                "r0_recovered_beyond_mdc": recovered / with_r0 if with_r0 else None,
             }
     return out
 
