@@ -7,7 +7,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,25 +100,3 @@ def test_a_good_line_reads_back(tmp_path: Path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps(_truth(1, "S", 0.4)) + "\n\n")
     assert len(read_truth(path)) == 1
-
-
-def test_validate_reports_label_shares_per_scenario_in_memory() -> None:
-    proc = run_cli(
-        "validate", "--scenario", "leg-injury-resolving", "--scenario", "healthy-adults",
-        "--driver", "tanita-mc780", "--subjects", "5",
-    )  # fmt: skip
-    out = proc.stdout.decode()
-    assert proc.returncode == 0, proc.stderr.decode()
-    assert (
-        "electrode effects on" in out
-        and "| leg-injury-resolving | tanita-mc780 | hanai-bis |" in out
-    )
-    assert "| healthy-adults | tanita-mc780 | device |" in out and "back beyond the MDC" in out
-    ideal = run_cli(
-        "validate", "--scenario", "healthy-adults", "--subjects", "2", "--ideal-electrodes"
-    )
-    assert ideal.returncode == 0 and b"ideal analyzer" in ideal.stdout
-    for args, part in ((["--subjects", "3"], "--truth/--db"), (["--scenario", "nope"], "nope")):
-        bad = run_cli("validate", *args)
-        err = bad.stderr.decode()
-        assert bad.returncode == 2 and part in err and len(err.strip().splitlines()) == 1, err

@@ -20,30 +20,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "indeterminate, not applicable and without a published band; for scenarios with "
         "one changed limb, how often it is labelled asymmetric at the first visit.",
     )
-    p.add_argument("--truth", type=Path, help="JSON lines from simulate --truth")
-    p.add_argument("--db", type=Path, help="database the service stored into")
+    p.add_argument("--truth", type=Path, required=True, help="JSON lines from simulate --truth")
+    p.add_argument("--db", type=Path, required=True, help="database the service stored into")
     p.add_argument("--json", action="store_true", help="print one JSON object instead")
     p.add_argument(
         "--config", type=Path, help="judge labels by this configuration's site bands (thresholds:)"
-    )
-    sim = p.add_argument_group(
-        "in memory, without a database: the label shares of whole scenarios (issue 12)"
-    )
-    sim.add_argument(
-        "--scenario",
-        action="append",
-        metavar="NAME",
-        help="simulate this scenario (a built-in name or a .yaml file; repeatable) and print, "
-        "per method, the shares of labels that are edema, wrong, indeterminate, not applicable "
-        "and without a band, and how often one changed limb is flagged at the first visit",
-    )
-    sim.add_argument("--driver", default="tanita-mc980", help="the analyzer profile simulated")
-    sim.add_argument("--subjects", type=int, default=60, help="subjects per scenario (60)")
-    sim.add_argument("--seed", type=int, default=12, help="random seed (12)")
-    sim.add_argument(
-        "--ideal-electrodes",
-        action="store_true",
-        help="no electrode effects (contact gain, high-frequency hook): the ideal analyzer",
     )
     p.set_defaults(handler=run)
 
@@ -54,18 +35,10 @@ if TYPE_CHECKING:
 
 def run(args: argparse.Namespace) -> int:
     from bia_acq.config import load_config
-    from bia_acq.errors import ConfigError
     from bia_acq.simulator.validation import validate_files
     from bia_acq.store.db import open_readonly
 
     bands = dict(load_config(args.config).thresholds) if args.config else None
-    if args.scenario:
-        return run_scenarios(args, bands)
-    if args.truth is None or args.db is None:
-        raise ConfigError(
-            "validate needs --truth and --db (a simulator run stored by `run`), or --scenario",
-            key="--truth/--db",
-        )
     conn = open_readonly(args.db)
     try:
         report = validate_files(args.truth, conn, bands)
@@ -77,44 +50,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.table())
         print(f"\ncheck: {'pass' if verdict['pass'] else 'FAIL'}: {'; '.join(verdict['says'])}")
-    return 0
-
-
-def run_scenarios(args: argparse.Namespace, bands: dict[str, Any] | None) -> int:
-    """``validate --scenario``: label shares per scenario, simulated in memory."""
-    import dataclasses
-
-    from bia_acq.drivers import get_profile
-    from bia_acq.errors import ConfigError
-    from bia_acq.simulator.population import IDEAL, load_scenario
-    from bia_acq.simulator.validation import scenario_label_shares, shares_table
-
-    if args.subjects < 1:
-        raise ConfigError(f"expected 1 or more, got {args.subjects}", key="--subjects")
-    get_profile(args.driver)  # an unknown profile is one line before anything runs
-    results = []
-    for name in args.scenario:
-        sc = load_scenario(name)
-        if args.ideal_electrodes:
-            sc = dataclasses.replace(sc, electrodes=IDEAL)
-        results.append(
-            scenario_label_shares(sc, args.driver, args.subjects, seed=args.seed, bands=bands)
-        )
-    if args.json:
-        print(json.dumps(results, indent=2))
-        return 0
-    effects = "ideal analyzer" if args.ideal_electrodes else "electrode effects on"
-    print(f"label shares of all rows (5 segments + whole body), {effects}:")
-    print(shares_table(results))
-    for r in results:
-        for method, d in r.items():
-            a = d.get("asymmetry") if isinstance(d, dict) else None
-            if a and a.get("r0_recovered_beyond_mdc") is not None:
-                print(
-                    f"{r['scenario']} {method}: R0 of the changed limb back beyond the MDC at "
-                    f"the last visit in {100 * a['r0_recovered_beyond_mdc']:.0f} % of "
-                    f"{a['subjects']} subjects"
-                )
     return 0
 
 

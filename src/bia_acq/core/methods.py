@@ -888,7 +888,8 @@ _BIS_UNCERTAINTY = (
     "the delta method on the fit's Jacobian (scaled up by the reduced χ² of a poor fit; "
     "an exact three-point arc is differentiated itself) → ECW, ICW, TBW, ECW/TBW by the "
     "delta method; 95 % interval = value ± 1.96 SD; a derived trunk carries the root sum of "
-    "squares of the σ of the three paths it comes from"
+    "squares of the σ of the three paths it comes from; a spectrum whose high-frequency hook "
+    "was compensated as a time delay Td carries Td's uncertainty too"
 )
 _REG_UNCERTAINTY = (
     "σ of whole-body R and X at 50 kHz → TBW, ECW by the delta method; 95 % interval = "

@@ -751,7 +751,13 @@ def reading_for(
         device_values=values,
         control=control,
     )
-    return reading, truth_record(subject, visit, day, parts, weight, scenario)
+    truth = truth_record(subject, visit, day, parts, weight, scenario)
+    truth["electrodes"] = (
+        {"td_ns": list(electrodes.td_ns), "contact_gain": electrodes.contact_gain}
+        if electrodes.on
+        else {}
+    )
+    return reading, truth
 
 
 def inbody_columns(
