@@ -17,9 +17,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from daemon import wait_until
 from ptyline import PtyLine, make_frames
 
 from bia_acq.config import Config, PortConfig
@@ -28,14 +28,6 @@ from bia_acq.service import Service
 
 N = 2000
 FAULT_RATE = 0.04
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def journaled_bytes(db: Path) -> int:

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bia_acq.core.cole import circle_fit
+from bia_acq.core.cole import arc_parameters
 
 Array = npt.NDArray[np.float64]
 
@@ -624,9 +624,8 @@ def _covariance(
     the reduced χ² where the residuals exceed the stated uncertainty (the fit
     then misses the model, and its spread is the better estimate; never scaled
     down). Exact three-point fits (the circle through them): no residual to
-    speak of, so the estimator itself is differentiated: the circle fit is
-    repeated with each of the 6 values nudged, giving D = ∂p/∂data, and
-    cov = D Σ Dᵀ. The interval of an exact fit is therefore as wide as the
+    speak of, so the estimator itself is differentiated in closed form
+    (:func:`_arc3_covariance`), giving D = ∂p/∂data, and cov = D Σ Dᵀ. The interval of an exact fit is therefore as wide as the
     circle's sensitivity to its three points, never zero.
     """
     n, nf = mr.shape
@@ -660,65 +659,76 @@ def _covariance(
     ex = keep & exact
     if ex.any():
         rows = np.nonzero(ex)[0]
-        cov[rows] = _circle_covariance(f[rows], mr[rows], mi[rows], ok[rows], s[rows])
+        cov[rows] = _arc3_covariance(mr[rows], mi[rows], ok[rows], s[rows])
     return cov
 
 
-def _arc3(f: Array, r: Array, y: Array) -> Array:
-    """(R0, R∞, α, ln fc) of the Cole arc through three points (..., 3), closed form.
+def _arc3_covariance(mr: Array, mi: Array, ok: npt.NDArray[np.bool_], s: Array) -> Array:
+    """cov = D Σ Dᵀ of the Cole arc through three points, D = ∂p/∂(R, −X) in closed form.
 
-    The circumcentre (x0, y0) of the points in the (R, −X) plane gives
-    R0, R∞ = x0 ± √(ρ² − y0²) and α = 1 − (2/π)·atan(−y0/√(ρ² − y0²)), as
-    :func:`bia_acq.core.cole.circle_fit` (which is this circle for three
-    points); ln fc is the mean over the points of ln f − ln|(R0 − Z)/(Z − R∞)|/α.
+    The arc (as :func:`bia_acq.core.cole.circle_fit`, exact for three points):
+    the circumcentre (x0, y0) and squared radius ρ² of the points (x_k, y_k) in
+    the (R, −X) plane; h = √(ρ² − y0²), R0, R∞ = x0 ± h,
+    α = 1 − (2/π)·atan2(−y0, h), and ln fc = mean_k(ln f_k − L_k/α) with
+    L_k = ½·ln(A_k/B_k), A_k = (R0 − x_k)² + y_k², B_k = (x_k − R∞)² + y_k².
+
+    Differentiated (implicit function theorem on (x_k − x0)² + (y_k − y0)² = ρ²,
+    k = 1..3): with dx_k = x_k − x0, dy_k = y_k − y0, Δ = Σ_k x_k·(y_{k+1} − y_{k+2})
+    (indices cyclic) and a_k = (y_{k+1} − y_{k+2})/Δ, b_k = (x_{k+2} − x_{k+1})/Δ,
+    c_k = (dx_{k+1}·dy_{k+2} − dx_{k+2}·dy_{k+1})/Δ (the columns of the inverse of
+    the rows (dx_k, dy_k, 1)), the point x_k moves (x0, y0, ρ²) by
+    (a_k, b_k, 2c_k)·dx_k, and y_k by (a_k, b_k, 2c_k)·dy_k. Then
+    dh = (dρ² − 2·y0·dy0)/(2h), dα = (2/π)·(h·dy0 − y0·dh)/ρ², and
+    d ln fc = mean_k(L_k)·dα/α² − mean_k(dL_k)/α with
+    dL_k = ((R0 − x_k)(dR0 − dx_k) + y_k·dy_k)/A_k − ((x_k − R∞)(dx_k − dR∞) + y_k·dy_k)/B_k.
+    (The tests compare the result with a Monte Carlo reference.) Σ: σ of R and of
+    X (σ(−X) = σ(X)) at each point, independent. A row without a valid arc is NaN.
     """
-    x1, x2, x3 = r[..., 0], r[..., 1], r[..., 2]
-    y1, y2, y3 = y[..., 0], y[..., 1], y[..., 2]
-    d = 2.0 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
-    s1, s2, s3 = x1 * x1 + y1 * y1, x2 * x2 + y2 * y2, x3 * x3 + y3 * y3
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x0 = (s1 * (y2 - y3) + s2 * (y3 - y1) + s3 * (y1 - y2)) / d
-        y0 = (s1 * (x3 - x2) + s2 * (x1 - x3) + s3 * (x2 - x1)) / d
-        rad2 = (x1 - x0) ** 2 + (y1 - y0) ** 2
-        half = np.sqrt(rad2 - y0 * y0)
-        r0, rinf = x0 + half, x0 - half
-        alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, half)
-        z = r - 1j * y
-        ratio = np.abs((r0[..., None] - z) / (z - rinf[..., None]))
-        lfc = (np.log(f) - np.log(ratio) / alpha[..., None]).mean(-1)
-    return np.asarray(np.stack([r0, rinf, alpha, lfc], axis=-1), dtype=float)
-
-
-def _circle_covariance(
-    f: Array, mr: Array, mi: Array, ok: npt.NDArray[np.bool_], s: Array
-) -> Array:
-    """cov = D Σ Dᵀ of the three-point arc, D = ∂p/∂(R, −X) by central differences.
-
-    All rows and all six nudges go through :func:`_arc3` in one call.
-    """
-    n = mr.shape[0]
     order = np.argsort(~ok, axis=-1, kind="stable")[:, :3]  # the three measured points
-    ff = np.take_along_axis(f, order, -1)
-    r = np.take_along_axis(mr, order, -1)
+    x = np.take_along_axis(mr, order, -1)
     y = -np.take_along_axis(mi, order, -1)
     sd = np.take_along_axis(s, order, -1)
-    h = 1e-4 * np.hypot(r, y) + 1e-9  # (n, 3)
-    eye = np.eye(3)
-    # nudges: (2 signs, 2 components, 3 points, n, 3)
-    dr = np.zeros((2, 2, 3, n, 3))
-    dr[0, 0] = eye[:, None, :] * h[None, :, :]
-    dr[1, 0] = -dr[0, 0]
-    dy = np.zeros_like(dr)
-    dy[0, 1] = dr[0, 0]
-    dy[1, 1] = -dr[0, 0]
-    p = _arc3(ff, r + dr, y + dy)  # (2, 2, 3, n, 4)
-    step = 2.0 * h.T[None, :, :, None]  # (1, 3, n, 1)
-    with np.errstate(invalid="ignore"):  # an arc lost to a nudge: NaN, row dropped below
-        dmat = (p[0] - p[1]) / step  # (2 components, 3 points, n, 4)
-    g = dmat * sd.T[None, :, :, None]  # times σ of R and of X (σ(−X) = σ(X))
-    g = g.reshape(6, n, 4).transpose(1, 2, 0)  # (n, 4, 6)
-    with np.errstate(invalid="ignore", over="ignore"):
-        cov = np.matmul(g, g.transpose(0, 2, 1))
+    x1, x2, x3 = x[:, 0], x[:, 1], x[:, 2]
+    y1, y2, y3 = y[:, 0], y[:, 1], y[:, 2]
+    xn, yn = x[:, [1, 2, 0]], y[:, [1, 2, 0]]  # x_{k+1}, y_{k+1}
+    xnn, ynn = x[:, [2, 0, 1]], y[:, [2, 0, 1]]  # x_{k+2}, y_{k+2}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        det = (x * (yn - ynn)).sum(-1)[:, None]  # Δ: twice the triangle's signed area
+        q1, q2, q3 = x1 * x1 + y1 * y1, x2 * x2 + y2 * y2, x3 * x3 + y3 * y3
+        x0 = (q1 * (y2 - y3) + q2 * (y3 - y1) + q3 * (y1 - y2)) / (2.0 * det[:, 0])
+        y0 = (q1 * (x3 - x2) + q2 * (x1 - x3) + q3 * (x2 - x1)) / (2.0 * det[:, 0])
+        dx, dy = x - x0[:, None], y - y0[:, None]
+        rho2 = dx[:, 0] ** 2 + dy[:, 0] ** 2
+        h = np.sqrt(rho2 - y0 * y0)
+        r0, rinf = x0 + h, x0 - h
+        alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, h)
+        # derivatives along the six data directions (x1, x2, x3, y1, y2, y3): (n, 6)
+        a = (yn - ynn) / det
+        b = (xnn - xn) / det
+        c = (dx[:, [1, 2, 0]] * dy[:, [2, 0, 1]] - dx[:, [2, 0, 1]] * dy[:, [1, 2, 0]]) / det
+        move = np.concatenate([dx, dy], axis=-1)
+        d_x0 = np.tile(a, 2) * move
+        d_y0 = np.tile(b, 2) * move
+        d_rho2 = 2.0 * np.tile(c, 2) * move
+        d_h = (d_rho2 - 2.0 * y0[:, None] * d_y0) / (2.0 * h[:, None])
+        d_r0, d_rinf = d_x0 + d_h, d_x0 - d_h
+        d_alpha = (2.0 / np.pi) * (h[:, None] * d_y0 - y0[:, None] * d_h) / rho2[:, None]
+        u0, uinf = r0[:, None] - x, x - rinf[:, None]  # R0 − x_k, x_k − R∞
+        big_a, big_b = u0 * u0 + y * y, uinf * uinf + y * y
+        ell = 0.5 * (np.log(big_a) - np.log(big_b))  # L_k
+        # Σ_k dL_k: through R0 and R∞, plus each point's own x_k or y_k
+        own = np.concatenate([-u0 / big_a - uinf / big_b, y / big_a - y / big_b], axis=-1)
+        sum_dl = (
+            (u0 / big_a).sum(-1)[:, None] * d_r0 + (uinf / big_b).sum(-1)[:, None] * d_rinf + own
+        )
+        al = alpha[:, None]
+        d_lfc = ell.mean(-1)[:, None] * d_alpha / (al * al) - sum_dl / (3.0 * al)
+        sd2 = np.tile(sd, 2)
+        g = [d * sd2 for d in (d_r0, d_rinf, d_alpha, d_lfc)]
+        cov = np.empty((x.shape[0], 4, 4))
+        for i in range(4):
+            for j in range(i + 1):
+                cov[:, i, j] = cov[:, j, i] = np.einsum("nc,nc->n", g[i], g[j])
     cov[~np.isfinite(cov).all((-1, -2))] = np.nan
     return np.asarray(cov, dtype=float)
 
@@ -748,27 +758,27 @@ def _start(
 ) -> tuple[Array, npt.NDArray[np.bool_]]:
     """Starting parameters (n, 4) and where they come from a valid circle fit.
 
-    Complex spectra start from the algebraic circle fit; the rest (no usable
-    circle, or magnitude-only) from values read off the spectrum.
+    Complex spectra start from the algebraic circle fit
+    (:func:`bia_acq.core.cole.arc_parameters`, the arc of
+    :func:`bia_acq.core.cole.circle_fit`); the rest (no usable circle, or
+    magnitude-only) from values read off the spectrum.
     """
     n = z.shape[0]
     p = np.empty((n, 4))
     use = np.zeros(n, dtype=bool)
     if not magnitude:
-        cf = circle_fit(
-            f, np.where(ok, z.real, np.nan), np.where(ok, z.imag, np.nan), check_monotonic=False
-        )
-        use = np.isfinite(cf.r0) & np.isfinite(cf.rinf) & np.isfinite(cf.fc_hz) & (cf.fc_hz > 0)
-        use &= np.isfinite(cf.alpha) & (cf.rinf > 0)
-        p[use, 0] = cf.r0[use]
-        p[use, 1] = cf.rinf[use]
-        p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
-        p[use, 3] = np.log(cf.fc_hz[use])
+        arc = arc_parameters(f, z.real, -z.imag, ok)
+        with np.errstate(invalid="ignore"):
+            use = arc.solved & (arc.half2 > 0) & (arc.rinf > 0) & np.isfinite(arc.r0)
+            use &= (arc.alpha > 0) & (arc.alpha <= 1 + 1e-9) & (arc.fc_hz > 0)
+            use &= np.isfinite(arc.fc_hz)
+        p[use, 0] = arc.r0[use]
+        p[use, 1] = arc.rinf[use]
+        p[use, 2] = np.clip(arc.alpha[use], ALPHA_MIN, 1.0)
+        p[use, 3] = np.log(arc.fc_hz[use])
     rest = np.nonzero(~use)[0]
     if rest.size:
         p[rest] = _read_off_start(f[rest], z[rest].real, ok[rest])
-    if not magnitude:
-        use &= cf.alpha <= 1.0
     return p, use
 
 
