@@ -5,27 +5,16 @@ them they do not."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pytest
+from test_physiology import _mc780
 
 from bia_acq.drivers import get_profile
 from bia_acq.model import Reading
 from bia_acq.simulator.population import IDEAL, Population, load_scenario
 
-REAL = Path(__file__).parent / "data" / "real"
 PATHS = ("right_arm", "left_arm", "right_leg", "left_leg", "whole_body_right")
-
-
-def _mc780() -> Reading:
-    codec = get_profile("tanita-mc780").codec()
-    framer = codec.framer()
-    data = (REAL / "tanita-mc780-pc-mode.txt").read_bytes()
-    (rd,) = [
-        codec.decode(c.data) for c in [*framer.feed(data), *framer.flush()] if c.kind == "frame"
-    ]
-    return rd
 
 
 def shape(rd: Reading) -> dict[str, tuple[float, float, float]]:
