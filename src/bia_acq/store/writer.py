@@ -512,11 +512,6 @@ class Store:
         f" VALUES ({', '.join('?' for _ in _RESULT_ROW)})"
     )
 
-    def insert_results(
-        self, measurement_id: int, results: Iterable[dict[str, object]], now: str
-    ) -> None:
-        self.insert_result_tuples(self._result_rows(measurement_id, results, now))
-
     def _result_rows(
         self, measurement_id: int, results: Iterable[dict[str, object]], now: str
     ) -> list[tuple[object, ...]]:
