@@ -328,7 +328,7 @@ def test_replay_of_a_capture_file_over_tcp(tmp_path: Path, example_frame: bytes)
             while time.monotonic() < deadline and journaled(tmp_path / "acq.db") < 3:
                 time.sleep(0.1)
             run.send_signal(signal.SIGTERM)
-            assert run.wait(timeout=10) == 0, run.communicate()[1].decode()
+            assert run.wait(timeout=60) == 0, run.communicate()[1].decode()
         finally:
             run.kill()
             run.communicate()
@@ -446,7 +446,7 @@ def test_a_polled_analyzer_with_a_scenario_validates(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr.decode()
     finally:
         sim.terminate()
-        sim.communicate(timeout=10)
+        sim.communicate(timeout=60)
     recs = [json.loads(line) for line in truth.read_text().splitlines()]
     assert [
         (r["truth"]["subject_id"], r["truth"]["sex"], r["truth"]["height_cm"]) for r in recs
