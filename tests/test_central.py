@@ -414,14 +414,20 @@ def test_a_recompute_on_the_pc_reaches_the_center(
 
     # results renumbered (as VACUUM may do to a table without an INTEGER PRIMARY KEY):
     # the row at the mark is not the one pushed, so every result is compared again
+    # (the results' table is ``result`` since m009; segment_result is its view)
     with sqlite3.connect(db) as c:
-        c.execute("CREATE TEMP TABLE r AS SELECT * FROM segment_result ORDER BY rowid DESC")
-        c.execute("DELETE FROM segment_result")
-        c.execute("INSERT INTO segment_result SELECT * FROM r")
+        c.execute("CREATE TEMP TABLE r AS SELECT * FROM result ORDER BY rowid DESC")
+        c.execute("DELETE FROM result")
+        c.execute("INSERT INTO result SELECT * FROM r")
         row = c.execute(
-            "UPDATE segment_result SET classification = 'severe' WHERE rowid = 1"
-            " RETURNING measurement_id, segment, method, method_version"
+            "SELECT measurement_id, segment, method, method_version FROM result_stream"
+            " WHERE seq = 1"
         ).fetchone()
+        c.execute(
+            "UPDATE segment_result SET classification = 'severe' WHERE measurement_id = ?"
+            " AND segment = ? AND method = ? AND method_version = ?",
+            row,
+        )
     assert push(cfg, db).pushed["segment_result"] == 1  # all compared, one changed
     assert central.rows(
         "SELECT classification FROM bia_acq.segment_result WHERE measurement_id = %s"
@@ -608,12 +614,12 @@ def test_a_new_published_result_column_reaches_the_central_table_and_views(
         c.execute("SET search_path = bia_acq")
         every_run(c, (*RESULT_COLUMNS, extra))
     local = open_writer(tmp_path / "a.db")
-    local.execute("ALTER TABLE segment_result ADD COLUMN demo_l REAL")
+    local.execute("ALTER TABLE result ADD COLUMN demo_l REAL")  # segment_result's table
     for name in reversed(VIEWS):
         local.execute(f"DROP VIEW {name}")
     for statement in view_statements((*PUBLISHED_COLUMNS, extra)).values():
         local.execute(statement)
-    for view in (*VIEWS, "segment_result"):
+    for view in (*(v for v in VIEWS if v.startswith("v_")), "segment_result"):
         mine = [r[1] for r in local.execute(f"PRAGMA table_info({view})")]
         theirs = [
             r[0]

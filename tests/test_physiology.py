@@ -28,6 +28,7 @@ REAL = Path(__file__).parent / "data" / "real"
 #: real captures that decode and carry the analyzer's own water figures
 CAPTURES = [
     ("tanita-mc780-pc-mode", "tanita-mc780", REAL / "tanita-mc780-pc-mode.txt"),
+    ("tanita-mc780a-pc-mode", "tanita-mc780", REAL / "tanita-mc780a-pc-mode.txt"),
     ("charder-ma801-record", "charder-ma801", REAL / "charder-ma801-record.jsonl"),
 ]
 

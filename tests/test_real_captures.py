@@ -70,6 +70,47 @@ def check_mc780() -> None:
     assert f["warnings"] == []  # its phases and wo agree with its own R, X and wO/wW
 
 
+def check_mc780a() -> None:
+    """A second MC-780 (an MC-780A, whose firmware sends TBW ``wW`` but no ECW/ICW),
+    checked against the values its source's own tests assert."""
+    (f,) = frames("tanita-mc780", "tanita-mc780a-pc-mode.txt")
+    assert f["model"] == "MC-780" and f["measured_at"] == "2026-06-03T15:00:00"
+    assert (f["sex"], f["age_years"], f["height_cm"], f["weight_kg"]) == ("male", 47, 175.5, 67.6)
+    v = f["device_values"]
+    assert (v["FW"], v["fW"], v["mW"], v["ww"], v["MI"], v["IF"], v["rB"]) == (
+        18.3, 12.4, 52.3, 56.5, 21.9, 9, 1514,
+    )  # fmt: skip
+    assert v["wW"] == 38.2 and "wO" not in v and "wI" not in v  # TBW only
+    assert (v["FR"], v["fR"], v["MR"], v["mR"], v["SR"]) == (16.3, 2.1, 10.9, 10.3, -1)
+    assert (v["FT"], v["mT"], v["sT"], v["AS"], v["ah"]) == (20.3, 26.5, -2, 25.8, 8.38)
+    z = z_of(f)
+    # the source's "wholeBody" is the M path: 5 kHz 643.8/-28.3, 50 kHz 565.9/-61.0
+    assert z[("whole_body_left", 5.0)] == (643.8, -28.3)
+    assert z[("whole_body_left", 50.0)] == (565.9, -61.0)
+    assert z[("right_leg", 250.0)] == (205.1, -16.4)
+    assert z[("leg_to_leg", 50.0)] == (464.9, -47.3)
+    assert len(z) == 21  # 7 paths (arms, legs, leg to leg, both hand-to-foot) x 5/50/250 kHz
+    assert v["pM"] == -6.2
+    assert f["warnings"] == []  # its phases agree with its own R and X
+
+
+def check_sc330_example() -> None:
+    (f,) = frames("tanita-sc330", "tanita-sc330-example.txt")
+    assert (f["model"], f["serial_number"], f["measured_at"]) == (
+        "SC-330", "00000001", "2014-09-25T08:20:00",
+    )  # fmt: skip
+    assert (f["sex"], f["age_years"], f["height_cm"], f["weight_kg"]) == ("male", 34, 191.0, 89.2)
+    v = f["device_values"]
+    # the values the source's log shows it forwarding: fat 18.8 % / 16.8 kg, lean 72.4,
+    # muscle 68.8, bone 3.6, water 48.0 kg / 53.8 %, BMI 24.5, metabolic age 29
+    assert (v["FW"], v["fW"], v["MW"], v["mW"], v["bW"]) == (18.8, 16.8, 72.4, 68.8, 3.6)
+    assert (v["wW"], v["ww"], v["MI"], v["rA"]) == (48.0, 53.8, 24.5, 29)
+    (p,) = f["impedance"]
+    assert (p["segment"], p["freq_khz"], p["r_ohm"], p["magnitude_only"]) == (
+        "leg_to_leg", 50.0, 501.8, True,
+    )  # fmt: skip
+
+
 # -- Tanita BC-601 ----------------------------------------------------------------
 def check_bc601_sd_card() -> None:
     fs = frames("tanita-bc601", "tanita-bc601-sd-card.txt")
@@ -170,6 +211,8 @@ def check_charder() -> None:
 
 CASES: dict[str, Callable[[], None]] = {
     "tanita-mc780": check_mc780,
+    "tanita-mc780a": check_mc780a,
+    "tanita-sc330-example": check_sc330_example,
     "tanita-bc601-sd-card": check_bc601_sd_card,
     "tanita-bc601-prof": check_bc601_prof,
     "inbody270-default-profile": check_inbody270_default,

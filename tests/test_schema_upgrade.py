@@ -69,7 +69,9 @@ def _schema(conn: sqlite3.Connection) -> dict[str, object]:
 
 
 def _rows(conn: sqlite3.Connection, table: str) -> list[tuple[object, ...]]:
-    return conn.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
+    """The rows of a table or view, in an order of their own (m009 made segment_result a
+    view and impedance a table without rowid)."""
+    return sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
 
 
 def _by_frame(conn: sqlite3.Connection) -> dict[str, tuple[object, ...]]:
@@ -178,7 +180,7 @@ def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
 def test_a_published_result_column_reaches_every_view(tmp_path: Path) -> None:
     """What a new column with ``published=True`` gets, given its migration."""
     db = open_writer(tmp_path / "a.db")
-    db.execute("ALTER TABLE segment_result ADD COLUMN demo_l REAL")
+    db.execute("ALTER TABLE result ADD COLUMN demo_l REAL")
     # the published columns already in the record (issue 12's intervals, which the trend
     # view's change-vs-MDC reads), then the new one
     demo = ResultColumn("demo_l", "REAL", published=True)
@@ -219,3 +221,41 @@ def test_reports_read_a_database_not_yet_opened_by_this_release(
             assert conn.execute("SELECT count(*) FROM v_edema_latest").fetchone()[0] > 0
     finally:
         conn.close()
+
+
+def test_m009_readers_see_the_same_rows_before_and_after(tmp_path: Path) -> None:
+    """m009 packs results and impedances; every reader view, segment_result and impedance
+    give the same rows as before it, on a database written before it (v8)."""
+    path = tmp_path / "v8.db"
+    shutil.copyfile(FIXTURES / "v8.db", path)
+    old = sqlite3.connect(path)
+    readers = [v for v in VIEWS if v.startswith("v_")]
+    for name in reversed(readers):  # the reader views of the release before m009
+        old.execute(f"DROP VIEW IF EXISTS {name}")
+    old.executescript((FIXTURES / "views_before_m009.sql").read_text())
+    # other versions of the reported method: views show the highest (as text: '10' < '3')
+    for mid, version in ((1, "10"), (2, "4")):
+        old.execute(
+            "CREATE TEMP TABLE v AS SELECT * FROM segment_result WHERE measurement_id = ?"
+            " AND method = (SELECT value FROM meta WHERE key = 'report_method')",
+            (mid,),
+        )
+        old.execute("UPDATE v SET method_version = ?, ecw_l = ecw_l + 1", (version,))
+        old.execute("INSERT INTO segment_result SELECT * FROM v")
+        old.execute("DROP TABLE v")
+    names = (*readers, "segment_result", "impedance")
+    before = {n: _rows(old, n) for n in names}
+    old.commit()
+    old.close()
+    assert all(before[n] for n in ("v_measurement_wide", "v_edema_latest", "segment_result"))
+    assert {r[15] for r in before["v_measurement_wide"]} == {"3", "4"}  # method_version
+    db = open_writer(path)
+    assert (
+        db.conn.execute("SELECT type FROM sqlite_master WHERE name = 'segment_result'").fetchone()[
+            0
+        ]
+        == "view"
+    )
+    for n in names:
+        assert _rows(db.conn, n) == before[n], n
+    db.close()

@@ -82,3 +82,61 @@ def test_lookinbody_120_xlsx_is_written_and_imported(tmp_path: Path) -> None:
     assert decoded("inbody120-lookinbody", out.read_bytes())[0].subject_id == (
         decoded("inbody120-lookinbody", csv.read_bytes())[0].subject_id
     )
+
+
+def test_lookinbody_rows_fill_the_result_columns_a_real_export_fills(tmp_path: Path) -> None:
+    """A simulated InBody 120 row fills every result column of the real header (the
+    person's columns stay empty), with InBody's identities, at a real row's size."""
+    from bia_acq.protocols.lookinbody import PERSONAL_COLUMNS, column_name
+
+    out = tmp_path / "InBodyExcelData.csv"
+    write_capture(get_profile("inbody120-lookinbody"), out, 50, seed=7)
+    head, *rows = out.read_text().splitlines()
+    names = [column_name(c) for c in head.split(",")]
+    real_head, real_row = (
+        (REAL / "inbody270-lookinbody-site-export.csv").read_text("utf-8-sig").splitlines()
+    )
+    real_size = len(real_row.encode()) / len(real_head.split(","))  # bytes per column
+    size = sum(len(r.encode()) for r in rows) / len(rows) / len(names)
+    assert 0.7 < size / real_size < 1.4
+    for row in rows:
+        cell = dict(zip(names, row.split(","), strict=True))
+        empty = {n for n, v in cell.items() if v in ("", "-")}
+        assert empty == {n for n in names if n.casefold() in PERSONAL_COLUMNS}
+        v = {n: float(x) for n, x in cell.items() if n not in empty and not x[0].isalpha()}
+        w, h2 = v["Weight"], (v["Height"] / 100) ** 2
+        parts = v["TBW (Total Body Water)"] + v["Protein"] + v["Minerals"]
+        assert abs(parts + v["BFM (Body Fat Mass)"] - w) < 0.2  # InBody's identity
+        assert abs(v["BMI (Body Mass Index)"] - w / h2) < 0.06
+        assert abs(v["PBF (Percent Body Fat)"] - 100 * v["BFM (Body Fat Mass)"] / w) < 0.3
+        assert abs(v["BMR (Basal Metabolic Rate)"] - (370 + 21.6 * parts)) < 3
+        for k in ("Weight", "TBW", "BFM", "SMM", "PBF"):
+            col = next(n for n in names if n.split(" (")[0] == k)
+            assert v[f"Lower Limit ({k} Normal Range)"] < v[f"Upper Limit ({k} Normal Range)"]
+            assert v[col] > 0
+        assert 0.4 < v["TBW (Total Body Water)"] / w < 0.75 and cell["InBody Type"] == "120"
+
+
+def test_the_inbody_rules_reproduce_the_real_row() -> None:
+    """The rules the simulator fills InBody's columns by (simulator/inbody.py) reproduce
+    the real InBody 270 row to its printed digits."""
+    head, row = (REAL / "inbody270-lookinbody-site-export.csv").read_text("utf-8-sig").splitlines()
+    from bia_acq.protocols.lookinbody import column_name
+
+    v = dict(zip((column_name(c) for c in head.split(",")), row.split(","), strict=True))
+    f = {k: float(x) for k, x in v.items() if x.replace(".", "").lstrip("-").isdigit()}
+    h2 = (f["Height"] / 100) ** 2
+    std_w = 22 * h2
+    assert (round(0.85 * std_w, 1), round(1.15 * std_w, 1)) == (
+        f["Lower Limit (Weight Normal Range)"], f["Upper Limit (Weight Normal Range)"]
+    )  # fmt: skip
+    std_bfm = 0.15 * std_w  # a man: standard PBF 15 %
+    assert (round(0.8 * std_bfm, 1), round(1.6 * std_bfm, 1)) == (8.1, 16.2)
+    ffm = f["TBW (Total Body Water)"] + f["Protein"] + f["Minerals"]
+    assert abs(ffm - f["FFM (Fat Free Mass)"]) < 0.1
+    assert abs(370 + 21.6 * ffm - f["BMR (Basal Metabolic Rate)"]) < 3
+    assert abs(ffm / 0.85 - f["Target Weight"]) < 0.15
+    assert round(100 * f["Weight"] / std_w) == f["Obesity Degree"]
+    limbs = sum(f[f"FFM of {s}"] for s in ("Right Arm", "Left Arm", "Right Leg", "Left Leg"))
+    assert round(limbs / h2, 1) == f["SMI (Skeletal Muscle Index)"]
+    assert round(ffm / h2) == f["FFMI (Fat Free Mass Index)"]

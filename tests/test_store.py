@@ -17,6 +17,7 @@ from bia_acq.errors import StorageError
 from bia_acq.protocols.base import Chunk
 from bia_acq.service import Service
 from bia_acq.store.db import open_readonly, open_writer
+from bia_acq.store.schema import segment_result_columns
 from bia_acq.store.writer import Store
 
 
@@ -41,8 +42,8 @@ def test_new_database_is_owner_only_wal_strict_with_foreign_keys(tmp_path: Path)
     sql = {
         r[0]: r[1] for r in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
     }
-    for table in ("device", "subject", "raw_frame", "measurement", "impedance", "segment_result"):
-        assert sql[table].rstrip().endswith("STRICT"), table
+    for table in ("device", "subject", "raw_frame", "measurement", "impedance", "result", "label"):
+        assert "STRICT" in sql[table].rsplit(")", 1)[-1].upper(), table
     with pytest.raises(sqlite3.IntegrityError):
         db.execute(
             "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm)"
@@ -156,3 +157,62 @@ def test_a_writer_transaction_holds_the_write_lock_from_its_start(tmp_path: Path
     finally:
         other.close()
         db.close()
+
+
+def test_segment_result_reads_and_writes_through_the_packed_table(tmp_path: Path) -> None:
+    """segment_result (a view since m009) takes INSERT, INSERT OR REPLACE, UPDATE and
+    DELETE as the table did; texts are stored once, as labels."""
+    store, ingest = _ingest(tmp_path / "a.db")
+    ingest.handle(Batch("p1", "tanita-mc780", [Chunk("frame", EXAMPLE_FRAME)], time.time()))
+    c = store.conn
+    cols = [r[1] for r in c.execute("PRAGMA table_info(segment_result)")]
+    rows = c.execute("SELECT * FROM segment_result ORDER BY segment, method").fetchall()
+    assert rows and cols[:4] == ["measurement_id", "segment", "method", "method_version"]
+    labelled = [k for k, (_, lab) in enumerate(segment_result_columns()) if lab]
+    texts = {r[k] for r in rows for k in labelled} - {None}
+    assert len(texts) < len(rows) * len(labelled)  # texts repeat: each is one label
+    assert c.execute("SELECT count(*) FROM label").fetchone()[0] == len(texts)
+    with store.db.atomic():
+        c.execute("DELETE FROM segment_result WHERE method = 'hanai-bis'")
+    assert (
+        c.execute("SELECT count(*) FROM segment_result WHERE method = 'hanai-bis'").fetchone()[0]
+        == 0
+    )
+    with store.db.atomic():
+        c.executemany(
+            f"INSERT INTO segment_result VALUES ({', '.join('?' * len(cols))})",
+            [r for r in rows if r[2] == "hanai-bis"],
+        )
+    assert c.execute("SELECT * FROM segment_result ORDER BY segment, method").fetchall() == rows
+    with pytest.raises(sqlite3.IntegrityError), store.db.atomic():  # the key is unique
+        c.execute(f"INSERT INTO segment_result VALUES ({', '.join('?' * len(cols))})", rows[0])
+    with store.db.atomic():
+        c.execute(
+            f"INSERT OR REPLACE INTO segment_result VALUES ({', '.join('?' * len(cols))})",
+            (*rows[0][:14], "a new label", *rows[0][15:]),
+        )
+        c.execute(
+            "UPDATE segment_result SET fit_status = 'another', r0_ohm = 1.5"
+            " WHERE measurement_id = ? AND segment = ? AND method = ?",
+            rows[1][:3],
+        )
+    got = c.execute("SELECT * FROM segment_result ORDER BY segment, method").fetchall()
+    assert got[0] == (*rows[0][:14], "a new label", *rows[0][15:])
+    i, j = cols.index("fit_status"), cols.index("r0_ohm")
+    assert (got[1][i], got[1][j]) == ("another", 1.5)
+    assert got[2:] == rows[2:]
+
+
+def test_a_rolled_back_label_is_never_referenced(tmp_path: Path) -> None:
+    """Label ids are looked up in each transaction: one made in a rolled-back savepoint
+    is made again, not reused (so no result points at a missing label)."""
+    store = Store(open_writer(tmp_path / "a.db"))
+    with store.db.atomic():
+        with pytest.raises(RuntimeError), store.db.atomic():
+            assert store.label_ids(["only in the savepoint"])
+            raise RuntimeError
+        ids = store.label_ids(["only in the savepoint"])
+    (text,) = store.conn.execute(
+        "SELECT text FROM label WHERE id = ?", (ids["only in the savepoint"],)
+    ).fetchone()
+    assert text == "only in the savepoint"

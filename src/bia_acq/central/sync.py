@@ -6,8 +6,9 @@ stream in the order of their references, every row the center lacks:
 * ``device``, ``subject``, ``raw_frame``, ``measurement`` (with its ``impedance``)
   by their ids; ``raw_frame`` stops before the first frame still pending (its status
   changes when decoded) and ``measurement`` before the first whose frame is not pushed;
-* ``segment_result`` by its rowid, which SQLite gives anew to a result a recompute
-  replaces (``INSERT OR REPLACE``), so new and recomputed results both follow;
+* ``segment_result`` by the rowid of its table ``result`` (the view ``result_stream``'s
+  ``seq``), which SQLite gives anew to a result a recompute replaces
+  (``INSERT OR REPLACE``), so new and recomputed results both follow;
   the row at the mark is checked by its ``computed_at_utc`` in case SQLite reused
   the largest rowid;
 * ``subject_baseline`` and ``method`` (small, changeable) whole, when their digest changed.
@@ -210,11 +211,11 @@ class Pusher:
         m_top = max(uppers["measurement"], hw("measurement"))
         r_hw = self._result_start(local, state.get("segment_result"))
         blocked = top(
-            "SELECT min(rowid) FROM segment_result WHERE rowid > ? AND measurement_id > ?",
+            "SELECT min(seq) FROM result_stream WHERE seq > ? AND measurement_id > ?",
             r_hw,
             m_top,
         )
-        r_top = blocked - 1 if blocked else top("SELECT max(rowid) FROM segment_result") or 0
+        r_top = blocked - 1 if blocked else top("SELECT max(rowid) FROM result") or 0
         out.backlog = (
             sum(max(0, uppers[s] - hw(s)) for s in uppers)
             + max(0, r_top - r_hw)
@@ -382,7 +383,7 @@ class Pusher:
         if st is None:
             return 0
         hw, mark = st
-        row = local.execute(f"SELECT {RESULT_MARK} FROM segment_result WHERE rowid = ?", (hw,))
+        row = local.execute(f"SELECT {RESULT_MARK} FROM result_stream WHERE seq = ?", (hw,))
         got = row.fetchone()
         if got is not None and got[0] == mark:
             return hw
@@ -394,15 +395,15 @@ class Pusher:
         pushed = 0
         while hw < upper:
             rows = local.execute(
-                f"SELECT rowid, {', '.join(cols)} FROM segment_result"
-                " WHERE rowid > ? AND rowid <= ? ORDER BY rowid LIMIT ?",
+                f"SELECT seq, {', '.join(cols)} FROM result_stream"
+                " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
                 (hw, upper, n),
             ).fetchall()
             if not rows:
                 break
             last = int(rows[-1][0])
             mark = local.execute(
-                f"SELECT {RESULT_MARK} FROM segment_result WHERE rowid = ?", (last,)
+                f"SELECT {RESULT_MARK} FROM result_stream WHERE seq = ?", (last,)
             ).fetchone()[0]
             with conn.transaction():
                 count = self._merge("segment_result", cols, [r[1:] for r in rows])

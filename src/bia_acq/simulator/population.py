@@ -55,6 +55,7 @@ from bia_acq.core.cole import cole_impedance
 from bia_acq.core.hanai import k_ecw, rho, s_from_ecw_tbw
 from bia_acq.errors import ConfigError
 from bia_acq.model import Impedance, Reading, Segment
+from bia_acq.simulator.inbody import hand_to_foot_r50, result_sheet
 from bia_acq.yamlfile import Doc, load, loads
 
 if TYPE_CHECKING:
@@ -605,6 +606,11 @@ def reading_for(
         elif own is not None:  # only what this model computes itself
             keep = {str(k) for k in own}
             values = {k: v for k, v in values.items() if k in keep}
+    if sim.get("result_sheet") == "inbody":  # the rest of InBody's result columns
+        sheet = inbody_columns(subject, parts, weight, sim)
+        if "TBW" in values:  # the model names its water figure TBW: not twice
+            sheet.pop("TBW (Total Body Water)")
+        values = {**values, **{k: v for k, v in sheet.items() if k not in values}}
     control = tuple((str(k), str(v)) for k, v in sim.get("control", []) or [])
     reading = Reading(
         model=str(sim.get("model", profile.name)),
@@ -621,6 +627,35 @@ def reading_for(
         control=control,
     )
     return reading, truth_record(subject, visit, day, parts, weight, scenario)
+
+
+def inbody_columns(
+    subject: Subject, parts: Mapping[str, PartState], weight_kg: float, sim: Mapping[str, Any]
+) -> dict[str, float | int | str]:
+    """InBody's result columns for this visit (:mod:`bia_acq.simulator.inbody`), with
+    the ``InBody Type`` the profile's ``inbody_type`` names and segmental ECW/TBW on the
+    vendor's scale (``ratio_offset``) where the model prints them (``segment_ratios``)."""
+    values = result_sheet(
+        sex=subject.sex,
+        age_years=subject.age_years,
+        height_cm=subject.height_cm,
+        weight_kg=weight_kg,
+        tbw_l=_volumes(parts)["tbw_l"],
+        baseline_tbw_l=_volumes(subject.base)["tbw_l"],
+        segment_tbw_l={p: s.tbw_l for p, s in parts.items() if p != "head"},
+        segment_r0_ohm={p: s.r0_ohm for p, s in parts.items() if p != "head"},
+        mass_share=MASS_SHARE,
+        r50_ohm=hand_to_foot_r50(parts),
+    )
+    if sim.get("segment_ratios"):
+        off = float(sim.get("ratio_offset", 0.0))
+        for part, code in (("right_arm", "RA"), ("left_arm", "LA"), ("trunk", "TR"),
+                           ("right_leg", "RL"), ("left_leg", "LL")):  # fmt: skip
+            p = parts[part]
+            values[f"ECW/TBW({code})"] = round(p.ecw_l / p.tbw_l + off, 3)
+    if "inbody_type" in sim:
+        values["InBody Type"] = int(sim["inbody_type"])
+    return values
 
 
 def truth_record(

@@ -371,15 +371,19 @@ def _f(v: float, digits: int) -> str:
 
 
 def capture_table(rows: Sequence[CaptureRow]) -> str:
-    """Markdown: device value, each method with its interval, the difference, the label."""
+    """Markdown: device value, each method with its interval, the differences (TBW and
+    ECW/TBW) from the device, the label."""
     lines = [
-        "| capture | method | ECW L | TBW L | ECW/TBW (95 % interval) | − device | label |",
-        "|---|---|---|---|---|---|---|",
+        "| capture | method | ECW L | TBW L | TBW − device | ECW/TBW (95 % interval) | − device"
+        " | label |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     device = {r.capture: r for r in rows if r.method == "device"}
     for r in rows:
         d = device.get(r.capture)
-        diff = r.ratio - d.ratio if d is not None and r.method != "device" else float("nan")
+        ours = d is not None and r.method != "device"
+        diff = r.ratio - d.ratio if ours and d is not None else float("nan")
+        dtbw = r.tbw_l - d.tbw_l if ours and d is not None else float("nan")
         iv = (
             f"{_f(r.ratio, 3)} ({_f(r.ratio_low, 3)}–{_f(r.ratio_high, 3)})"
             if math.isfinite(r.ratio)
@@ -387,6 +391,7 @@ def capture_table(rows: Sequence[CaptureRow]) -> str:
         )
         lines.append(
             f"| {r.capture} ({r.model}) | {r.method} | {_f(r.ecw_l, 1)} | {_f(r.tbw_l, 1)} | "
+            f"{'+' if dtbw > 0 else ''}{_f(dtbw, 1)} | "
             f"{iv} | {'+' if diff > 0 else ''}{_f(diff, 3)} | {r.label} |"
         )
     return "\n".join(lines)

@@ -24,7 +24,7 @@ from string import Template
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from bia_acq.core.estimate import PUBLISHED_COLUMNS, ResultColumn
+from bia_acq.core.estimate import PUBLISHED_COLUMNS, RESULT_COLUMNS, ResultColumn
 
 MIGRATION_SET = "bia_acq"
 #: segments results are stored for (``bia_acq.core.estimate.RESULT_SEGMENTS``)
@@ -40,6 +40,7 @@ MIGRATIONS = (
     "m006_simulated",
     "m007_intervals_labels",
     "m008_pseudonym_128",
+    "m009_packed_results",
 )
 
 #: names databases written before the renumbering recorded (then applied in the
@@ -50,8 +51,71 @@ RENAMED = {
     "m002_reader_views": "m004_reader_views",
 }
 
-#: the reader views, in the order they are made (later ones read earlier ones)
-VIEWS = ("v_measurement_wide", "v_edema_result", "v_edema_trend", "v_edema_latest")
+#: the views, in the order they are made (later ones read earlier ones): the results
+#: under their old name (m009) and with their write order, then the reader views
+VIEWS = (
+    "segment_result",
+    "result_stream",
+    "v_measurement_wide",
+    "v_edema_result",
+    "v_edema_trend",
+    "v_edema_latest",
+)
+#: INSTEAD OF triggers that make segment_result writable (views.sql)
+TRIGGERS = ("segment_result_insert", "segment_result_update", "segment_result_delete")
+
+
+def segment_result_columns(
+    columns: tuple[ResultColumn, ...] = RESULT_COLUMNS,
+) -> tuple[tuple[str, bool], ...]:
+    """(name, stored as a label id) of every column of ``segment_result``, in its order:
+    the key, the result record's columns with ``computed_at_utc`` where m001 put it
+    (after ``fit_status``), later columns at the end. TEXT columns are label ids in
+    the table ``result`` (m009), under the same names."""
+    names = [(c.name, c.sql_type == "TEXT") for c in columns]
+    k = [n for n, _ in names].index("fit_status") + 1
+    return (
+        ("measurement_id", False),
+        ("segment", True),
+        ("method", True),
+        ("method_version", True),
+        *names[:k],
+        ("computed_at_utc", True),
+        *names[k:],
+    )
+
+
+def _text(alias: str, c: ResultColumn) -> str:
+    """Column ``c`` of the table result (``alias``) as segment_result shows it."""
+    col = f"{alias}.{c.name}"
+    return f"(SELECT text FROM label WHERE id = {col})" if c.sql_type == "TEXT" else col
+
+
+def _result_placeholders(columns: tuple[ResultColumn, ...]) -> dict[str, str]:
+    """The $placeholders of segment_result's view and triggers (views.sql)."""
+    cols = segment_result_columns(columns)
+
+    def label(expr: str) -> str:
+        return f"(SELECT id FROM label WHERE text = {expr})"
+
+    key = [n for n, _ in cols[:4]]
+    sep = ",\n    "
+    return {
+        "result_select": sep.join(
+            f"(SELECT text FROM label WHERE id = r.{n}) AS {n}" if lab else f"r.{n}"
+            for n, lab in cols
+        ),
+        "result_names": ", ".join(n for n, _ in cols),
+        "new_values": sep.join(label(f"NEW.{n}") if lab else f"NEW.{n}" for n, lab in cols),
+        "new_labels": " UNION ".join(
+            f"SELECT NEW.{n}{' AS t' if k == 0 else ''}"
+            for k, n in enumerate(n for n, lab in cols if lab)
+        ),
+        "set_new": sep.join(f"{n} = {label(f'NEW.{n}') if lab else f'NEW.{n}'}" for n, lab in cols),
+        "old_key": " AND ".join(
+            f"{n} = {label(f'OLD.{n}')}" if n != "measurement_id" else f"{n} = OLD.{n}" for n in key
+        ),
+    }
 
 
 def sql_text(name: str) -> str:
@@ -100,7 +164,9 @@ def rename_applied(db: Database) -> None:
 def view_placeholders(
     published: tuple[ResultColumn, ...] = PUBLISHED_COLUMNS,
 ) -> dict[str, str]:
-    """The views' $placeholders (views.sql; the central views of bia_acq.central too)."""
+    """The views' $placeholders (views.sql; the central views of bia_acq.central too):
+    ``published`` columns are appended to the reader views; segment_result has every
+    column of the result record and any published column beyond it."""
     pairs = " ".join(
         f"WHEN '{a}' THEN '{b}'"
         for a, b in (("right_arm", "left_arm"), ("right_leg", "left_leg"))
@@ -114,6 +180,14 @@ def view_placeholders(
         "result_extra": "".join(f",\n    r.{n}" for n in names),
         "trend_extra": "".join(f",\n    t.{n}" for n in names),
         "latest_extra": "".join(f",\n    t.{n}" for n in names),
+        # the same, for the local views, which read the table result (TEXT as label ids)
+        "wide_extra_packed": "".join(
+            f",\n    {_text('wb', c)} AS whole_body_{c.name}" for c in published
+        ),
+        "result_extra_packed": "".join(f",\n    {_text('r', c)} AS {c.name}" for c in published),
+        **_result_placeholders(
+            (*RESULT_COLUMNS, *(c for c in published if c not in RESULT_COLUMNS))
+        ),
     }
 
 
@@ -121,21 +195,24 @@ def view_placeholders(
 def view_statements(
     published: tuple[ResultColumn, ...] = PUBLISHED_COLUMNS,
 ) -> dict[str, str]:
-    """The CREATE VIEW statement of every view in :data:`VIEWS`, placeholders filled
-    with the result record's ``published`` columns."""
+    """The CREATE statement of every view in :data:`VIEWS` and trigger in
+    :data:`TRIGGERS`, placeholders filled with the result record's ``published`` columns."""
     text = Template(sql_text("views")).substitute(view_placeholders(published))
     body = re.sub(r"(?m)^--.*\n", "", text)
     statements = [s.strip() for s in re.split(r"(?m)^;$", body) if s.strip()]
-    out = {re.match(r"CREATE VIEW (\w+)", s).group(1): s for s in statements}  # type: ignore[union-attr]
-    assert tuple(out) == VIEWS, tuple(out)
+    out = {re.match(r"CREATE (?:VIEW|TRIGGER) (\w+)", s).group(1): s for s in statements}  # type: ignore[union-attr]
+    assert sorted(out) == sorted(VIEWS + TRIGGERS), tuple(out)
     return out
 
 
 def apply_views(db: Database) -> None:
-    """Make the reader views anew when any differs from :func:`view_statements`
-    (a read otherwise); in one transaction, so readers see old or new views."""
+    """Make the views (and segment_result's triggers) anew when any differs from
+    :func:`view_statements` (a read otherwise); in one transaction, so readers see old
+    or new views. Dropping a view drops its triggers."""
     want = view_statements()
-    have = dict(db.conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'view'"))
+    have = dict(
+        db.conn.execute("SELECT name, sql FROM sqlite_master WHERE type IN ('view', 'trigger')")
+    )
     if all(have.get(name) == sql for name, sql in want.items()):
         return
     with db.atomic():
@@ -148,10 +225,12 @@ def apply_views(db: Database) -> None:
 __all__ = [
     "MIGRATIONS",
     "MIGRATION_SET",
+    "TRIGGERS",
     "VIEWS",
     "apply_views",
     "migrations",
     "rename_applied",
+    "segment_result_columns",
     "sql_text",
     "view_statements",
 ]

@@ -23,6 +23,7 @@ from bia_acq.core.estimate import ROW_KEYS
 from bia_acq.core.methods import Bands, Method
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk
+from bia_acq.store.schema import segment_result_columns
 from bia_acq.utc import utc_now, utc_text
 
 
@@ -225,10 +226,7 @@ class Store:
             keys = list(chunk_keys)
         else:
             keys = [f"{key}.{i}" for i in range(len(chunks))] if key else [None] * len(chunks)
-        with self.db.atomic():
-            # take the write lock first (waiting for another writer, e.g. an import beside
-            # the service) rather than fail to upgrade a read transaction
-            self.conn.execute("UPDATE meta SET value = value WHERE key = 'pseudonym_key'")
+        with self.db.atomic():  # BEGIN IMMEDIATE: waits for the write lock first
             seen: dict[str, tuple[int, str]] = {}
             if any(k is not None for k in keys):
                 seen = {
@@ -308,7 +306,7 @@ class Store:
     def pending(self) -> list[PendingFrame]:
         rows = self.conn.execute(
             "SELECT f.id, f.port, f.driver, f.data, f.received_at_epoch, (SELECT h.data FROM"
-            " raw_frame h WHERE f.reason LIKE 'context sha256 %' AND h.sha256 ="
+            " raw_frame h WHERE f.reason LIKE 'context sha256 %' AND h.kind = 'junk' AND h.sha256 ="
             " substr(f.reason, 16) LIMIT 1) FROM raw_frame f WHERE f.status = 'pending'"
             " ORDER BY f.id"
         ).fetchall()
@@ -351,8 +349,7 @@ class Store:
         now = utc_now()
         c = self.conn
         out: list[SavedMeasurement | None] = []
-        with self.db.atomic():
-            c.execute("UPDATE meta SET value = value WHERE key = 'pseudonym_key'")  # write lock
+        with self.db.atomic():  # BEGIN IMMEDIATE (store.db.WriterDatabase): the write lock
             devices = self._devices(port, driver, items, now, simulated)
             subjects = self._subjects(items, now, simulated)
             shas = [hashlib.sha256(it.frame).hexdigest() for it in items]
@@ -480,9 +477,17 @@ class Store:
 
     _RESULT_GETTER = operator.itemgetter(*RESULT_COLUMNS)
 
+    #: results go to the table ``result`` (m009), texts as label ids; a row is
+    #: (measurement_id, *RESULT_COLUMNS, computed_at_utc)
     INSERT_RESULT = (
-        f"INSERT OR REPLACE INTO segment_result (measurement_id, {', '.join(RESULT_COLUMNS)},"
+        f"INSERT OR REPLACE INTO result (measurement_id, {', '.join(RESULT_COLUMNS)},"
         f" computed_at_utc) VALUES (?, {', '.join('?' for _ in RESULT_COLUMNS)}, ?)"
+    )
+    #: positions in such a row of the texts stored as label ids
+    _LABELLED = tuple(
+        k
+        for k, name in enumerate(("measurement_id", *RESULT_COLUMNS, "computed_at_utc"))
+        if name in {n for n, labelled in segment_result_columns() if labelled}
     )
 
     def insert_results(
@@ -502,8 +507,39 @@ class Store:
             return [(measurement_id, *(r.get(k) for k in cols), now) for r in results]
 
     def insert_result_tuples(self, rows: Sequence[tuple[object, ...]]) -> None:
-        """Rows already in INSERT_RESULT order (``Results.tuples``); caller holds the transaction."""
-        self.conn.executemany(self.INSERT_RESULT, rows)
+        """Rows in INSERT_RESULT order with their texts (``Results.tuples``), stored with
+        label ids; the caller holds the transaction.
+
+        Column by column: the batch's distinct texts are looked up (added when new) in
+        one query each way, then each labelled column is mapped through a dict."""
+        if not rows:
+            return
+        cols: list[Sequence[object]] = list(zip(*rows, strict=True))
+        texts = {v for k in self._LABELLED for v in cols[k]}
+        texts.discard(None)
+        ids = self.label_ids(texts)  # type: ignore[arg-type]
+        for k in self._LABELLED:
+            cols[k] = [ids.get(v) for v in cols[k]]  # type: ignore[call-overload]
+        self.conn.executemany(self.INSERT_RESULT, zip(*cols, strict=True))
+
+    def label_ids(self, texts: Iterable[str]) -> dict[str, int]:
+        """The ``label`` id of each text, adding the new ones (inside the caller's
+        transaction: no cache outlives it, so a rolled-back label is never used)."""
+        want = sorted(texts)
+        c = self.conn
+        c.executemany(
+            "INSERT INTO label (text) VALUES (?) ON CONFLICT DO NOTHING", [(t,) for t in want]
+        )
+        ids: dict[str, int] = {}
+        for k in range(0, len(want), 500):
+            part = want[k : k + 500]
+            ids.update(
+                c.execute(
+                    f"SELECT text, id FROM label WHERE text IN ({', '.join('?' for _ in part)})",
+                    part,
+                ).fetchall()
+            )
+        return ids
 
     def record_method(self, method: Method, bands: Bands | None) -> None:
         """Upsert the method version and the bands its classifications use."""

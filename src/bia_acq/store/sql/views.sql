@@ -15,11 +15,55 @@
 -- Measured on 5,000 measurements (500 subjects): one subject's trend or latest rows
 -- in about 1-2 ms, the whole of v_edema_latest in under 1 s.
 --
+-- ``segment_result`` (a view since m009) shows the table ``result`` with its label ids
+-- as the texts they stand for, in the old table's column order; ``result_stream`` is the
+-- same with ``result``'s rowid as ``seq`` (central sync's position). Writes to
+-- segment_result go to ``result`` by the INSTEAD OF triggers, which add missing labels.
+-- Their column lists come from the result record (bia_acq.core.estimate.RESULT_COLUMNS):
+-- $$result_select, $$result_names, $$new_values, $$new_labels, $$set_new, $$old_key.
+--
 -- Placeholders (string.Template): $$pairs (limb pairs), $$segments (result
 -- segments), and per view the published result columns of the result record
 -- (bia_acq.core.estimate.PUBLISHED_COLUMNS), appended at the end:
 -- $$wide_extra (whole_body_<column>), $$result_extra, $$trend_extra, $$latest_extra.
 -- Statements are separated by a line holding only ";".
+
+CREATE VIEW segment_result AS
+SELECT
+    $result_select
+FROM result r
+;
+
+CREATE VIEW result_stream AS
+SELECT
+    r.rowid AS seq,
+    $result_select
+FROM result r
+;
+
+CREATE TRIGGER segment_result_insert INSTEAD OF INSERT ON segment_result
+BEGIN
+    INSERT INTO label (text) SELECT t FROM ($new_labels)
+    WHERE t IS NOT NULL AND t NOT IN (SELECT text FROM label);
+    INSERT INTO result ($result_names)
+    VALUES ($new_values);
+END
+;
+
+CREATE TRIGGER segment_result_update INSTEAD OF UPDATE ON segment_result
+BEGIN
+    INSERT INTO label (text) SELECT t FROM ($new_labels)
+    WHERE t IS NOT NULL AND t NOT IN (SELECT text FROM label);
+    UPDATE result SET $set_new
+    WHERE $old_key;
+END
+;
+
+CREATE TRIGGER segment_result_delete INSTEAD OF DELETE ON segment_result
+BEGIN
+    DELETE FROM result WHERE $old_key;
+END
+;
 
 CREATE VIEW v_measurement_wide AS
 SELECT
@@ -37,38 +81,47 @@ SELECT
     m.age_years,
     m.height_cm,
     m.weight_kg,
-    wb.method,
-    wb.method_version,
+    (SELECT text FROM label WHERE id = wb.method) AS method,
+    (SELECT text FROM label WHERE id = wb.method_version) AS method_version,
     wb.ecw_l AS whole_body_ecw_l,
     wb.icw_l AS whole_body_icw_l,
     wb.tbw_l AS whole_body_tbw_l,
     wb.ecw_tbw_ratio AS whole_body_ecw_tbw_ratio,
-    wb.classification AS whole_body_classification,
+    (SELECT text FROM label WHERE id = wb.classification) AS whole_body_classification,
     wb.phase_angle_50khz_deg AS whole_body_phase_angle_50khz_deg,
     ra.ecw_tbw_ratio AS right_arm_ecw_tbw_ratio,
     la.ecw_tbw_ratio AS left_arm_ecw_tbw_ratio,
     tr.ecw_tbw_ratio AS trunk_ecw_tbw_ratio,
     rl.ecw_tbw_ratio AS right_leg_ecw_tbw_ratio,
     ll.ecw_tbw_ratio AS left_leg_ecw_tbw_ratio,
-    m.warnings_json$wide_extra
+    m.warnings_json$wide_extra_packed
 FROM measurement m
 JOIN device d ON d.id = m.device_id
 LEFT JOIN subject s ON s.id = m.subject_id
-LEFT JOIN segment_result wb
-    ON wb.measurement_id = m.id AND wb.segment = 'whole_body'
-    AND wb.method = (SELECT value FROM meta WHERE key = 'report_method')
-    AND wb.method_version = (
-        SELECT max(x.method_version) FROM segment_result x
-        WHERE x.measurement_id = m.id AND x.segment = 'whole_body' AND x.method = wb.method)
-LEFT JOIN segment_result ra ON ra.measurement_id = m.id AND ra.segment = 'right_arm'
+LEFT JOIN result wb
+    ON wb.measurement_id = m.id AND wb.segment = (SELECT id FROM label WHERE text = 'whole_body')
+    AND wb.method = (
+        SELECT l.id FROM meta JOIN label l ON l.text = meta.value WHERE meta.key = 'report_method')
+    AND NOT EXISTS (
+        SELECT 1 FROM result x
+        WHERE x.measurement_id = wb.measurement_id AND x.segment = wb.segment
+          AND x.method = wb.method AND x.method_version <> wb.method_version
+          AND (SELECT text FROM label WHERE id = x.method_version)
+            > (SELECT text FROM label WHERE id = wb.method_version))
+LEFT JOIN result ra ON ra.measurement_id = m.id
+    AND ra.segment = (SELECT id FROM label WHERE text = 'right_arm')
     AND ra.method = wb.method AND ra.method_version = wb.method_version
-LEFT JOIN segment_result la ON la.measurement_id = m.id AND la.segment = 'left_arm'
+LEFT JOIN result la ON la.measurement_id = m.id
+    AND la.segment = (SELECT id FROM label WHERE text = 'left_arm')
     AND la.method = wb.method AND la.method_version = wb.method_version
-LEFT JOIN segment_result tr ON tr.measurement_id = m.id AND tr.segment = 'trunk'
+LEFT JOIN result tr ON tr.measurement_id = m.id
+    AND tr.segment = (SELECT id FROM label WHERE text = 'trunk')
     AND tr.method = wb.method AND tr.method_version = wb.method_version
-LEFT JOIN segment_result rl ON rl.measurement_id = m.id AND rl.segment = 'right_leg'
+LEFT JOIN result rl ON rl.measurement_id = m.id
+    AND rl.segment = (SELECT id FROM label WHERE text = 'right_leg')
     AND rl.method = wb.method AND rl.method_version = wb.method_version
-LEFT JOIN segment_result ll ON ll.measurement_id = m.id AND ll.segment = 'left_leg'
+LEFT JOIN result ll ON ll.measurement_id = m.id
+    AND ll.segment = (SELECT id FROM label WHERE text = 'left_leg')
     AND ll.method = wb.method AND ll.method_version = wb.method_version
 ;
 
@@ -80,9 +133,9 @@ SELECT
     s.external_id AS subject_external_id,
     coalesce(m.measured_at_utc, m.received_at_utc) AS measured_at_utc,
     coalesce(m.measured_at_epoch, m.received_at_epoch) AS measured_at_epoch,
-    r.segment,
-    r.method,
-    r.method_version,
+    (SELECT text FROM label WHERE id = r.segment) AS segment,
+    (SELECT text FROM label WHERE id = r.method) AS method,
+    (SELECT text FROM label WHERE id = r.method_version) AS method_version,
     r.ecw_l,
     r.icw_l,
     r.tbw_l,
@@ -90,19 +143,23 @@ SELECT
     r.phase_angle_50khz_deg,
     r.r0_ohm,
     r.rinf_ohm,
-    r.classification,
-    r.fit_status,
+    (SELECT text FROM label WHERE id = r.classification) AS classification,
+    (SELECT text FROM label WHERE id = r.fit_status) AS fit_status,
     mt.ecw_tbw_normal_max,
-    mt.ecw_tbw_slight_max$result_extra
-FROM segment_result r
+    mt.ecw_tbw_slight_max$result_extra_packed
+FROM result r
 JOIN measurement m ON m.id = r.measurement_id
 JOIN subject s ON s.id = m.subject_id
-LEFT JOIN method mt ON mt.name = r.method AND mt.version = r.method_version
-WHERE r.method = (SELECT value FROM meta WHERE key = 'report_method')
-  AND r.method_version = (
-      SELECT max(x.method_version) FROM segment_result x
+LEFT JOIN method mt ON mt.name = (SELECT text FROM label WHERE id = r.method)
+    AND mt.version = (SELECT text FROM label WHERE id = r.method_version)
+WHERE r.method = (
+      SELECT l.id FROM meta JOIN label l ON l.text = meta.value WHERE meta.key = 'report_method')
+  AND NOT EXISTS (
+      SELECT 1 FROM result x
       WHERE x.measurement_id = r.measurement_id AND x.segment = r.segment
-        AND x.method = r.method)
+        AND x.method = r.method AND x.method_version <> r.method_version
+        AND (SELECT text FROM label WHERE id = x.method_version)
+          > (SELECT text FROM label WHERE id = r.method_version))
 ;
 
 CREATE VIEW v_edema_trend AS
@@ -143,20 +200,24 @@ SELECT
     o.r0_ohm / t.r0_ohm AS r0_other_side_over_this,
     100.0 * (t.ecw_l - o.ecw_l) / o.ecw_l AS ecw_vs_other_side_pct$trend_extra
 FROM v_edema_result t
-LEFT JOIN segment_result b ON b.segment = t.segment AND b.method = t.method
+LEFT JOIN result b ON b.segment = (SELECT id FROM label WHERE text = t.segment)
+    AND b.method = (SELECT id FROM label WHERE text = t.method)
     AND b.measurement_id = (
         SELECT x.measurement_id FROM v_edema_result x
         WHERE x.subject_id = t.subject_id AND x.segment = t.segment
           AND x.ecw_tbw_ratio IS NOT NULL
         ORDER BY x.measured_at_epoch, x.measurement_id LIMIT 1)
-    AND b.method_version = (
-        SELECT max(y.method_version) FROM segment_result y
+    AND NOT EXISTS (
+        SELECT 1 FROM result y
         WHERE y.measurement_id = b.measurement_id AND y.segment = b.segment
-          AND y.method = b.method)
+          AND y.method = b.method AND y.method_version <> b.method_version
+          AND (SELECT text FROM label WHERE id = y.method_version)
+            > (SELECT text FROM label WHERE id = b.method_version))
 LEFT JOIN measurement bm ON bm.id = b.measurement_id
-LEFT JOIN segment_result o ON o.measurement_id = t.measurement_id
-    AND o.segment = CASE t.segment $pairs END
-    AND o.method = t.method AND o.method_version = t.method_version
+LEFT JOIN result o ON o.measurement_id = t.measurement_id
+    AND o.segment = (SELECT id FROM label WHERE text = CASE t.segment $pairs END)
+    AND o.method = (SELECT id FROM label WHERE text = t.method)
+    AND o.method_version = (SELECT id FROM label WHERE text = t.method_version)
 ;
 
 CREATE VIEW v_edema_latest AS
