@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 import operator
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import overload
 
@@ -186,7 +186,9 @@ _NAN = float("nan")
 _new = object.__new__
 
 
-def _point(segment: str, freq_khz: float, r_ohm: float, x_ohm: float | None, mag: bool) -> Impedance:
+def _point(
+    segment: str, freq_khz: float, r_ohm: float, x_ohm: float | None, mag: bool
+) -> Impedance:
     """An Impedance from stored, already validated values, without the frozen
     dataclass's ``__init__`` (half the time; iterating a batch builds many)."""
     z = _new(Impedance)
@@ -195,10 +197,12 @@ def _point(segment: str, freq_khz: float, r_ohm: float, x_ohm: float | None, mag
         segment, freq_khz, r_ohm, x_ohm, mag
     )  # fmt: skip
     return z
+
+
 NO_IMPEDANCE = Impedances.of(())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Reading:
     """What a device reported for one measurement, before any computation.
 
@@ -209,22 +213,48 @@ class Reading:
     (e.g. Tanita's ``{0,16,~0,1,...`` prefix) so a frame can be re-encoded.
     """
 
-    model: str | None = None
-    serial_number: str | None = None
-    subject_id: str | None = None
-    measured_at: dt.datetime | None = None
-    sex: str | None = None  # "male" | "female"
-    age_years: int | None = None
-    height_cm: float | None = None
-    weight_kg: float | None = None
-    #: any sequence of Impedance points when built; stored as :class:`Impedances`
-    impedance: Impedances = field(default_factory=lambda: NO_IMPEDANCE)
-    device_values: dict[str, float | int | str] = field(default_factory=dict)
-    control: tuple[tuple[str, str], ...] = ()
+    model: str | None
+    serial_number: str | None
+    subject_id: str | None
+    measured_at: dt.datetime | None
+    sex: str | None  # "male" | "female"
+    age_years: int | None
+    height_cm: float | None
+    weight_kg: float | None
+    impedance: Impedances
+    device_values: dict[str, float | int | str]
+    control: tuple[tuple[str, str], ...]
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.impedance, Impedances):  # points from a driver, any order
-            object.__setattr__(self, "impedance", Impedances.of(self.impedance))
+    def __init__(
+        self,
+        model: str | None = None,
+        serial_number: str | None = None,
+        subject_id: str | None = None,
+        measured_at: dt.datetime | None = None,
+        sex: str | None = None,
+        age_years: int | None = None,
+        height_cm: float | None = None,
+        weight_kg: float | None = None,
+        impedance: Iterable[Impedance] = (),
+        device_values: dict[str, float | int | str] | None = None,
+        control: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """``impedance``: the points in any order (any iterable of :class:`Impedance`);
+        kept as :class:`Impedances`, in canonical order."""
+        put = object.__setattr__  # frozen
+        put(self, "model", model)
+        put(self, "serial_number", serial_number)
+        put(self, "subject_id", subject_id)
+        put(self, "measured_at", measured_at)
+        put(self, "sex", sex)
+        put(self, "age_years", age_years)
+        put(self, "height_cm", height_cm)
+        put(self, "weight_kg", weight_kg)
+        if not isinstance(impedance, Impedances):
+            impedance = Impedances.of(impedance) if impedance else NO_IMPEDANCE
+        put(self, "impedance", impedance)
+        put(self, "device_values", {} if device_values is None else device_values)
+        put(self, "control", control)
 
     def to_json(self) -> dict[str, object]:
         """The reading as the JSON object ``bia-acq decode`` prints."""
@@ -240,7 +270,6 @@ class Reading:
             "device_values": dict(self.device_values),
             "impedance": [_impedance_json(z) for z in self.impedance],
         }
-
 
 
 def _impedance_json(z: Impedance) -> dict[str, object]:

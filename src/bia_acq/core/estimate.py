@@ -295,17 +295,25 @@ def impedance_arrays(
     resistance, and a Cole fit on magnitudes alone (``fit_cole`` can do it) is not
     what the methods were validated on; :func:`estimate` notes them instead.
     """
-    freqs = sorted({z.freq_khz for rd in readings for z in rd.impedance if not z.magnitude_only})
-    f_index = {f: k for k, f in enumerate(freqs)}
+    n = len(readings)
+    pts = [rd.impedance for rd in readings]
+    count = [len(p) for p in pts]
+    if sum(count) == 0:
+        return np.zeros(0), np.full((n, len(paths), 0), np.nan + 0j, dtype=np.complex128)
+    # every point of the batch in one set of arrays: its reading, path and frequency
+    owner = np.repeat(np.arange(n), count)
     p_index = {p: k for k, p in enumerate(paths)}
-    z = np.full((len(readings), len(paths), len(freqs)), np.nan + 0j, dtype=np.complex128)
-    for i, rd in enumerate(readings):
-        for pt in rd.impedance:
-            j = p_index.get(pt.segment)
-            if j is not None and not pt.magnitude_only:
-                x = pt.x_ohm if pt.x_ohm is not None else np.nan
-                z[i, j, f_index[pt.freq_khz]] = complex(pt.r_ohm, x)
-    return np.asarray(freqs, dtype=float), z
+    path = np.array([p_index.get(s, -1) for p in pts for s in p.segment], dtype=np.intp)
+    freq = np.concatenate([p.freq_khz for p in pts])
+    mag = np.concatenate([p.magnitude_only for p in pts])
+    freqs = np.unique(freq[~mag])
+    keep = ~mag & (path >= 0)
+    zk = np.empty(int(keep.sum()), dtype=np.complex128)
+    zk.real = np.concatenate([p.r_ohm for p in pts])[keep]
+    zk.imag = np.concatenate([p.x_ohm for p in pts])[keep]  # NaN: no reactance
+    z = np.full((n, len(paths), len(freqs)), np.nan + 0j, dtype=np.complex128)
+    z[owner[keep], path[keep], np.searchsorted(freqs, freq[keep])] = zk
+    return freqs, z
 
 
 def inputs_from_paths(
@@ -451,7 +459,7 @@ def estimate(
     )
     name = get_method(method).name
     for i, rd in enumerate(readings):
-        mags = sum(1 for pt in rd.impedance if pt.magnitude_only)
+        mags = int(rd.impedance.magnitude_only.sum())
         if mags:
             notes[i].append(
                 f"{mags} impedance point(s) are magnitudes |Z| without reactance: "

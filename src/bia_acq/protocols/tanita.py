@@ -910,15 +910,17 @@ class TanitaProtocol(Protocol):
         """
         out: list[str] = self._clock_warnings(reading)
         v = reading.device_values
-        pts = {(z.segment, z.freq_khz): z for z in reading.impedance}
+        pts: dict[tuple[str, float], tuple[float, float | None]] | None = None
         for key, seg, freq in _PHASE_CHECKS:
             phase = v.get(key)
             if phase is None or isinstance(phase, str):
                 continue
-            z = pts.get((seg, freq))
-            if z is None or z.x_ohm is None:
+            if pts is None:  # (segment, kHz) -> (R, X)
+                pts = {(s, f): (r, x) for s, f, r, x, _ in reading.impedance.records()}
+            r, x = pts.get((seg, freq), (0.0, None))
+            if x is None:
                 continue
-            calc = math.degrees(math.atan2(z.x_ohm, z.r_ohm))
+            calc = math.degrees(math.atan2(x, r))
             if abs(calc - phase) > self.phase_tol:
                 out.append(
                     f"device phase {key} = {phase:g} deg but atan(X/R) at "
