@@ -578,10 +578,14 @@ def _to_metric(values: dict[str, float | int | str], fields: dict[str, Any]) -> 
 _COMPLETE = re.compile(rb',CS,[0-9A-Fa-f]{2}\}?"?[\r\n]*\Z')
 
 
+#: a profile line's date of birth (``DB,"31/08/1985"``): a date, in any of the orders
+_BIRTH_DATE = re.compile(rb',DB,"\d{1,4}/\d{1,2}/\d{1,4}"')
+
+
 def _profile_record(frame: bytes) -> str | None:
     """A BC-601 profile line (PROFn.CSV: a user slot's date of birth ``DB``, sex, height,
     activity level; no measurement date, no weight): kept, never a measurement."""
-    if b',DB,"' in frame and b",Wk," not in frame and b",DT," not in frame:
+    if _BIRTH_DATE.search(frame) and b",Wk," not in frame and b",DT," not in frame:
         return "BC-601 profile record (PROF*.CSV: date of birth, sex, height, activity level)"
     return None
 
