@@ -455,7 +455,7 @@ class Ingest:
                     "device",
                     self.bands,
                     uncertainty=self.uncertainty_for(rt),
-                    fit=results.volumes.fit if results.volumes else None,  # not fitted twice
+                    cole_fit=results.volumes.fit if results.volumes else None,  # not fitted again
                 )
                 for i, dev in enumerate(own.all_rows()):
                     if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:

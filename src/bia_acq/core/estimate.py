@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bia_acq.core.compare import limb_asymmetry_labels
+from bia_acq.core.fit import ColeFit
 from bia_acq.core.methods import (
     DEFAULT_UNCERTAINTY,
     EARNED,
@@ -42,7 +43,6 @@ from bia_acq.core.methods import (
     fit_segments,
     label,
 )
-from bia_acq.core.fit import ColeFit
 from bia_acq.errors import ConfigError
 from bia_acq.model import Reading, Segment
 
@@ -431,13 +431,13 @@ def estimate(
     method: str = "hanai-bis",
     bands: Mapping[str, Bands] | None = None,
     uncertainty: Uncertainty | Sequence[Uncertainty] | None = None,
-    fit: ColeFit | None = None,
+    cole_fit: ColeFit | None = None,
 ) -> Results:
     """Compute results for a batch of readings with the named method.
 
     ``uncertainty``: the analyzer's stated measurement uncertainty (one, or one
     per reading); by default the profile's whose model the reading names
-    (:func:`bia_acq.core.methods.uncertainty_for_model`). ``fit``: the Cole fit of
+    (:func:`bia_acq.core.methods.uncertainty_for_model`). ``cole_fit``: the Cole fit of
     these readings with this uncertainty, when another method made it already
     (``results.volumes.fit``): not made again for the limb asymmetry.
     """
@@ -469,7 +469,7 @@ def estimate(
                 f"{mags} impedance point(s) are magnitudes |Z| without reactance: "
                 f"{name} needs resistance and reactance and did not use them"
             )
-    return estimate_inputs(inp, method, bands, notes, fit)
+    return estimate_inputs(inp, method, bands, notes, cole_fit)
 
 
 def estimate_inputs(
@@ -477,10 +477,10 @@ def estimate_inputs(
     method: str,
     bands: Mapping[str, Bands] | None = None,
     notes: list[list[str]] | None = None,
-    fit: ColeFit | None = None,
+    cole_fit: ColeFit | None = None,
 ) -> Results:
-    """Compute results for a batch already in arrays (used by `recompute`); ``fit``: see
-    :func:`estimate`."""
+    """Compute results for a batch already in arrays (used by `recompute`); ``cole_fit``:
+    see :func:`estimate`."""
     m = get_method(method)
     band = (bands or {}).get(m.name, m.bands)
     assert m.compute is not None
@@ -525,7 +525,7 @@ def estimate_inputs(
             if rows.size:
                 src[rows] = np.where(judged[rows], vb.source, "")
     # limbs: inter-limb R0 ratio against the published limits (core.compare)
-    afit = v.fit if v.fit is not None else fit if fit is not None else fit_segments(inp)
+    afit = v.fit or cole_fit or fit_segments(inp)
     sex = np.where(inp.known_sex, np.where(inp.male, "male", "female"), "")
     asym_ratio, asym = limb_asymmetry_labels(afit.r0, afit.sd(0), RESULT_SEGMENTS, sex)
     ivs = {k: v.interval(k) for k in ("ecw", "icw", "tbw", "ratio")}
