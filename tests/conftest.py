@@ -6,6 +6,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,16 @@ DATA = Path(__file__).parent / "data"
 EXAMPLE_FRAME = (DATA / "mc780-example.txt").read_bytes()
 
 
-def run_cli(*args: str, cwd: Path | None = None, input: bytes | None = None, timeout: float = 60):
-    """Run ``python -m bia_acq ARGS`` as a real process."""
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    input: bytes | None = None,
+    timeout: float = 60,
+    prefix: Sequence[str] = (),
+):
+    """Run ``python -m bia_acq ARGS`` as a real process (``prefix``: a command it runs under)."""
     return subprocess.run(
-        [sys.executable, "-m", "bia_acq", *args],
+        [*prefix, sys.executable, "-m", "bia_acq", *args],
         cwd=cwd,
         input=input,
         capture_output=True,

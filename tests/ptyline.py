@@ -12,36 +12,31 @@ import errno
 import os
 import select
 import time
-import tty
 from pathlib import Path
 
+from bia_acq.simulator.endpoint import PtyEndpoint
 
-class PtyLine:
+
+class PtyLine(PtyEndpoint):
+    """A :class:`~bia_acq.simulator.endpoint.PtyEndpoint` the test drives by hand."""
+
     def __init__(self, link: Path) -> None:
-        self.link = link
-        self.master: int | None = None
-        self.path = ""
+        super().__init__(link)
+        self.link: Path = link
         self.written = 0
+
+    @property
+    def master(self) -> int | None:
+        return self._master
 
     def plug(self) -> str:
         """Create a pty and point the link at it."""
-        master, slave = os.openpty()
-        tty.setraw(slave)
-        self.path = os.ttyname(slave)
-        os.close(slave)
-        os.set_blocking(master, False)
-        self.master = master
-        tmp = self.link.with_name(self.link.name + ".tmp")
-        tmp.unlink(missing_ok=True)
-        tmp.symlink_to(self.path)
-        tmp.replace(self.link)
-        return self.path
+        return self.open()
 
     def unplug(self) -> None:
-        """Pull the cable: close the master (the reader sees EIO) and remove the link."""
-        if self.master is not None:
-            os.close(self.master)
-            self.master = None
+        """Pull the cable: close the master at once, with whatever the reader has not read
+        (the reader sees EIO), and remove the link."""
+        self._close_master()
         self.link.unlink(missing_ok=True)
 
     close = unplug
@@ -50,32 +45,14 @@ class PtyLine:
         self.plug()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.unplug()
-
-    def reader_present(self) -> bool:
-        assert self.master is not None
-        p = select.poll()
-        p.register(self.master, select.POLLHUP)
-        return not p.poll(0)
-
     def wait_reader(self, timeout: float = 10.0) -> None:
-        """Wait until a reader has the port open (pyserial flushes input on open)."""
+        """Wait until a reader has opened the port: it flushed its input (pyserial's
+        ``open()`` does that last), so it keeps every byte written from now on."""
         deadline = time.monotonic() + timeout
-        while not self.reader_present():
+        while not self.reader_opened():
             if time.monotonic() > deadline:
                 raise TimeoutError(f"nobody opened {self.path} within {timeout} s")
-            time.sleep(0.02)
-        time.sleep(0.15)  # let the open finish (termios setup, input flush)
-
-    def drain(self) -> None:
-        """Throw away what the reader wrote to us (the line is one-way)."""
-        assert self.master is not None
-        try:
-            while os.read(self.master, 4096):
-                pass
-        except OSError:
-            pass
+            time.sleep(0.005)
 
     def write(self, data: bytes, *, pieces: int = 1, pause_s: float = 0.0) -> None:
         """Write ``data`` in ``pieces`` roughly equal writes with a pause between them."""
@@ -94,7 +71,7 @@ class PtyLine:
             try:
                 k = os.write(self.master, view)
             except BlockingIOError:
-                self.drain()
+                self.read()  # throw away what the reader wrote to us (the line is one-way)
                 if not self.reader_present():
                     raise ConnectionError("the reader closed the port") from None
                 select.select([], [self.master], [], 0.05)
@@ -105,21 +82,6 @@ class PtyLine:
                 raise
             view = view[k:]
             self.written += k
-
-    def wait_drained(self, timeout: float = 10.0) -> None:
-        """Wait until the reader took everything written (the tty queue is empty)."""
-        import fcntl
-        import struct
-        import termios
-
-        assert self.master is not None
-        deadline = time.monotonic() + timeout
-        while True:
-            # bytes still queued towards the slave side
-            buf = fcntl.ioctl(self.master, termios.TIOCOUTQ, b"\0\0\0\0")
-            if struct.unpack("i", buf)[0] == 0 or time.monotonic() > deadline:
-                return
-            time.sleep(0.01)
 
 
 def make_frames(n: int, seed: int = 1, driver: str = "tanita-mc780") -> list[bytes]:

@@ -465,7 +465,8 @@ def test_follow_reports_each_state_once_and_survives_a_server_restart(
         env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "PYTHONUNBUFFERED": "1"},
     )
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr or ()])
+    # a daemon thread: should the process outlive the test, it must not keep pytest alive
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stderr or ()], daemon=True)
     reader.start()
     seen: list[str] = []
     statuses: list[str] = []
@@ -506,12 +507,16 @@ def test_follow_reports_each_state_once_and_survives_a_server_restart(
         wait_for("site north: up to date")
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-        reader.join()
+        try:
+            proc.wait(timeout=60)  # a bound against a hang, not a speed check
+        except subprocess.TimeoutExpired:
+            proc.kill()  # never left running (nor its reader thread waiting on its output)
+            proc.wait()
+        reader.join(timeout=60)
         notify.close()
         if proc.stderr:
             proc.stderr.close()
-    assert proc.returncode == 0
+    assert proc.returncode == 0, f"not stopped by SIGTERM within 60 s: {seen}"
     while not lines.empty():
         seen.append(lines.get())
     states = [
@@ -771,3 +776,27 @@ def test_sync_once_says_in_one_line_why_it_could_not_push(
         assert proc.returncode == 1 and len(err.strip().splitlines()) == 1, err
         assert words in err and "Traceback" not in err, err
     assert central.count("measurement") == 0
+
+
+def test_sync_reads_a_stopped_service_s_database_from_a_read_only_file_system(
+    central: Central, tmp_path: Path
+) -> None:
+    """The sync unit may write nothing (ProtectSystem=strict), and pushes what a stopped
+    acquisition service stored (test_readers: without the -wal and -shm it cannot)."""
+    from daemon import stopped_service_database, unwritable
+
+    site = tmp_path / "site"
+    site.mkdir()
+    db = site / "acq.db"
+    stopped_service_database(tmp_path, db, frames=2)
+    cfg = central.add_site("north")
+    cfg_file = tmp_path / "site.yaml"
+    cfg_file.write_text(
+        f"database: {db}\nsync:\n  url: {cfg.url}\n  site: north\n"
+        f"  password_file: {cfg.password_file}\n  timeout_s: 5\n"
+    )
+    with unwritable(site) as prefix:
+        proc = run_cli("sync", "--config", str(cfg_file), prefix=prefix)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert central.count("measurement") == 2
+    assert central_counts(central) == local_counts(db)

@@ -106,7 +106,8 @@ def inbody_readings(draw: st.DrawFn) -> Reading:
         subject_id=draw(
             st.one_of(
                 st.text(min_size=1, max_size=10).filter(
-                    lambda t: t.strip() == t and "\n" not in t and "\r" not in t
+                    # "-" is the export's empty cell: no ID (found by this test)
+                    lambda t: t.strip() == t and "\n" not in t and "\r" not in t and t != "-"
                 ),
             )
         ),

@@ -238,3 +238,32 @@ def test_change_from_baseline_is_judged_against_the_mdc(clinic: Path) -> None:
     assert all(r["r0_change_vs_mdc"] == "increased" for r in right[1:])
     assert all(r["ecw_l_change_vs_mdc"] == "decreased" for r in right[1:])
     assert all(r["r0_change_vs_mdc"] == "within MDC" for r in left)
+
+
+def test_a_stopped_service_s_database_opens_where_its_reader_may_write_nothing(
+    tmp_path: Path,
+) -> None:
+    """The sync unit (a read-only file system) and a reporting group read the database
+    without being able to create files beside it. SQLite's last close deletes the -wal
+    and -shm, and a read-only reader cannot open a WAL database without them; the
+    service's close leaves them (the -wal empty), so such a reader opens it stopped."""
+    from conftest import run_cli
+    from daemon import stopped_service_database, unwritable
+
+    site = tmp_path / "site"
+    site.mkdir()
+    db = site / "acq.db"
+    stopped_service_database(tmp_path, db)
+    assert Path(f"{db}-wal").stat().st_size == 0 and Path(f"{db}-shm").exists()
+    out = tmp_path / "out.csv"
+    export = ("export", "--db", str(db), "--format", "csv", "--out", str(out))
+    with unwritable(site) as prefix:
+        proc = run_cli(*export, prefix=prefix)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert len(out.read_text().splitlines()) > 1  # the header and the measurement's rows
+    # the same reader where the last close removed them: it cannot open it at all
+    for name in ("acq.db-wal", "acq.db-shm"):
+        (site / name).unlink()
+    with unwritable(site) as prefix:
+        proc = run_cli(*export, prefix=prefix)
+    assert proc.returncode != 0 and "acq.db" in proc.stderr.decode(), proc.stderr.decode()

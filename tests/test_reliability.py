@@ -12,13 +12,11 @@ import os
 import re
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from conftest import EXAMPLE_FRAME, run_cli
+from daemon import running_service, wait_until
 from ptyline import PtyLine, write_config
 
 from bia_acq.protocols.tanita import checksum
@@ -90,35 +88,6 @@ def do_import(tmp_path: Path, driver: str, data: bytes, *extra: str, name: str =
     return proc, db
 
 
-def wait_until(cond: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError(f"not in {timeout:g} s: {what}")
-        time.sleep(0.05)
-
-
-def start_run(config: Path, *extra: str, env: dict[str, str] | None = None):
-    return subprocess.Popen(
-        [sys.executable, "-m", "bia_acq", "run", "--config", str(config), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-    )
-
-
-def stop_run(proc: subprocess.Popen[bytes]) -> tuple[int, str]:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        code = proc.wait(timeout=30)
-    finally:
-        proc.kill()
-        out, err = proc.communicate()
-    proc.out = out.decode()  # type: ignore[attr-defined]
-    return code, err.decode()
-
-
 def measurements(db: Path) -> int:
     if not db.exists():
         return 0
@@ -181,24 +150,16 @@ def test_run_rejects_a_bad_frame_goes_on_and_recovers_it_after_a_restart(tmp_pat
     db = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
         config = one_port(tmp_path, line, db)
-        proc = start_run(config)
-        try:
-            line.wait_reader(timeout=30)
+        with running_service(config, line=line) as run:
             line.write(tanita(AG="99999999999999999999"))
-            time.sleep(0.5)
+            wait_until(lambda: statuses(db).get("rejected") == 1, "the bad frame rejected")
             line.write(GOOD[0])
             wait_until(lambda: measurements(db) == 1, "the good frame after the bad one stored")
-        finally:
-            code, err = stop_run(proc)
-        assert code == 0, err[-2000:]
-        proc = start_run(config)  # recovery at start: the same rule
-        try:
-            line.wait_reader(timeout=30)
+        assert run.code == 0, run.err[-2000:]
+        with running_service(config, line=line) as run:  # recovery at start: the same rule
             line.write(GOOD[1])
             wait_until(lambda: measurements(db) == 2, "a frame after the restart stored")
-        finally:
-            code, err = stop_run(proc)
-    assert code == 0, err[-2000:]
+    assert run.code == 0, run.err[-2000:]
     assert statuses(db) == {"decoded": 2, "rejected": 1}
     (reason,) = query(db, "SELECT reason FROM raw_frame WHERE status = 'rejected'")[0]
     assert "age" in str(reason).lower()
@@ -216,23 +177,11 @@ def test_a_writer_thread_that_dies_makes_run_exit_non_zero(tmp_path: Path) -> No
     )
     with PtyLine(tmp_path / "line") as line:
         config = one_port(tmp_path, line, db)
-        proc = subprocess.Popen(
-            [sys.executable, "-c", boom, "run", "--config", str(config)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            line.wait_reader(timeout=30)
+        with running_service(config, line=line, script=boom) as run:
             line.write(GOOD[0])
-            try:
-                code = proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                code = None
-        finally:
-            proc.kill()
-            _, err = proc.communicate()
-    assert code not in (None, 0), err.decode()[-2000:]
-    assert "writer" in err.decode()
+            code = run.wait_exit()
+    assert code not in (None, 0), run.err[-2000:]
+    assert "writer" in run.err
 
 
 # -- 2. constraint errors are not outages ------------------------------------------------------
@@ -258,19 +207,15 @@ def test_a_poison_row_is_rejected_and_every_port_goes_on_storing(tmp_path: Path)
                 }
             ],
         )
-        proc = start_run(config)
-        try:
-            line.wait_reader(timeout=30)
-            wait_until(lambda: statuses(db).get("rejected") == 1, "the poison row rejected", 30)
+        with running_service(config, line=line) as run:
+            wait_until(lambda: statuses(db).get("rejected") == 1, "the poison row rejected")
             line.write(GOOD[0])
             with (folder / "a.csv").open("ab") as fh:
                 fh.write(CSV_ROW2)
             wait_until(lambda: measurements(db) == 2, "both ports store after the poison row")
             assert not spool_path(db).exists()
-        finally:
-            code, err = stop_run(proc)
-    assert code == 0, err[-2000:]
-    assert "does not take writes" not in err
+    assert run.code == 0, run.err[-2000:]
+    assert "does not take writes" not in run.err
     assert_all_finite(db)
 
 
@@ -377,13 +322,14 @@ def test_the_folder_source_refuses_symlinks_and_files_outside(tmp_path: Path) ->
     outside.write_bytes(CSV_HEADER + CSV_ROW1)
     (folder / "link.csv").symlink_to(outside)
     (folder / "real.csv").write_bytes(CSV_HEADER + CSV_ROW2)
-    proc = run_cli("run", "--config", str(_folder_config(tmp_path, folder)), "--duration", "4")
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
     db = tmp_path / "acq.db"
+    with running_service(_folder_config(tmp_path, folder)) as run:
+        wait_until(lambda: measurements(db) == 1, "the real file's row stored")
+        wait_until(lambda: "symlink" in run.stderr(), "the symlink refused")
+    assert run.code == 0, run.err[-2000:]
     assert measurements(db) == 1
     ((data,),) = query(db, "SELECT data FROM raw_frame WHERE kind = 'frame'")
     assert bytes(data) == CSV_ROW2  # type: ignore[arg-type]
-    assert "symlink" in proc.stderr.decode()
 
 
 def test_a_file_rewritten_in_place_is_reread_journaling_only_what_is_new(tmp_path: Path) -> None:
@@ -392,8 +338,7 @@ def test_a_file_rewritten_in_place_is_reread_journaling_only_what_is_new(tmp_pat
     export = folder / "all.csv"
     export.write_bytes(CSV_HEADER + CSV_ROW1 + CSV_ROW2)
     db = tmp_path / "acq.db"
-    proc = start_run(_folder_config(tmp_path, folder, settle_seconds=0.3))
-    try:
+    with running_service(_folder_config(tmp_path, folder, settle_seconds=0.3)) as run:
         wait_until(lambda: measurements(db) == 2, "both rows stored")
         ino = export.stat().st_ino
         changed = CSV_ROW1.replace(b",71.4,", b",71.9,")  # weight corrected, same length
@@ -401,9 +346,7 @@ def test_a_file_rewritten_in_place_is_reread_journaling_only_what_is_new(tmp_pat
             fh.write(CSV_HEADER + changed + CSV_ROW2)
         assert export.stat().st_ino == ino
         wait_until(lambda: measurements(db) == 3, "the changed row stored")
-    finally:
-        code, err = stop_run(proc)
-    assert code == 0, err[-2000:]
+    assert run.code == 0, run.err[-2000:]
     frames = [
         bytes(d)
         for (d,) in query(db, "SELECT data FROM raw_frame WHERE kind = 'frame' ORDER BY id")
@@ -418,15 +361,12 @@ def test_a_half_written_last_cell_is_never_stored(tmp_path: Path) -> None:
     cut = len(CSV_ROW1) - 3  # the last cell "4.6" cut to "4"
     export.write_bytes(CSV_HEADER + CSV_ROW1[:cut])
     db = tmp_path / "acq.db"
-    proc = start_run(_folder_config(tmp_path, folder, settle_seconds=30))
-    try:
+    with running_service(_folder_config(tmp_path, folder, settle_seconds=30)) as run:
         time.sleep(2.0)  # ten polls: the file is not quiet for 30 s yet
         with export.open("ab") as fh:
             fh.write(CSV_ROW1[cut:])
         time.sleep(1.0)
-    finally:
-        code, err = stop_run(proc)
-    assert code == 0, err[-2000:]
+    assert run.code == 0, run.err[-2000:]
     assert query(db, "SELECT count(*) FROM raw_frame") == [(0,)]  # nothing taken yet
     proc = run_cli(
         "run", "--config", str(_folder_config(tmp_path, folder, settle_seconds=0.3)), "--count", "1"
@@ -469,9 +409,7 @@ def test_a_deleted_database_is_noticed_and_frames_wait_in_the_spool(tmp_path: Pa
     backup = tmp_path / "backup.db"
     with PtyLine(tmp_path / "line") as line:
         config = one_port(tmp_path, line, db)
-        proc = start_run(config)
-        try:
-            line.wait_reader(timeout=30)
+        with running_service(config, line=line) as run:
             line.write(GOOD[0])
             wait_until(lambda: measurements(db) == 1, "the first frame stored")
             src = sqlite3.connect(db)
@@ -482,16 +420,14 @@ def test_a_deleted_database_is_noticed_and_frames_wait_in_the_spool(tmp_path: Pa
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)
             line.write(GOOD[1])
-            wait_until(lambda: spool_path(db).exists(), "the frame kept in the spool", 30)
+            wait_until(lambda: spool_path(db).exists(), "the frame kept in the spool")
             time.sleep(1.0)
             assert not db.exists()  # not silently created again
             os.replace(backup, db)  # the administrator restores the database
             wait_until(lambda: measurements(db) == 2, "the spooled frame moved in")
-        finally:
-            code, err = stop_run(proc)
-    assert code == 0, err[-2000:]
-    assert "ERROR" in err and "deleted" in err
-    assert proc.out.count("measurement=") == 2  # type: ignore[attr-defined]
+    assert run.code == 0, run.err[-2000:]
+    assert "ERROR" in run.err and "deleted" in run.err
+    assert run.out.count("measurement=") == 2
 
 
 # -- 8. bounded memory between readers and the writer --------------------------------------------
@@ -564,17 +500,14 @@ def test_a_billion_laughs_on_sighup_keeps_the_running_configuration(tmp_path: Pa
     db = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
         config = one_port(tmp_path, line, db)
-        proc = start_run(config)
-        try:
-            line.wait_reader(timeout=30)
+        with running_service(config, line=line) as run:
             config.write_text(LAUGHS)
-            proc.send_signal(signal.SIGHUP)
+            run.proc.send_signal(signal.SIGHUP)
+            wait_until(lambda: "reload refused" in run.stderr(), "the reload refused")
             line.write(GOOD[0])
             wait_until(lambda: measurements(db) == 1, "a frame stored after the refused reload")
-        finally:
-            code, err = stop_run(proc)
-    assert code == 0
-    assert "reload refused" in err and "aliases expand" in err
+    assert run.code == 0, run.err[-2000:]
+    assert "reload refused" in run.err and "aliases expand" in run.err
 
 
 # -- 10. privacy in logs ---------------------------------------------------------------------

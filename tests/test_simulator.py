@@ -515,3 +515,51 @@ def test_a_pty_unplug_drains_what_the_reader_has_not_read_yet(tmp_path: Path) ->
         os.close(fd)
         endpoint.close()
     assert bytes(got) == data
+
+
+def test_a_pty_reader_is_ready_once_it_flushed_its_input_as_pyserial_open_does_last(
+    tmp_path: Path,
+) -> None:
+    """Bytes sent between a reader's open(2) and the input flush that ends pyserial's
+    ``open()`` are thrown away by the reader itself: the endpoint waits for that flush
+    (packet mode's TIOCPKT_FLUSHREAD), not for a time."""
+    import termios
+
+    import serial
+
+    from bia_acq.simulator.endpoint import UNFLUSHED_READER_S, PtyEndpoint
+
+    ep = PtyEndpoint(tmp_path / "analyzer")
+    path = ep.open()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)  # opened, not yet flushed
+        assert ep.reader_present() and not ep.reader_opened()
+        os.write(fd, b"M1\r\n")  # what a reader writes arrives without packet mode's byte
+        wait_until = time.monotonic() + 10
+        got = b""
+        while got != b"M1\r\n" and time.monotonic() < wait_until:
+            got += ep.read()
+        assert got == b"M1\r\n" and not ep.reader_opened()
+        termios.tcflush(fd, termios.TCIFLUSH)
+        assert ep.reader_opened() and ep.reader_ready()
+        os.close(fd)
+        assert not ep.reader_present() and not ep.reader_opened()
+        # a reader that opens, flushes and leaves between two looks leaves nothing behind
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        termios.tcflush(fd, termios.TCIFLUSH)
+        os.close(fd)
+        assert not ep.reader_present()
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        assert ep.reader_present() and not ep.reader_opened()
+        os.close(fd)
+        with serial.Serial(path, 9600, timeout=0):
+            assert ep.reader_opened()  # open() returned: pyserial has flushed
+        assert not ep.reader_present()
+        # a reader that never flushes (cat) is sent to after a while anyway
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+        assert not ep.reader_ready()
+        time.sleep(UNFLUSHED_READER_S)
+        assert ep.reader_ready() and not ep.reader_opened()
+        os.close(fd)
+    finally:
+        ep.close()

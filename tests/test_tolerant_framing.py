@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from chunking import feed_in_pieces
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bia_acq.drivers import SerialSettings, get_profile
@@ -46,6 +46,8 @@ EXPECTED = readings(bc601, b"".join(line + b"\r\n" for line in LINES))
     st.booleans(),
     st.lists(st.integers(0, 2000), max_size=8),
 )
+# a read that ends between a quoted row's '"{' and its control key (found by this test)
+@example([b"\n", b"\n", b"\n", b"\r\n", b"\r\n"], False, True, True, [776])
 def test_any_line_ends_brace_bom_and_quotes_give_the_same_readings(
     ends: list[bytes], brace: bool, bom: bool, quoted: bool, cuts: list[int]
 ) -> None:

@@ -160,9 +160,9 @@ class Pusher:
                 local.execute("SELECT 1 FROM raw_frame LIMIT 1")
             except sqlite3.DatabaseError as exc:
                 raise StorageError(
-                    f"cannot read {self.database}: {exc} (read-only access needs the "
-                    "acquisition service running, or write access to the folder for the "
-                    "-wal and -shm files)"
+                    f"cannot read {self.database}: {exc} (a read-only reader needs its -wal "
+                    "and -shm files, which the acquisition service leaves when it stops: "
+                    "start it once, or give write access to the folder)"
                 ) from None
             with connect(self.cfg) as conn:
                 self._staged = set()

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
             baseline.clear(db, subject_id)
         b = baseline.baseline(db.conn, subject_id)
     finally:
-        db.conn.close()
+        db.close()
     if b.chosen is not None:
         print(f"{pseudonym}: baseline measurement {b.chosen} (chosen)")
     elif b.first is not None:

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         f"({rate:,.0f}/s); whole body: {summary}"
         + (f"; {failed_fits} segment fit(s) failed (see fit_status)" if failed_fits else "")
     )
-    db.conn.close()
+    db.close()
     return 0
 
 

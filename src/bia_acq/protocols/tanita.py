@@ -610,9 +610,8 @@ class TanitaFramer(Framer):
         """A ``{`` followed by a control key (``0`` or ``~``): a JSON object is no frame."""
         i = buf.find(b"{", pos)
         while i >= 0:
-            if i + 1 == len(buf):  # nothing follows yet: a start (a cut frame ends here)
-                return i, 1
-            if buf[i + 1] in _CONTROL_START:
+            # nothing follows yet: a start (a cut frame ends here), with its quote if any
+            if i + 1 == len(buf) or buf[i + 1] in _CONTROL_START:
                 if i > pos and buf[i - 1] == 0x22:  # '"{'
                     return i - 1, 2
                 return i, 1

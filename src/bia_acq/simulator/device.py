@@ -46,11 +46,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Pause after a reader opens the port before the first frame: pyserial flushes the
-#: input buffer at the end of ``open()`` (after setting the line up), so bytes sent
-#: the instant the slave side is opened can be discarded by the reader itself.
-READER_SETTLE_S = 0.2
-
 DEFAULT_SCENARIO = "healthy-adults"
 
 
@@ -103,9 +98,10 @@ class Line:
                 self.send(answer, stop)
 
     def wait_reader(self, stop: threading.Event, timeout_s: float | None = None) -> bool:
+        """Wait until a reader has the port open and ready (Endpoint.reader_ready)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while not stop.is_set():
-            if self.endpoint.reader_present():
+            if self.endpoint.reader_ready():
                 return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
@@ -313,9 +309,10 @@ class VirtualAnalyzer:
                 present = False
                 stop.wait(0.05)
                 continue
-            if not present:  # a reader just opened the port: let it finish opening
-                next_at = max(next_at, time.monotonic() + READER_SETTLE_S)
             present = True
+            if not self.endpoint.reader_ready():  # still opening: it would discard what we send
+                stop.wait(0.005)
+                continue
             if not unsolicited:
                 answer = tick(self, time.monotonic()) if tick is not None else None
                 if answer:

@@ -9,7 +9,10 @@ it can be pulled out and plugged back in (:meth:`unplug`, :meth:`replug`).
 * :class:`PtyEndpoint` holds the master side of a pty; ``bia-acq run`` opens
   the slave like ``/dev/ttyUSB0``. A hang-up on the master (POLLHUP) means no
   process has the slave open: like a real analyzer that only talks while
-  something listens, nothing is sent into a buffer pyserial would flush on open.
+  something listens, nothing is sent into a buffer the reader would flush. A
+  reader is *ready* (:meth:`Endpoint.reader_ready`) once it has flushed its input,
+  as pyserial does last in ``open()``: the master runs in packet mode (TIOCPKT,
+  pty(7)), where the kernel reports that flush as TIOCPKT_FLUSHREAD.
   Unplugging closes the master (the reader sees the device go away, as with a
   pulled USB cable: pyserial's ``test/test_pty.py`` habit) and replugging
   makes a new pty behind the same ``--link``.
@@ -63,6 +66,11 @@ class Endpoint(ABC):
     @abstractmethod
     def reader_present(self) -> bool:
         """True while a reader is connected (and would see what is written)."""
+
+    def reader_ready(self) -> bool:
+        """True once a present reader has finished opening, so that it keeps what is sent
+        from now on (pyserial discards its input at the end of ``open()``)."""
+        return self.reader_present()
 
     @abstractmethod
     def _write_some(self, data: memoryview) -> int:
@@ -124,6 +132,10 @@ def _wait_empty(
         time.sleep(0.01)
 
 
+def _present_for(since: float | None, seconds: float) -> bool:
+    return since is not None and time.monotonic() - since >= seconds
+
+
 def _wait_outq(fd: int | None, timeout_s: float) -> None:
     """Wait until the kernel queue of ``fd`` towards the reader is empty (TIOCOUTQ)."""
     _wait_empty(fd, termios.TIOCOUTQ, timeout_s)
@@ -133,6 +145,13 @@ class ReaderGone(Exception):
     """The reader closed its side while we were writing."""
 
 
+#: How long a reader that gives no sign of having finished opening is waited for before
+#: sending starts anyway: a pty reader that never flushes its input (``cat``, a terminal
+#: program; pyserial's flush is seen at once), or a TCP client (pyserial's ``socket://``
+#: discards what arrived at the end of ``open()``, which a server cannot see).
+UNFLUSHED_READER_S = 1.0
+
+
 class PtyEndpoint(Endpoint):
     """A new pseudo-terminal; ``link`` (optional) is a symlink kept pointing at it."""
 
@@ -140,6 +159,9 @@ class PtyEndpoint(Endpoint):
         self.link = Path(link) if link else None
         self._master: int | None = None
         self.path = ""
+        self._inbox = bytearray()
+        self._flushed = False  # the present reader flushed its input (it is open)
+        self._present_since: float | None = None
 
     def open(self) -> str:
         master, slave = os.openpty()
@@ -147,7 +169,12 @@ class PtyEndpoint(Endpoint):
         self.path = self.address = os.ttyname(slave)
         os.close(slave)  # readers open the path; the master then sees them come and go
         os.set_blocking(master, False)
+        # packet mode: each read of the master is a status byte (the slave's input flushed:
+        # TIOCPKT_FLUSHREAD) or 0 followed by what the reader wrote
+        fcntl.ioctl(master, termios.TIOCPKT, struct.pack("i", 1))
         self._master = master
+        self._inbox.clear()
+        self._flushed, self._present_since = False, None
         if self.link is not None:
             tmp = self.link.with_name(self.link.name + ".tmp")
             tmp.unlink(missing_ok=True)
@@ -158,10 +185,14 @@ class PtyEndpoint(Endpoint):
     def close(self) -> None:
         if self._master is not None:
             self._wait_read(5.0)  # a cable is not cut with bytes still on it
-            os.close(self._master)
-            self._master = None
+            self._close_master()
         if self.link is not None and self.link.is_symlink() and os.readlink(self.link) == self.path:
             self.link.unlink()
+
+    def _close_master(self) -> None:
+        if self._master is not None:
+            os.close(self._master)
+            self._master = None
 
     def drain(self, timeout_s: float = 1.0) -> None:
         _wait_outq(self._master, timeout_s)
@@ -186,21 +217,43 @@ class PtyEndpoint(Endpoint):
         finally:
             os.close(fd)
 
+    def _pump(self) -> None:
+        """Take what the master has: the reader's bytes, and the flush reports."""
+        if self._master is None:
+            return
+        with contextlib.suppress(OSError):  # EAGAIN: nothing; EIO: no reader
+            while packet := os.read(self._master, 4097):
+                if packet[0] == termios.TIOCPKT_DATA:
+                    self._inbox += packet[1:]
+                elif packet[0] & termios.TIOCPKT_FLUSHREAD:
+                    self._flushed = True
+
     def reader_present(self) -> bool:
         if self._master is None:
             return False
+        self._pump()  # first: a flush reported before the look below is this reader's
         p = select.poll()
         p.register(self._master, select.POLLHUP)
-        return not p.poll(0)
+        if p.poll(0):
+            self._flushed, self._present_since = False, None
+            return False
+        if self._present_since is None:
+            self._present_since = time.monotonic()
+        return True
+
+    def reader_opened(self) -> bool:
+        """True once the present reader has flushed its input, as pyserial's ``open()``
+        does last: from then on it keeps every byte sent. (A reader that closes and opens
+        again between two looks, never seen gone, counts as the one that flushed.)"""
+        return self.reader_present() and self._flushed
+
+    def reader_ready(self) -> bool:
+        return self.reader_opened() or _present_for(self._present_since, UNFLUSHED_READER_S)
 
     def read(self) -> bytes:
-        if self._master is None:
-            return b""
-        out = bytearray()
-        with contextlib.suppress(OSError):  # EAGAIN: nothing; EIO: no reader
-            while chunk := os.read(self._master, 4096):
-                out += chunk
-        return bytes(out)
+        self._pump()
+        out, self._inbox = bytes(self._inbox), bytearray()
+        return out
 
     def _write_some(self, data: memoryview) -> int:
         if self._master is None:
@@ -296,6 +349,7 @@ class TcpEndpoint(Endpoint):
         self._listener: socket.socket | None = None
         self._client: socket.socket | None = None
         self._inbox = bytearray()
+        self._accepted_at: float | None = None
 
     def open(self) -> str:
         lst = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
@@ -338,11 +392,14 @@ class TcpEndpoint(Endpoint):
                 return False
             conn.setblocking(False)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._client = conn
+            self._client, self._accepted_at = conn, time.monotonic()
         if self._client is None:
             return False
         self._pump()
         return self._client is not None
+
+    def reader_ready(self) -> bool:
+        return self.reader_present() and _present_for(self._accepted_at, UNFLUSHED_READER_S)
 
     def _pump(self) -> None:
         """Take what the client sent; notice a closed connection."""

@@ -99,6 +99,32 @@ class WriterDatabase(Database):
                 self.conn.execute("ROLLBACK")
             raise
 
+    def close(self) -> None:
+        """Close, leaving the WAL's -wal (checkpointed: empty) and -shm files in place.
+
+        SQLite deletes them when its last connection closes, and a reader that may not
+        create files there (the sync unit's read-only file system, a reporting group)
+        then cannot open the WAL database at all ("attempt to write a readonly
+        database"). With them kept it can: SQLite reads the -wal itself instead of the
+        untrusted -shm and holds WAL read lock 0, so a writer starting meanwhile cannot
+        checkpoint under its snapshot (wal.c, walBeginShmUnreliable). That is
+        SQLITE_FCNTL_PERSIST_WAL, which Python's sqlite3 cannot set: a read-only
+        connection held across the close keeps it from deleting them instead.
+        """
+        keep = None
+        with contextlib.suppress(sqlite3.Error):
+            (_, _, path) = self.conn.execute("PRAGMA database_list").fetchone()
+            if path and self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                self.conn.execute("PRAGMA busy_timeout = 0")  # a reader's snapshot: keep it
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                keep = sqlite3.connect(f"{Path(path).as_uri()}?mode=ro", uri=True)
+                keep.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone()
+        try:
+            self.conn.close()
+        finally:
+            if keep is not None:
+                keep.close()
+
 
 def open_writer(
     path: str | os.PathLike[str],
@@ -117,6 +143,9 @@ def open_writer(
     """
     p = Path(path)
     secure_file(p, group)
+    for kept in (Path(f"{p}-wal"), Path(f"{p}-shm")):  # left by the last close or a crash
+        if kept.exists():
+            secure_file(kept, group)
     conn = None
     try:
         conn = sqlite3.connect(p, check_same_thread=False, isolation_level=None)
@@ -223,7 +252,13 @@ def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
         conn.row_factory = sqlite3.Row
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
     except sqlite3.DatabaseError as exc:
-        raise StorageError(f"cannot read database {p}: {exc}") from exc
+        hint = (
+            ""
+            if Path(f"{p}-shm").exists()
+            else " (a read-only reader needs its -wal and -shm files, which bia-acq leaves"
+            " when it closes: start the service once, or give write access to the folder)"
+        )
+        raise StorageError(f"cannot read database {p}: {exc}{hint}") from exc
     return conn
 
 
