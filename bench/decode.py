@@ -9,9 +9,10 @@
    structured parse Python offers. Target: >= 20,000 frames/s. Two figures, each
    against the baseline run the same way: frame by frame with each result
    dropped after use (what ``decode`` and ``import`` do), and all results kept in
-   one list (then Python's garbage collector, which walks every live object on
-   its full passes, takes a large share: a Reading holds ~20 tracked objects, a
-   ``json.loads`` result 2).
+   one list (then Python's garbage collector walks every live object it tracks on
+   its full passes: a Reading is 2 such objects, its impedance points arrays; a
+   ``json.loads`` result is 2 too; with the points as 18 objects it was ~20 and
+   the collector took half the time).
 2. ``bia-acq import`` of a capture of N frames (with junk between some) into a new
    SQLite file, end to end as a real process: framing, journal, decode, core,
    store. Baseline: inserting the same frames' bytes as rows into a one-table
