@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -41,6 +42,26 @@ def run_cli(
         input=input,
         capture_output=True,
         timeout=timeout,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
+    """Rows of ``sql`` on the SQLite file ``db`` (a connection of its own, closed)."""
+    c = sqlite3.connect(db, timeout=10)
+    try:
+        return c.execute(sql, args).fetchall()
+    finally:
+        c.close()
+
+
+def start_cli(*args: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start ``python -m bia_acq ARGS`` as a real process, its output in pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bia_acq", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 

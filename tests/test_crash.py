@@ -9,16 +9,15 @@ last restart nothing is pending and the spool has been replayed.
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
+from conftest import query
+from daemon import running_service, wait_until
 from ptyline import PtyLine, make_frames, write_config
 
 from bia_acq.drivers import get_profile
@@ -28,15 +27,6 @@ FRAMES = make_frames(800, seed=21)
 PER_ROUND = 150  # frames offered per round: heavy, but bounded
 CODEC = get_profile("tanita-mc780").codec()
 RESULT_ROWS = 12  # five segments and the whole body, by hanai-bis and the device method
-
-
-def _start(config: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bia_acq", "run", "--config", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
 
 
 class Flood(threading.Thread):
@@ -59,6 +49,11 @@ class Flood(threading.Thread):
             except (ConnectionError, OSError):
                 continue
             self.i += 1
+
+
+def one_port(tmp_path: Path, line: PtyLine, db_path: Path) -> Path:
+    port = {"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}
+    return write_config(tmp_path / "config.yaml", db_path, [port])
 
 
 def check(db_path: Path, before: set[str]) -> set[str]:
@@ -93,55 +88,35 @@ def test_sigkill_during_heavy_ingest_loses_nothing_journaled(tmp_path: Path) -> 
     rng = random.Random(5)
     db_path = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
-        config = write_config(
-            tmp_path / "config.yaml",
-            db_path,
-            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
-        )
+        config = one_port(tmp_path, line, db_path)
         keys: set[str] = set()
         for round_ in range(4):
             spooling = round_ == 2
-            proc = _start(config)
             flood = Flood(line, round_ * PER_ROUND)
             lock = None
             try:
-                line.wait_reader(timeout=20)
-                if spooling:  # a reporting tool holds the write lock: the service spools
-                    lock = sqlite3.connect(db_path, isolation_level=None)
-                    lock.execute("BEGIN IMMEDIATE")
-                flood.start()
-                if spooling:
-                    deadline = time.monotonic() + 20
-                    while not spool_path(db_path).exists() and time.monotonic() < deadline:
-                        time.sleep(0.05)
-                    assert spool_path(db_path).exists()
-                time.sleep(rng.uniform(0.3, 1.2))
-                proc.send_signal(signal.SIGKILL)
-                proc.wait(timeout=10)
+                with running_service(config, line=line) as run:
+                    if spooling:  # a reporting tool holds the write lock: the service spools
+                        lock = sqlite3.connect(db_path, isolation_level=None)
+                        lock.execute("BEGIN IMMEDIATE")
+                    flood.start()
+                    if spooling:
+                        wait_until(lambda: spool_path(db_path).exists(), "frames spooled")
+                    time.sleep(rng.uniform(0.3, 1.2))
+                    run.proc.send_signal(signal.SIGKILL)
+                    run.proc.wait(timeout=60)  # a bound against a hang, not a speed check
             finally:
                 flood.stop.set()
                 flood.join(5)
-                proc.kill()
-                proc.communicate()
                 if lock is not None:
                     lock.execute("ROLLBACK")
                     lock.close()
             assert flood.i > round_ * PER_ROUND
             keys = check(db_path, keys)
         # the last start replays the spool and decodes what was pending
-        proc = _start(config)
-        try:
-            line.wait_reader(timeout=20)
-            deadline = time.monotonic() + 30
-            while spool_path(db_path).exists() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=10)
-        finally:
-            proc.kill()
-            _, err = proc.communicate()
-    assert code == 0
-    assert not spool_path(db_path).exists(), err.decode()
+        with running_service(config, line=line) as run:
+            wait_until(lambda: not spool_path(db_path).exists(), "the spool replayed")
+    assert run.code == 0, run.err[-2000:]
     keys = check(db_path, keys)
     db = sqlite3.connect(db_path)
     statuses = dict(
@@ -153,52 +128,34 @@ def test_sigkill_during_heavy_ingest_loses_nothing_journaled(tmp_path: Path) -> 
     assert statuses.get("decoded", 0) > 100  # it really was heavy ingest
 
 
+def pending(db_path: Path) -> int:
+    return int(query(db_path, "SELECT count(*) FROM raw_frame WHERE status = 'pending'")[0][0])
+
+
 def test_sigterm_with_a_backlog_exits_0_and_keeps_everything(tmp_path: Path) -> None:
     db_path = tmp_path / "acq.db"
     with PtyLine(tmp_path / "line") as line:
-        config = write_config(
-            tmp_path / "config.yaml",
-            db_path,
-            [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780"}],
-        )
-        proc = _start(config)
+        config = one_port(tmp_path, line, db_path)
         flood = Flood(line, 0)
         flood.end = len(FRAMES)
         try:
-            line.wait_reader(timeout=20)
-            flood.start()
-            time.sleep(1.0)  # the writer is behind: a queue of frames to store
-            proc.send_signal(signal.SIGTERM)
-            code = proc.wait(timeout=60)  # a bound against a hang, not a speed check
+            with running_service(config, line=line) as run:
+                flood.start()
+                time.sleep(1.0)  # the writer is behind: a queue of frames to store
+                run.stop()  # SIGTERM; a bound against a hang, not a speed check
         finally:
             flood.stop.set()
             flood.join(5)
-            proc.kill()
-            _, err = proc.communicate()
-        assert code == 0, err.decode()[-2000:]
-        assert "could not be kept" not in err.decode() and "lost" not in err.decode()
+        assert run.code == 0, run.err[-2000:]
+        assert "could not be kept" not in run.err and "lost" not in run.err
         keys = check(db_path, set())
         # what the stop only journaled, the next start decodes
-        proc = _start(config)
-        try:
-            line.wait_reader(timeout=20)
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                c = sqlite3.connect(db_path)
-                left = c.execute("SELECT count(*) FROM raw_frame WHERE status = 'pending'")
-                n = left.fetchone()[0]
-                c.close()
-                if n == 0:
-                    break
-                time.sleep(0.1)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=10) == 0
-        finally:
-            proc.kill()
-            proc.communicate()
+        with running_service(config, line=line) as run:
+            wait_until(lambda: pending(db_path) == 0, "the journaled frames decoded")
+        assert run.code == 0, run.err[-2000:]
     check(db_path, keys)
-    db = sqlite3.connect(db_path)
-    frames = [bytes(d) for (d,) in db.execute("SELECT data FROM raw_frame WHERE kind = 'frame'")]
-    assert db.execute("SELECT count(*) FROM raw_frame WHERE status = 'pending'").fetchone() == (0,)
-    db.close()
+    frames = [
+        bytes(d) for (d,) in query(db_path, "SELECT data FROM raw_frame WHERE kind = 'frame'")
+    ]  # type: ignore[call-overload]
+    assert pending(db_path) == 0
     assert len(frames) > 100 and frames == FRAMES[: len(frames)]  # in order, none skipped

@@ -8,29 +8,16 @@ import re
 import signal
 import sqlite3
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_FRAME, run_cli
-
-
-def _start(*args: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bia_acq", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+from conftest import EXAMPLE_FRAME, run_cli, start_cli
 
 
 def test_simulate_and_run_store_exactly_what_was_sent(tmp_path: Path) -> None:
     link = tmp_path / "analyzer"
     truth = tmp_path / "truth.jsonl"
-    sim = _start(
+    sim = start_cli(
         "simulate",
         "--count",
         "4",
@@ -145,15 +132,13 @@ def test_default_run_stores_five_measurements_privately(tmp_path: Path) -> None:
 
 
 def test_sigterm_stops_cleanly_with_status_0(tmp_path: Path) -> None:
-    proc = _start("run", "--interval", "0.2", cwd=tmp_path)
+    proc = start_cli("run", "--interval", "0.2", cwd=tmp_path)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         assert b"ECW/TBW=" in first
-        t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=5) == 0
-        assert time.monotonic() - t0 < 5
+        assert proc.wait(timeout=60) == 0  # a bound against a hang, not a speed check
     finally:
         proc.kill()
         proc.communicate()

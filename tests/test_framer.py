@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from chunking import every_chunking, feed_in_pieces
 from conftest import EXAMPLE_FRAME, readings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bia_acq.model import Reading
-from bia_acq.protocols.base import Chunk, Framer
+from bia_acq.protocols.base import Framer
 from bia_acq.protocols.tanita import TanitaProtocol
 
 codec = TanitaProtocol()
@@ -15,19 +16,9 @@ codec = TanitaProtocol()
 garbage = st.binary(max_size=40).map(lambda b: b.replace(b"{", b"").replace(b'"', b""))
 
 
-def feed_in_pieces(framer: Framer, stream: bytes, cuts: list[int]) -> list[Chunk]:
-    out: list[Chunk] = []
-    last = 0
-    for cut in [*sorted(set(cuts)), len(stream)]:
-        out += framer.feed(stream[last:cut])
-        last = cut
-    return out + framer.flush()
-
-
 def test_whole_halved_and_byte_by_byte() -> None:
     stream = b"\x00junk" + EXAMPLE_FRAME + b"~~" + EXAMPLE_FRAME
-    n = len(stream)
-    for cuts in ([], [n // 2], list(range(n))):
+    for cuts in every_chunking(stream):
         chunks = feed_in_pieces(codec.framer(), stream, cuts)
         assert [c.data for c in chunks if c.kind == "frame"] == [EXAMPLE_FRAME, EXAMPLE_FRAME]
         assert b"".join(c.data for c in chunks) == stream
@@ -44,7 +35,7 @@ def test_whole_halved_and_byte_by_byte() -> None:
 def test_frames_survive_any_chunking_with_garbage_between(parts, tail, cuts) -> None:
     frames = [codec.encode(r) for _, r in parts]
     stream = b"".join(g + f for (g, _), f in zip(parts, frames, strict=True)) + tail
-    chunks = feed_in_pieces(codec.framer(), stream, [c % (len(stream) + 1) for c in cuts])
+    chunks = feed_in_pieces(codec.framer(), stream, cuts)
     assert [c.data for c in chunks if c.kind == "frame"] == frames
     assert b"".join(c.data for c in chunks) == stream  # every byte accounted for
     assert [codec.decode(c.data) for c in chunks if c.kind == "frame"] == [r for _, r in parts]
@@ -54,7 +45,7 @@ def test_frames_survive_any_chunking_with_garbage_between(parts, tail, cuts) -> 
 @given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=20))
 def test_arbitrary_bytes_are_all_accounted_for(stream: bytes, cuts: list[int]) -> None:
     framer = Framer(start=b"{", end=b"\r\n", max_len=256)
-    chunks = feed_in_pieces(framer, stream, [c % (len(stream) + 1) for c in cuts])
+    chunks = feed_in_pieces(framer, stream, cuts)
     assert b"".join(c.data for c in chunks) == stream
     assert all(len(c.data) <= 256 + 2 or c.kind == "junk" for c in chunks)
 

@@ -4,13 +4,13 @@ a port in use, and several ports that never stop each other."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import serial
+from conftest import query
+from daemon import wait_until
 from ptyline import PtyLine, make_frames
 
 from bia_acq.config import Config, PortConfig
@@ -25,30 +25,14 @@ FRAMES = make_frames(10, seed=3)
 FAST = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2}
 
 
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
-
-
 def port(name: str, line: PtyLine, profile: Profile | None = None, **kw: object) -> PortConfig:
     p = profile or get_profile("tanita-mc780")
     return PortConfig(name, str(line.link), p.name, p, p.serial, **kw)  # type: ignore[arg-type]
 
 
-def rows(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    c = sqlite3.connect(db, timeout=5)
-    try:
-        return c.execute(sql, args).fetchall()
-    finally:
-        c.close()
-
-
 def stored(db: Path, name: str) -> int:
     return int(
-        rows(
+        query(
             db,
             "SELECT count(*) FROM measurement m JOIN device d ON d.id = m.device_id "
             "WHERE d.port = ?",
@@ -86,7 +70,7 @@ def test_absent_port_is_waited_for_unplug_journals_the_partial_and_replug_resume
     finally:
         service.stop()
         line.unplug()
-    assert rows(db, "SELECT kind, status, reason, data FROM raw_frame ORDER BY id") == [
+    assert query(db, "SELECT kind, status, reason, data FROM raw_frame ORDER BY id") == [
         ("frame", "decoded", None, FRAMES[0]),
         ("truncated", "discarded", "device disconnected inside a frame", FRAMES[1][:200]),
         ("frame", "decoded", None, FRAMES[2]),
@@ -111,12 +95,12 @@ def test_a_stale_partial_frame_is_dropped_after_the_configured_silence(tmp_path:
             line.wait_reader()
             line.write(FRAMES[0][:100])
             # the analyzer stopped mid-frame: the partial is journaled once silence_s passed
-            wait_until(lambda: rows(db, "SELECT count(*) FROM raw_frame") == [(1,)])
+            wait_until(lambda: query(db, "SELECT count(*) FROM raw_frame") == [(1,)])
             line.write(FRAMES[0])  # and sends the whole frame again
             wait_until(lambda: stored(db, "p1") == 1)
         finally:
             service.stop()
-    assert rows(db, "SELECT kind, status, reason FROM raw_frame ORDER BY id") == [
+    assert query(db, "SELECT kind, status, reason FROM raw_frame ORDER BY id") == [
         ("truncated", "discarded", "no bytes for 0.3 s inside a frame"),
         ("frame", "decoded", None),
     ]
@@ -180,7 +164,7 @@ def test_one_failing_port_or_driver_never_stops_another(
             b.wait_reader()
             b.write(FRAMES[0])
             a.write(FRAMES[1])  # a's decoder fails: rejected, kept
-            wait_until(lambda: bool(rows(db, "SELECT 1 FROM raw_frame WHERE port = 'a'")))
+            wait_until(lambda: bool(query(db, "SELECT 1 FROM raw_frame WHERE port = 'a'")))
             a.write(b"{ab\x07cd")  # a's framer fails: a's loop restarts, the bytes are kept
             b.write(FRAMES[2])
             wait_until(lambda: stored(db, "b") == 2)
@@ -191,9 +175,11 @@ def test_one_failing_port_or_driver_never_stops_another(
             assert service.hung() == []
         finally:
             service.stop()
-    assert rows(db, "SELECT status, reason FROM raw_frame WHERE port = 'a' AND kind = 'frame'") == [
+    assert query(
+        db, "SELECT status, reason FROM raw_frame WHERE port = 'a' AND kind = 'frame'"
+    ) == [
         ("rejected", "internal decoder error: ZeroDivisionError")  # no message: it may quote an ID
     ]
-    assert rows(db, "SELECT status FROM raw_frame WHERE port = 'b'") == [("decoded",)] * 3
-    kept = rows(db, "SELECT data FROM raw_frame WHERE port = 'a' ORDER BY id")
+    assert query(db, "SELECT status FROM raw_frame WHERE port = 'b'") == [("decoded",)] * 3
+    kept = query(db, "SELECT data FROM raw_frame WHERE port = 'a' ORDER BY id")
     assert b"".join(bytes(d) for (d,) in kept) == FRAMES[1] + b"{ab\x07cd"  # every byte

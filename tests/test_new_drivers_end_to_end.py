@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, start_cli
 
 
 @pytest.mark.parametrize(
@@ -25,28 +22,20 @@ def test_simulated_device_is_stored(
 ) -> None:
     link = tmp_path / "dev"
     truth = tmp_path / "truth.jsonl"
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bia_acq",
-            "simulate",
-            "--driver",
-            driver,
-            "--count",
-            "2",
-            "--interval",
-            "0.2",
-            "--seed",
-            "2",
-            "--link",
-            str(link),
-            "--truth",
-            str(truth),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    sim = start_cli(
+        "simulate",
+        "--driver",
+        driver,
+        "--count",
+        "2",
+        "--interval",
+        "0.2",
+        "--seed",
+        "2",
+        "--link",
+        str(link),
+        "--truth",
+        str(truth),
     )
     try:
         assert sim.stdout is not None and sim.stdout.readline().startswith(b"/dev/pts/")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, start_cli
 
 from bia_acq import worklist
 from bia_acq.config import Config, PortConfig
@@ -46,22 +44,14 @@ def test_the_profile_declares_the_mc980_dialogue() -> None:
 
 def test_worklist_measurements_go_to_the_right_subjects(tmp_path: Path) -> None:
     link = tmp_path / "mc980"
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bia_acq",
-            "simulate",
-            "--driver",
-            "tanita-mc980-pc",
-            "--link",
-            str(link),
-            "--seed",
-            "3",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    sim = start_cli(
+        "simulate",
+        "--driver",
+        "tanita-mc980-pc",
+        "--link",
+        str(link),
+        "--seed",
+        "3",
     )
     try:
         assert sim.stdout is not None

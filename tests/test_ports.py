@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from conftest import run_cli
+from conftest import run_cli, start_cli
 
 from bia_acq.commands.ports import by_id_links, list_ports
 
@@ -44,21 +41,13 @@ def test_by_id_links_resolve_to_their_devices(tmp_path: Path) -> None:
 
 
 def test_listen_names_the_profile_that_decodes_the_simulator(tmp_path: Path) -> None:
-    sim = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "bia_acq",
-            "simulate",
-            "--driver",
-            "tanita-mc980",
-            "--interval",
-            "0.2",
-            "--fast",  # a paced MC-980 frame at 9600 baud takes most of the listening window
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    sim = start_cli(
+        "simulate",
+        "--driver",
+        "tanita-mc980",
+        "--interval",
+        "0.2",
+        "--fast",  # a paced MC-980 frame at 9600 baud takes most of the listening window
     )
     try:
         assert sim.stdout is not None

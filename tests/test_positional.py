@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from chunking import every_chunking, feed_in_pieces
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bia_acq.drivers import Profile, SerialSettings, get_profile
 from bia_acq.errors import ConfigError, FrameError
 from bia_acq.model import Impedance, Reading
-from bia_acq.protocols.base import Chunk, Framer
 from bia_acq.protocols.positional import PositionalProtocol
 
 BC418 = get_profile("tanita-bc418").codec()
@@ -117,22 +117,13 @@ def test_round_trip(codec: PositionalProtocol, data: st.DataObject) -> None:
     assert codec.decode(codec.encode(r)) == r
 
 
-def feed(framer: Framer, stream: bytes, cuts: list[int]) -> list[Chunk]:
-    out: list[Chunk] = []
-    last = 0
-    for cut in [*sorted(set(cuts)), len(stream)]:
-        out += framer.feed(stream[last:cut])
-        last = cut
-    return out + framer.flush()
-
-
 @settings(max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), cuts=st.lists(st.integers(0, 5000), max_size=30))
 def test_frames_survive_any_chunking(data: st.DataObject, cuts: list[int]) -> None:
     rs = data.draw(st.lists(readings_for(BC418), min_size=1, max_size=4))
     frames = [BC418.encode(r) for r in rs]
     stream = b"".join(frames)
-    chunks = feed(BC418.framer(), stream, [c % (len(stream) + 1) for c in cuts])
+    chunks = feed_in_pieces(BC418.framer(), stream, cuts)
     assert [c.data for c in chunks if c.kind == "frame"] == frames
     assert b"".join(c.data for c in chunks) == stream
     assert [BC418.decode(c.data) for c in chunks if c.kind == "frame"] == rs
@@ -140,8 +131,8 @@ def test_frames_survive_any_chunking(data: st.DataObject, cuts: list[int]) -> No
 
 def test_whole_halved_and_byte_by_byte() -> None:
     stream = b"\r\n" + BC418_LINE + b"noise\r\n" + BC418_LINE
-    for cuts in ([], [len(stream) // 2], list(range(len(stream)))):
-        chunks = feed(BC418.framer(), stream, cuts)
+    for cuts in every_chunking(stream):
+        chunks = feed_in_pieces(BC418.framer(), stream, cuts)
         assert [c.data for c in chunks if c.kind == "frame"] == [
             BC418_LINE,
             b"noise\r\n",
@@ -156,7 +147,7 @@ def test_whole_halved_and_byte_by_byte() -> None:
 def test_fuzz_only_frame_errors_and_every_byte_accounted_for(
     codec: PositionalProtocol, stream: bytes, cuts: list[int]
 ) -> None:
-    chunks = feed(codec.framer(), stream, [c % (len(stream) + 1) for c in cuts])
+    chunks = feed_in_pieces(codec.framer(), stream, cuts)
     assert b"".join(c.data for c in chunks) == stream
     for c in chunks:
         if c.kind == "frame":

@@ -7,13 +7,11 @@ import grp
 import os
 import sqlite3
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import query, run_cli
+from daemon import running_service, wait_until
 from ptyline import PtyLine, make_frames, write_config
 
 from bia_acq.config import load_config
@@ -68,28 +66,20 @@ def test_no_patient_identifier_in_any_log_line(tmp_path: Path) -> None:
             [{"name": "p1", "url": str(line.link), "driver": "tanita-mc780", "silence_s": 0.3}],
             log_level="debug",
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bia_acq", "run", "--config", str(config), "--count", "3"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            line.wait_reader(timeout=20)
+        with running_service(config, "--count", "3", line=line) as run:
             for data in (frames[0], bad, frames[0], frames[2][:300]):
                 line.write(data)
-            time.sleep(0.6)  # the partial frame goes stale
+            discarded = "SELECT count(*) FROM raw_frame WHERE status = 'discarded'"
+            wait_until(lambda: query(tmp_path / "a.db", discarded) == [(1,)], "the partial stale")
             line.write(frames[3] + frames[2])
-            out, err = proc.communicate(timeout=30)
-        finally:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, err.decode()
+            run.wait_exit()  # --count 3: it stops by itself
+    assert run.code == 0, run.err[-2000:]
     db = sqlite3.connect(tmp_path / "a.db")
     ids = [i for (i,) in db.execute("SELECT external_id FROM subject")]
     names = {r for (r,) in db.execute("SELECT status FROM raw_frame")}
     db.close()
     assert len(ids) >= 2 and {"decoded", "rejected", "duplicate", "discarded"} <= names
-    log = err.decode()
+    log = run.err
     assert "DEBUG" in log and "rejected" in log
     for ext in ids:
-        assert ext not in log and ext not in out.decode()
+        assert ext not in log and ext not in run.out

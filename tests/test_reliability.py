@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from conftest import EXAMPLE_FRAME, run_cli
+from conftest import EXAMPLE_FRAME, query, run_cli
 from daemon import running_service, wait_until
 from ptyline import PtyLine, write_config
 
@@ -46,14 +46,6 @@ def csv_row(**cells: str) -> bytes:
     for name, value in cells.items():
         row[names.index(name.replace("_", " "))] = value
     return (",".join(row) + "\n").encode()
-
-
-def query(db: Path, sql: str, *args: object) -> list[tuple[object, ...]]:
-    c = sqlite3.connect(db, timeout=10)
-    try:
-        return c.execute(sql, args).fetchall()
-    finally:
-        c.close()
 
 
 def statuses(db: Path) -> dict[str, int]:

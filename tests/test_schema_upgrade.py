@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import EXAMPLE_FRAME
 
 from bia_acq.acquire import Batch, Ingest
 from bia_acq.core.estimate import PUBLISHED_COLUMNS, RESULT_COLUMNS, ROW_KEYS, ResultColumn
@@ -259,3 +260,38 @@ def test_m009_readers_see_the_same_rows_before_and_after(tmp_path: Path) -> None
     for n in names:
         assert _rows(db.conn, n) == before[n], n
     db.close()
+
+
+def test_m010_keys_of_an_earlier_import_still_find_its_chunks(tmp_path: Path) -> None:
+    """Chunk keys written with the whole SHA-256 (before m010) are shortened by it, so
+    importing the same file again stores nothing twice; service keys stay."""
+    import hashlib
+
+    from bia_acq import cli
+
+    capture = tmp_path / "capture.bin"
+    capture.write_bytes(b"noise\r\n" + EXAMPLE_FRAME)
+    db = tmp_path / "a.db"
+    args = ["import", "--driver", "tanita-mc780", "--db", str(db), "--no-progress", str(capture)]
+    assert cli.main(args) == 0
+    conn = sqlite3.connect(db)
+    with conn:  # as the release before m010 wrote them
+        conn.create_function("sha", 1, lambda b: hashlib.sha256(b).hexdigest())
+        conn.execute(
+            "UPDATE raw_frame SET chunk_key = substr(chunk_key, 1, instr(chunk_key, '#')) || sha(data)"
+        )
+        conn.execute(
+            "INSERT INTO raw_frame (port, driver, kind, received_at_utc, received_at_epoch, data,"
+            " sha256, status, chunk_key) VALUES ('p', 'x', 'junk', '', 0, x'00', '', 'discarded', 'b.0')"
+        )
+        conn.execute("DELETE FROM _sqlite_migrations WHERE name = 'm010_short_chunk_keys'")
+    old = dict(conn.execute("SELECT id, chunk_key FROM raw_frame"))
+    conn.close()
+    assert all(len(k.rsplit("#", 1)[1]) == 64 for k in old.values() if k.startswith("file:"))
+    assert cli.main(args) == 0  # opening the database applies m010 first
+    conn = sqlite3.connect(db)
+    new = dict(conn.execute("SELECT id, chunk_key FROM raw_frame"))
+    conn.close()
+    assert new == {
+        i: k[: len(k) - 52] if k.startswith("file:") else k for i, k in old.items()
+    }  # no chunk journaled twice, the service key as it was

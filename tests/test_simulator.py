@@ -7,30 +7,20 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import run_cli, start_cli
 
 from bia_acq.core.estimate import METHODS
 from bia_acq.drivers import SerialSettings, builtin_profiles, get_profile
 from bia_acq.link import Link
 from bia_acq.simulator.device import VirtualAnalyzer
 from bia_acq.simulator.endpoint import SerialEndpoint, TcpEndpoint
-
-
-def start(*args: str, cwd: Path | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bia_acq", *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+from bia_acq.simulator.population import builtin_scenarios
 
 
 def config_for(tmp_path: Path, url: str, driver: str = "tanita-mc780", db: str = "acq.db") -> Path:
@@ -66,7 +56,7 @@ def sent_impedances(truth: Path) -> list[list[tuple[str, float, float, float]]]:
 
 def test_simulate_as_tcp_server_into_run(tmp_path: Path) -> None:
     truth = tmp_path / "truth.jsonl"
-    sim = start(
+    sim = start_cli(
         "simulate", "--tcp", "127.0.0.1:0", "--fast", "--count", "3", "--interval", "0.05",
         "--seed", "3", "--truth", str(truth),
     )  # fmt: skip
@@ -202,7 +192,7 @@ def simulate_into_run(
     """`simulate` on a pty link, `bia-acq run` until ``stored`` measurements: (truth, db, run)."""
     link = tmp_path / "analyzer"
     truth = tmp_path / "truth.jsonl"
-    sim = start(
+    sim = start_cli(
         "simulate", "--fast", "--interval", "0.02", "--count", str(count), "--link", str(link),
         "--truth", str(truth), *sim_args,
     )  # fmt: skip
@@ -220,14 +210,7 @@ def simulate_into_run(
     return truth, tmp_path / db, run
 
 
-SCENARIOS = [
-    "healthy-adults",
-    "dialysis-overload",
-    "leg-injury-resolving",
-    "arm-lymphedema",
-    "pregnancy-third-trimester",
-    "dehydration",
-]
+SCENARIOS = sorted(builtin_scenarios())  # the six (test_scenarios checks which)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
@@ -301,7 +284,7 @@ def test_faults_on_schedule_reach_the_journal_as_expected(tmp_path: Path) -> Non
 def test_replay_of_a_journal_stores_the_same_measurements(tmp_path: Path) -> None:
     truth, db, _ = simulate_into_run(tmp_path, 3, 3, "--seed", "4", "--fault", "garbage@2")
     link = tmp_path / "replayed"
-    rep = start("replay", "--db", str(db), "--speed", "20", "--link", str(link))
+    rep = start_cli("replay", "--db", str(db), "--speed", "20", "--link", str(link))
     try:
         assert rep.stdout is not None
         assert rep.stdout.readline().startswith(b"/dev/pts/")
@@ -335,17 +318,17 @@ def journaled(db: Path) -> int:
 def test_replay_of_a_capture_file_over_tcp(tmp_path: Path, example_frame: bytes) -> None:
     capture = tmp_path / "capture.bin"
     capture.write_bytes(b"noise" + example_frame + example_frame.replace(b"Wk,71.4", b"Wk,71.5"))
-    rep = start("replay", str(capture), "--tcp", ":0", "--fast")
+    rep = start_cli("replay", str(capture), "--tcp", ":0", "--fast")
     try:
         assert rep.stdout is not None
         url = rep.stdout.readline().decode().strip()
-        run = start("run", "--config", str(config_for(tmp_path, url)), "--duration", "60")
+        run = start_cli("run", "--config", str(config_for(tmp_path, url)), "--duration", "60")
         try:  # stop the service once all three chunks are journaled (no fixed sleep)
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline and journaled(tmp_path / "acq.db") < 3:
                 time.sleep(0.1)
             run.send_signal(signal.SIGTERM)
-            assert run.wait(timeout=10) == 0, run.communicate()[1].decode()
+            assert run.wait(timeout=60) == 0, run.communicate()[1].decode()
         finally:
             run.kill()
             run.communicate()
@@ -447,7 +430,7 @@ def test_a_polled_analyzer_with_a_scenario_validates(tmp_path: Path) -> None:
             height,
         )
         assert proc.returncode == 0, proc.stderr
-    sim = start(
+    sim = start_cli(
         "simulate", "--driver", "tanita-mc980-pc", "--scenario", "dialysis-overload", "--fast",
         "--link", str(link), "--seed", "3", "--truth", str(truth),
     )  # fmt: skip
@@ -463,7 +446,7 @@ def test_a_polled_analyzer_with_a_scenario_validates(tmp_path: Path) -> None:
         assert run.returncode == 0, run.stderr.decode()
     finally:
         sim.terminate()
-        sim.communicate(timeout=10)
+        sim.communicate(timeout=60)
     recs = [json.loads(line) for line in truth.read_text().splitlines()]
     assert [
         (r["truth"]["subject_id"], r["truth"]["sex"], r["truth"]["height_cm"]) for r in recs

@@ -17,9 +17,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from daemon import wait_until
 from ptyline import PtyLine, make_frames
 
 from bia_acq.config import Config, PortConfig
@@ -28,14 +28,6 @@ from bia_acq.service import Service
 
 N = 2000
 FAULT_RATE = 0.04
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 20.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
 
 
 def journaled_bytes(db: Path) -> int:
@@ -207,7 +199,7 @@ def test_soak_through_the_simulator_with_random_faults(tmp_path: Path) -> None:
                 last, stable_since = now, time.monotonic()
             time.sleep(0.1)
         run.send_signal(signal.SIGTERM)
-        assert run.wait(timeout=10) == 0
+        assert run.wait(timeout=60) == 0  # a bound against a hang
     finally:
         for p in (sim, run):
             if p is not None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from daemon import wait_until
 from ptyline import PtyLine, make_frames
 
 from bia_acq.acquire import Batch, Ingest
@@ -52,14 +53,6 @@ def count(db: Path, sql: str = "SELECT count(*) FROM measurement") -> int:
         return int(c.execute(sql).fetchone()[0])
     finally:
         c.close()
-
-
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    end = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > end:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def start(tmp_path: Path, *, line: PtyLine | None = None) -> Rig:
@@ -183,7 +176,7 @@ def test_a_read_only_database_at_start_spools_and_moves_when_writable(tmp_path: 
         wait_until(lambda: len(rig.service.spool) >= 1)
         time.sleep(0.3)
         undo()
-        wait_until(lambda: not rig.spool.exists(), timeout=15)
+        wait_until(lambda: not rig.spool.exists())
         assert_each_frame_once(rig, FRAMES[:3])
     finally:
         rig.service.stop()

@@ -223,7 +223,8 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
         if not pending:
             return
         before = (ingest.stored, ingest.duplicates, ingest.rejected)
-        keys = tuple(f"{source}@{o}#{hashlib.sha256(c.data).hexdigest()}" for o, c in pending)
+        # the path, the offset and 48 bits of the bytes' hash (store m010)
+        keys = tuple(f"{source}@{o}#{hashlib.sha256(c.data).hexdigest()[:12]}" for o, c in pending)
         batch = Batch(rt.name, rt.driver, [c for _, c in pending], received, chunk_keys=keys)
         with store.db.atomic():  # one transaction per batch: the file is the durable copy
             known = {  # journaled by an earlier import: handle() skips them

@@ -15,6 +15,7 @@ iterative fits on longer spectra. Everything broadcasts over leading axes:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +65,79 @@ class CircleFit:
     status: npt.NDArray[np.int8]
 
 
+class Arc(NamedTuple):
+    """The circle of :func:`arc_parameters` and the Cole arc read off it, per spectrum."""
+
+    x0: Array  # centre in the (R, −X) plane
+    y0: Array
+    rad2: Array  # squared radius
+    half2: Array  # ((R0 − R∞)/2)²: positive where the circle crosses the R axis
+    r0: Array
+    rinf: Array
+    alpha: Array
+    fc_hz: Array
+    solved: npt.NDArray[np.bool_]  # at least three points and a well-conditioned system
+
+
+def arc_parameters(f: Array, r: Array, y: Array, ok: npt.NDArray[np.bool_]) -> Arc:
+    """The Kåsa circle through the points ``ok`` of (R, −X) = (``r``, ``y``), (..., F),
+    and R0, R∞, α, fc of the arc on it (NaN where there is none).
+
+    Least squares of u² + v² + D·u + E·v + F = 0 on the centred points: a
+    symmetric 3×3 system per spectrum, solved in closed form (adjugate and
+    determinant, all spectra at once). fc: (ωτ)^α = |(R0 − Z)/(Z − R∞)| at each
+    point, averaged as ln τ over the points.
+    """
+    n = ok.sum(axis=-1)
+    w = ok.astype(float)
+    rr = np.where(ok, r, 0.0)
+    yy = np.where(ok, y, 0.0)
+    # centre the data for conditioning
+    cnt = np.maximum(n, 1)
+    mr = rr.sum(-1) / cnt
+    my = yy.sum(-1) / cnt
+    u = (rr - mr[..., None]) * w
+    v = (yy - my[..., None]) * w
+    z = u * u + v * v
+
+    def dot(a: Array, b: Array) -> Array:
+        out: Array = np.einsum("...f,...f->...", a, b)  # Σ a·b without a temporary
+        return out
+
+    # normal equations of  u² + v² + D u + E v + F = 0
+    suu, svv, suv = dot(u, u), dot(v, v), dot(u, v)
+    su, sv, sn = u.sum(-1), v.sum(-1), n.astype(float)
+    b0, b1, b2 = -dot(z, u), -dot(z, v), -z.sum(-1)
+    # adjugate of the symmetric matrix [[suu, suv, su], [suv, svv, sv], [su, sv, sn]]
+    c00, c01, c02 = svv * sn - sv * sv, su * sv - suv * sn, suv * sv - svv * su
+    c11, c12, c22 = suu * sn - su * su, suv * su - suu * sv, suu * svv - suv * suv
+    det = suu * c00 + suv * c01 + su * c02
+    big = np.maximum.reduce([np.abs(suu), np.abs(svv), np.abs(suv), np.abs(su), np.abs(sv), sn])
+    solved = (n >= 3) & np.isfinite(det) & (np.abs(det) > 1e-12 * (big**3 + 1e-300))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        inv = np.where(solved, 1.0 / np.where(solved, det, 1.0), np.nan)
+        cu = -0.5 * (c00 * b0 + c01 * b1 + c02 * b2) * inv  # −D/2
+        cv = -0.5 * (c01 * b0 + c11 * b1 + c12 * b2) * inv  # −E/2
+        fterm = (c02 * b0 + c12 * b1 + c22 * b2) * inv
+        rad2 = cu * cu + cv * cv - fterm
+        x0 = cu + mr
+        y0 = cv + my
+        half2 = rad2 - y0 * y0
+        half = np.sqrt(half2)
+        r0 = x0 + half
+        rinf = x0 - half
+        alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, half)
+        # characteristic frequency: (ωτ)^α = |(R0 − Z)/(Z − R∞)| at each point
+        # (squared moduli in real arithmetic: ln ratio = ½ ln(|R0 − Z|²/|Z − R∞|²))
+        y2 = y * y
+        ratio2 = ((r0[..., None] - r) ** 2 + y2) / ((r - rinf[..., None]) ** 2 + y2)
+        log_tau = 0.5 * np.log(ratio2) / alpha[..., None] - np.log(2 * np.pi * f)
+        use = ok & np.isfinite(log_tau)
+        mean_log_tau = np.where(use, log_tau, 0.0).sum(-1) / np.maximum(use.sum(-1), 1)
+        fc = np.where(use.any(-1), 1.0 / (2 * np.pi * np.exp(mean_log_tau)), np.nan)
+    return Arc(x0, y0, rad2, half2, r0, rinf, alpha, fc, solved)
+
+
 def circle_fit(
     freq_hz: npt.ArrayLike, r: npt.ArrayLike, x: npt.ArrayLike, *, check_monotonic: bool = True
 ) -> CircleFit:
@@ -73,70 +147,24 @@ def circle_fit(
     NaN marks a missing point. Spectra with fewer than three points, with
     resistance rising with frequency, or whose circle does not cross the R axis
     twice get NaN parameters and a non-zero ``status``. ``check_monotonic=False``
-    skips the strict monotonicity test (noisy spectra, used as a start for
-    :func:`bia_acq.core.fit.fit_cole`, which tests with a noise allowance).
+    skips the strict monotonicity test (noisy spectra). The circle and the arc:
+    :func:`arc_parameters`.
     """
     r_ = np.asarray(r, dtype=float)
     y_ = -np.asarray(x, dtype=float)  # work in the (R, −X) plane
     f = np.broadcast_to(np.asarray(freq_hz, dtype=float), r_.shape)
     ok = np.isfinite(r_) & np.isfinite(y_)
     n = ok.sum(axis=-1)
-    w = ok.astype(float)
-    rr = np.where(ok, r_, 0.0)
-    yy = np.where(ok, y_, 0.0)
-    # centre the data for conditioning
     cnt = np.maximum(n, 1)
-    mr = rr.sum(-1) / cnt
-    my = yy.sum(-1) / cnt
-    u = (rr - mr[..., None]) * w
-    v = (yy - my[..., None]) * w
-    z = u * u + v * v
-    # normal equations of  u² + v² + D u + E v + F = 0
-    suu, svv, suv = (u * u).sum(-1), (v * v).sum(-1), (u * v).sum(-1)
-    su, sv = u.sum(-1), v.sum(-1)
-    szu, szv, sz = (z * u).sum(-1), (z * v).sum(-1), z.sum(-1)
-    a = np.stack(
-        [
-            np.stack([suu, suv, su], -1),
-            np.stack([suv, svv, sv], -1),
-            np.stack([su, sv, n.astype(float)], -1),
-        ],
-        -2,
-    )
-    b = -np.stack([szu, szv, sz], -1)
-    det = np.linalg.det(a)
-    good = (
-        (n >= 3)
-        & np.isfinite(det)
-        & (np.abs(det) > 1e-12 * (np.abs(a).max((-1, -2)) ** 3 + 1e-300))
-    )
-    a_safe = np.where(good[..., None, None], a, np.eye(3))
-    sol = np.linalg.solve(a_safe, b[..., None])[..., 0]
-    d, e, fterm = sol[..., 0], sol[..., 1], sol[..., 2]
-    cu, cv = -d / 2, -e / 2
-    rad2 = cu * cu + cv * cv - fterm
-    x0 = cu + mr
-    y0 = cv + my
-    half2 = rad2 - y0 * y0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        half = np.sqrt(half2)
-        r0 = x0 + half
-        rinf = x0 - half
-        alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, half)
+    arc = arc_parameters(f, r_, y_, ok)
+    r0, rinf, alpha = arc.r0, arc.rinf, arc.alpha
+    with np.errstate(invalid="ignore"):
         # residual: distance of points from the circle (np.hypot is ten times slower)
-        du, dv = r_ - x0[..., None], y_ - y0[..., None]
-        dist = np.sqrt(du * du + dv * dv) - np.sqrt(rad2)[..., None]
+        du, dv = r_ - arc.x0[..., None], y_ - arc.y0[..., None]
+        dist = np.sqrt(du * du + dv * dv) - np.sqrt(arc.rad2)[..., None]
         rms = np.sqrt(np.where(ok, dist * dist, 0.0).sum(-1) / cnt)
-        # characteristic frequency: (ωτ)^α = |(R0 − Z)/(Z − R∞)| at each point
-        # (squared moduli in real arithmetic: ln ratio = ½ ln(|R0 − Z|²/|Z − R∞|²))
-        y2 = y_ * y_
-        ratio2 = ((r0[..., None] - r_) ** 2 + y2) / ((r_ - rinf[..., None]) ** 2 + y2)
-        log_tau = 0.5 * np.log(ratio2) / alpha[..., None] - np.log(2 * np.pi * f)
-        use = ok & np.isfinite(log_tau)
-        mean_log_tau = np.where(use, log_tau, 0.0).sum(-1) / np.maximum(use.sum(-1), 1)
-        fc = np.where(use.any(-1), 1.0 / (2 * np.pi * np.exp(mean_log_tau)), np.nan)
     status = np.full(r_.shape[:-1], FIT_OK, dtype=np.int8)
-    no_arc = ~good | ~(half2 > 0) | ~(rinf > 0) | ~(alpha > 0) | ~(alpha <= 1 + 1e-9)
+    no_arc = ~arc.solved | ~(arc.half2 > 0) | ~(rinf > 0) | ~(alpha > 0) | ~(alpha <= 1 + 1e-9)
     status = np.where(no_arc, FIT_NO_ARC, status)
     if check_monotonic:  # resistance must fall with frequency (sorted by frequency)
         order = np.argsort(f, axis=-1)
@@ -151,7 +179,7 @@ def circle_fit(
         r0=np.where(bad, nan, r0),
         rinf=np.where(bad, nan, rinf),
         alpha=np.where(bad, nan, np.minimum(alpha, 1.0)),
-        fc_hz=np.where(bad, nan, fc),
+        fc_hz=np.where(bad, nan, arc.fc_hz),
         rms_ohm=np.where(bad, nan, rms),
         status=status,
     )

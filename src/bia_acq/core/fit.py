@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from bia_acq.core.cole import circle_fit
+from bia_acq.core.cole import arc_parameters
 
 Array = npt.NDArray[np.float64]
 
@@ -88,6 +88,10 @@ MONOTONE_TOL_LEVEL = 0.01
 #: converged when an accepted step moves R0 and R∞ by less than this fraction
 #: and α and ln fc by less than this (absolute)
 STEP_TOL = 1e-5
+#: a row whose accepted step was below this many STEP_TOL is probably at its optimum:
+#: the solver then builds the interval's normal matrix from the Jacobian it builds anyway
+#: (speed only: the matrix is used only where p did not move after it)
+SHARE_STEPS = 100.0
 
 
 def describe_flags(flags: int) -> str:
@@ -224,16 +228,55 @@ def _errors(
     return e, np.einsum("nf,nf->n", e, e)
 
 
-def _normal(a: Array, e: Array, zr: Array, zi: Array, magnitude: bool) -> tuple[Array, Array]:
-    """JᵀJ (n, 4, 4) and Jᵀe (n, 4) of the weighted Jacobian ``a``.
+#: rows per piece of the Jacobian in :func:`_normal_equations`: a (rows, 4, 2F)
+#: piece stays in the core's cache between being built and being multiplied
+JAC_ROWS = 256
 
+
+def _normal_equations(
+    parts: _Parts,
+    w: Array,
+    e: Array | None,
+    zr: Array,
+    zi: Array,
+    magnitude: bool,
+    idx: npt.NDArray[np.intp] | None = None,
+    rho: Array | None = None,
+    also: npt.NDArray[np.bool_] | None = None,
+) -> tuple[Array, Array | None, Array | None]:
+    """JᵀJ (m, 4, 4) and, given e, Jᵀe (m, 4) for the rows ``idx`` (all if None)
+    of the weighted Jacobian (:func:`_jacobian`), built and multiplied piece by
+    piece (JAC_ROWS rows), so that no full Jacobian is ever written to memory.
     Magnitude-only spectra: the Jacobian of |Z| is Re(conj(Z)·∂Z)/|Z|.
+
+    Given ``rho`` (per row and residual, the interval's weight over the fit's,
+    w_σ/w) also (J·ρ)(J·ρ)ᵀ = Jᵀ Σ⁻¹ J, the interval's normal matrix from the
+    same Jacobian, for the selected rows where ``also`` (m,) holds (NaN elsewhere).
     """
-    if magnitude:
-        nf = zr.shape[1]
-        mod = np.sqrt(zr * zr + zi * zi)
-        a = a[:, :, :nf] * (zr / mod)[:, None, :] + a[:, :, nf:] * (zi / mod)[:, None, :]
-    return np.matmul(a, a.transpose(0, 2, 1)), np.matmul(a, e[..., None])[..., 0]
+    m = parts[0].shape[0] if idx is None else idx.size
+    jtj = np.empty((m, 4, 4))
+    jte = None if e is None else np.empty((m, 4))
+    a_rho = None if rho is None or also is None else np.full((m, 4, 4), np.nan)
+    for s in range(0, m, JAC_ROWS):
+        out = slice(s, min(m, s + JAC_ROWS))
+        k = out if idx is None else idx[out]
+        jac = _jacobian(tuple(x[k] for x in parts), w[k])  # type: ignore[arg-type]
+        if magnitude:
+            nf = zr.shape[1]
+            mod = np.sqrt(zr[k] * zr[k] + zi[k] * zi[k])
+            jac = (
+                jac[:, :, :nf] * (zr[k] / mod)[:, None, :]
+                + jac[:, :, nf:] * (zi[k] / mod)[:, None, :]
+            )
+        jtj[out] = np.matmul(jac, jac.transpose(0, 2, 1))
+        if jte is not None and e is not None:
+            jte[out] = np.matmul(jac, e[k][..., None])[..., 0]
+        if a_rho is not None and rho is not None and also is not None:
+            sub = np.nonzero(also[out])[0]
+            if sub.size:
+                jr = jac[sub] * rho[k][sub][:, None, :]
+                a_rho[s + sub] = np.matmul(jr, jr.transpose(0, 2, 1))
+    return jtj, jte, a_rho
 
 
 def _project(p: Array, lfc_lo: Array, lfc_hi: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
@@ -264,11 +307,28 @@ def _lm(
     magnitude: bool,
     max_iter: int,
     tol: float,
-) -> tuple[Array, Array, npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    rho: Array | None = None,
+) -> tuple[
+    Array,
+    Array,
+    npt.NDArray[np.int64],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.bool_],
+    Array,
+    Array,
+    Array | None,
+]:
     """Levenberg–Marquardt on rows of (n, F) arrays.
 
     Returns p, the weighted residuals e at p (see :func:`_errors`), the
-    iterations, whether each row converged, and whether it ended on a bound.
+    iterations, whether each row converged, whether it ended on a bound, and
+    G = 1/(1 + (j f/fc)^α) at p (real and imaginary parts: the interval's
+    Jacobian is built from them without evaluating the model again), and,
+    given ``rho`` (w_σ/w, see :func:`_normal_equations`), the interval's normal
+    matrix Jᵀ Σ⁻¹ J at p where the solver already built the Jacobian at p
+    (NaN elsewhere): a row that moved by less than SHARE_STEPS·STEP_TOL is
+    probably at its optimum (its next step negligible), so when its Jacobian
+    is built for that next step, the interval's matrix is taken from it too.
 
     Each round works only on the rows still active: it solves their damped 4×4
     normal equations together, evaluates the model at the trial points (values
@@ -284,7 +344,10 @@ def _lm(
     p, at = _project(p0, lfc_lo, lfc_hi)
     zr, zi, parts = _cole(logf, p)
     e, cost = _errors(zr, zi, mr, mi, w, magnitude)
-    jtj, jte = _normal(_jacobian(parts, w), e, zr, zi, magnitude)
+    jtj, jte, _ = _normal_equations(parts, w, e, zr, zi, magnitude)
+    assert jte is not None
+    gr, gi = parts[0], parts[1]  # G at p (updated with p below)
+    a_sig = None if rho is None else np.full((n, 4, 4), np.nan)  # Jᵀ Σ⁻¹ J at p, where known
     lam = np.full(n, 1e-3)
     iters = np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
@@ -329,10 +392,16 @@ def _lm(
         tiny_step = (np.abs(trial - pa) <= STEP_TOL * scale).all(-1)
         small_gain = better & ((old - cost_t <= tol * (old + 1e-30)) | tiny_step)
         b = active[better]  # (``old`` and ``pa`` may be views: used up before this)
-        p[b] = trial[better]
-        cost[b] = cost_t[better]
-        e[b] = e_t[better]
-        at[b] = at_t[better]
+        if a_sig is not None:
+            a_sig[b] = np.nan  # moved: the interval's matrix, if any, was of the old point
+        if b.size == n:  # every row moved (the first round, as a rule): take the trial's arrays
+            p, cost, e, at, gr, gi = trial, cost_t, e_t, at_t, parts_t[0], parts_t[1]
+        else:
+            p[b] = trial[better]
+            cost[b] = cost_t[better]
+            e[b] = e_t[better]
+            at[b] = at_t[better]
+            gr[b], gi[b] = parts_t[0][better], parts_t[1][better]
         lam[rows] = np.where(better, np.maximum(lam[rows] * 0.2, 1e-12), lam[rows] * 10.0)
         iters[rows] += 1
         finished = small_gain | (lam[rows] > 1e12)
@@ -340,39 +409,54 @@ def _lm(
         # (a rejected row keeps the one of the point it stays at)
         go_on = np.nonzero(better & ~finished)[0]
         if go_on.size:
-            k = _rows(go_on, active.size)
-            jac = _jacobian(tuple(x[k] for x in parts_t), wa[k])  # type: ignore[arg-type]
-            jtj[active[k]], jte[active[k]] = _normal(jac, e_t[k], zr_t[k], zi_t[k], magnitude)
+            idx = None if go_on.size == active.size else go_on
+            near: npt.NDArray[np.bool_] | None = None
+            rho_a = None
+            if a_sig is not None and rho is not None:  # the interval's matrix too, where near
+                steps = np.abs(trial - pa) <= SHARE_STEPS * STEP_TOL * scale
+                near, rho_a = np.asarray(steps.all(-1))[go_on], rho[rows]
+            a_k, b_k, s_k = _normal_equations(
+                parts_t, wa, e_t, zr_t, zi_t, magnitude, idx, rho_a, near
+            )
+            jtj[active[go_on]], jte[active[go_on]] = a_k, b_k
+            if a_sig is not None and s_k is not None:
+                a_sig[active[go_on]] = s_k
         done[active[finished]] = True
         active = active[~finished]
-    return p, e, iters, done, at
+    return p, e, iters, done, at, gr, gi, a_sig
 
 
 def _solve_spd(a: Array, b: Array) -> Array:
     """x with a·x = b for a stack (m, k, k) of symmetric positive definite ``a``, b (m, k)
     or, for several right-hand sides, (m, k, r).
 
-    Cholesky a = L·Lᵀ unrolled over the k×k entries, each a vector over the
-    stack: a few dozen array operations for k = 4 instead of m LAPACK calls,
-    three times faster. Rows whose factorisation breaks down (not positive
-    definite in floating point) come out NaN.
+    Cholesky a = L·Lᵀ unrolled over the k×k entries, each a contiguous vector
+    over the stack: a few dozen array operations for k = 4 instead of m LAPACK
+    calls, three times faster. Rows whose factorisation breaks down (not
+    positive definite in floating point) come out NaN.
     """
     k = a.shape[-1]
-    el = np.moveaxis(a, 0, -1)  # (k, k, m): entry (i, j) over the whole stack
+    el = np.ascontiguousarray(np.moveaxis(a, 0, -1))  # (k, k, m): entry (i, j) over the stack
+    rhs = np.ascontiguousarray(np.moveaxis(b, 0, -1))  # (k, m) or (k, r, m)
     if b.ndim == 3:  # each entry multiplies a row of b's right-hand sides
-        el = el[..., None]
+        el = el[:, :, None, :]
     low: list[list[Array]] = [[] for _ in range(k)]
+    inv: list[Array] = []  # 1/L[i, i]
     y: list[Array] = []
     with np.errstate(invalid="ignore", divide="ignore"):
         for i in range(k):
             for j in range(i + 1):
                 s = el[i, j] - sum((low[i][q] * low[j][q] for q in range(j)), 0.0)
-                low[i].append(np.sqrt(s) if i == j else s / low[j][j])
-            y.append((b[:, i] - sum((low[i][q] * y[q] for q in range(i)), 0.0)) / low[i][i])
+                if i == j:
+                    low[i].append(np.sqrt(s))
+                    inv.append(1.0 / low[i][i])
+                else:
+                    low[i].append(s * inv[j])
+            y.append((rhs[i] - sum((low[i][q] * y[q] for q in range(i)), 0.0)) * inv[i])
         x: list[Array] = [y[0]] * k
         for i in reversed(range(k)):  # Lᵀ·x = y
-            x[i] = (y[i] - sum((low[q][i] * x[q] for q in range(i + 1, k)), 0.0)) / low[i][i]
-    return np.stack(x, axis=1)
+            x[i] = (y[i] - sum((low[q][i] * x[q] for q in range(i + 1, k)), 0.0)) * inv[i]
+    return np.moveaxis(np.stack(x), -1, 0)
 
 
 def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
@@ -415,7 +499,7 @@ def fit_cole(
         z_in = np.full((*z_in.shape[:-1], 1), np.nan, dtype=z_in.dtype)
         freq_hz = np.ones(1)
         sigma = None if sigma is None else np.full(z_in.shape, np.nan)
-    zc = z_in.astype(np.complex128)
+    zc = z_in.astype(np.complex128, copy=False)  # never written to
     shape = zc.shape[:-1]
     nf = zc.shape[-1]
     f = np.broadcast_to(np.asarray(freq_hz, dtype=float), zc.shape).reshape(-1, nf)
@@ -426,10 +510,12 @@ def fit_cole(
         if sigma is None
         else np.broadcast_to(np.asarray(sigma, dtype=float), (*shape, nf)).reshape(-1, nf)
     )
+    f_row = None  # the frequencies, where all spectra share them
     if f1.ndim == 1 and f1.shape[0] == nf:  # one frequency list for all: sort once
         order = np.argsort(f1, kind="stable")
+        f_row = f1[order]
         if (order != np.arange(nf)).any():  # not sorted already: sorted copies
-            f, zc = f[:, order], zc[:, order]
+            f, zc = np.broadcast_to(f_row, zc.shape), zc[:, order]
             if sig is not None:
                 sig = sig[:, order]
     else:
@@ -447,7 +533,8 @@ def fit_cole(
         chunk = max(256, 65536 // max(nf, 1))
     for s in range(0, n, chunk):
         sl = slice(s, min(n, s + chunk))
-        res = _fit_block(f[sl], zc[sl], magnitude, max_iter, tol, None if sig is None else sig[sl])
+        s_sl = None if sig is None else sig[sl]
+        res = _fit_block(f[sl], zc[sl], magnitude, max_iter, tol, s_sl, f_row)
         if cov is not None:
             cov[sl] = res["cov"]
         for k in out:
@@ -484,6 +571,7 @@ def _fit_block(
     max_iter: int,
     tol: float,
     sig: Array | None = None,
+    f_row: Array | None = None,
 ) -> dict[str, npt.NDArray[np.generic]]:
     n, nf = z.shape
     ok = np.isfinite(z) & np.isfinite(f) & (f > 0)  # complex z: finite R and X
@@ -517,9 +605,9 @@ def _fit_block(
     barely = npts <= (5 if magnitude else 3)
     flags |= np.where(barely & (npts >= min_pts), FLAG_BARELY_DETERMINED, 0)
     # -- resistance (or |Z|) must fall with frequency ---------------------------
-    rmax = np.nanmax(np.where(ok, r, -np.inf), -1)
+    rmax = np.fmax.reduce(r, axis=-1)  # (r is NaN where a point is left out)
     # largest rise of R over any lower frequency
-    runmin_r = np.fmin.accumulate(np.where(ok, r, np.inf), axis=-1)
+    runmin_r = np.fmin.accumulate(r, axis=-1)
     rmin = runmin_r[:, -1]
     rise = np.where(ok, r - runmin_r, 0.0).max(-1)
     with np.errstate(invalid="ignore"):  # rows without points: flagged above
@@ -543,22 +631,36 @@ def _fit_block(
         zmeas = np.where(okk, zz, 0.0)
         mod = np.abs(zmeas)
         w = np.where(okk & (mod > 0), 1.0 / np.where(mod > 0, mod, 1.0), 0.0)
-        fsafe = np.where(okk, ff, 1.0)
+        if f_row is not None and okk.all():  # one ln f for all rows
+            logf = np.broadcast_to(np.log(f_row), ff.shape)
+        else:
+            logf = np.log(np.where(okk, ff, 1.0))
         mr, mi = zmeas.real.copy(), zmeas.imag.copy()
         # three complex points: the arc through them is exact and determines R0, R∞
         # and α; a free four-parameter fit would trade the arc for fc (constrained
         # fallback, PHYSIOLOGY.md). Keep the circle fit there; iterate the rest.
         exact = circle_ok & (npts[idx_fit] == 3)
+        m = idx_fit.size
         p = p0.copy()
-        it = np.zeros(idx_fit.size, dtype=np.int64)
-        conv = np.ones(idx_fit.size, dtype=bool)
+        it = np.zeros(m, dtype=np.int64)
+        conv = np.ones(m, dtype=bool)
         at = (p0[:, 2] >= 1.0 - 1e-9) | (p0[:, 2] <= ALPHA_MIN)
-        e = np.zeros((idx_fit.size, nf if magnitude else 2 * nf))
+        e = np.zeros((m, nf if magnitude else 2 * nf))
+        g = (e, e)  # G at p (real, imaginary) where iterated: for the interval
+        a_sig = None  # the interval's normal matrix where the solver built it
+        s_ok = w_sig = rho = None
+        if sig is not None:  # the points' σ where usable (NaN elsewhere), 1/σ (0 elsewhere)
+            s_ok = np.where(okk & (sig[idx_fit] > 0), sig[idx_fit], np.nan)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                w_sig = np.where(np.isfinite(s_ok), 1.0 / s_ok, 0.0)
+            if not magnitude:  # w_σ/w per residual; NaN where w = 0 but w_σ is not
+                r1 = np.where(mod > 0, w_sig * mod, np.where(w_sig > 0, np.nan, 0.0))
+                rho = np.concatenate([r1, r1], axis=1)
         it_rows = np.nonzero(~exact)[0]
         if it_rows.size:
-            sel = it_rows
-            p[sel], e[sel], it[sel], conv[sel], at[sel] = _lm(
-                np.log(fsafe[sel]),
+            sel = _rows(it_rows, m)
+            p[sel], e[sel], it[sel], conv[sel], at[sel], gr, gi, a_it = _lm(
+                logf[sel],
                 mr[sel],
                 mi[sel],
                 w[sel],
@@ -568,10 +670,19 @@ def _fit_block(
                 magnitude,
                 max_iter,
                 tol,
+                None if rho is None else rho[sel],
             )
+            if it_rows.size == m:
+                g, a_sig = (gr, gi), a_it
+            elif sig is not None:
+                g = (np.zeros((m, nf)), np.zeros((m, nf)))
+                g[0][sel], g[1][sel] = gr, gi
+                if a_it is not None:
+                    a_sig = np.full((m, 4, 4), np.nan)
+                    a_sig[sel] = a_it
         ex = np.nonzero(exact)[0]
         if ex.size:
-            zr, zi, _ = _cole(np.log(fsafe[ex]), p[ex])
+            zr, zi, _ = _cole(logf[ex], p[ex])
             e[ex] = _errors(zr, zi, mr[ex], mi[ex], w[ex], magnitude)[0]
         # e = (Z_model − Z)/|Z| at each point (0 where left out), so
         # |Z_model − Z|² = e²·|Z|²
@@ -596,9 +707,11 @@ def _fit_block(
         ):
             res[k][idx_fit] = np.where(keep, v, np.nan)
         res["iterations"][idx_fit] = it
-        if sig is not None:
+        if s_ok is not None and w_sig is not None:
             cov = np.full((n, 4, 4), np.nan)
-            cov[idx_fit] = _covariance(fsafe, mr, mi, okk, sig[idx_fit], p, exact, magnitude, keep)
+            cov[idx_fit] = _covariance(
+                logf, mr, mi, okk, s_ok, w_sig, p, g, a_sig, exact, magnitude, keep
+            )
             res["cov"] = cov
     elif sig is not None:
         res["cov"] = np.full((n, 4, 4), np.nan)
@@ -607,45 +720,51 @@ def _fit_block(
 
 
 def _covariance(
-    f: Array,
+    logf: Array,
     mr: Array,
     mi: Array,
     ok: npt.NDArray[np.bool_],
-    sig: Array,
+    s: Array,
+    w_sig: Array,
     p: Array,
+    g: tuple[Array, Array],
+    a_sig: Array | None,
     exact: npt.NDArray[np.bool_],
     magnitude: bool,
     keep: npt.NDArray[np.bool_],
 ) -> Array:
-    """Covariance (n, 4, 4) of (R0, R∞, α, ln fc) from the points' uncertainty ``sig``.
+    """Covariance (n, 4, 4) of (R0, R∞, α, ln fc) from the points' uncertainty:
+    ``s`` = σ (NaN where not usable), ``w_sig`` = 1/σ (0 there).
 
     Least-squares fits: the delta method on the model's Jacobian J at the
     optimum, cov = (Jᵀ Σ⁻¹ J)⁻¹ (Σ = diag σ², R and X independent), scaled by
     the reduced χ² where the residuals exceed the stated uncertainty (the fit
     then misses the model, and its spread is the better estimate; never scaled
-    down). Exact three-point fits (the circle through them): no residual to
-    speak of, so the estimator itself is differentiated: the circle fit is
-    repeated with each of the 6 values nudged, giving D = ∂p/∂data, and
-    cov = D Σ Dᵀ. The interval of an exact fit is therefore as wide as the
-    circle's sensitivity to its three points, never zero.
+    down). Jᵀ Σ⁻¹ J comes from the solver where it built it at p (``a_sig``,
+    finite there); elsewhere J is built from G = ``g`` that the solver
+    evaluated at p. Exact three-point fits (the circle through them): no
+    residual to speak of, so the estimator itself is differentiated in closed
+    form (:func:`_arc3_covariance`), giving D = ∂p/∂data, and cov = D Σ Dᵀ.
+    The interval of an exact fit is therefore as wide as the circle's
+    sensitivity to its three points, never zero.
     """
-    n, nf = mr.shape
+    n = mr.shape[0]
     cov = np.full((n, 4, 4), np.nan)
-    s = np.where(ok & (sig > 0), sig, np.nan)
     lsq = keep & ~exact
     if lsq.any():
         rows = _rows(np.nonzero(lsq)[0], n)
-        sr = s[rows]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            w = np.where(np.isfinite(sr), 1.0 / sr, 0.0)
-        zr, zi, parts = _cole(np.log(f[rows]), p[rows])
+        w = w_sig[rows]
+        pr = p[rows]
+        gr, gi = g[0][rows], g[1][rows]
+        dr = pr[:, 0:1] - pr[:, 1:2]
+        zr, zi = pr[:, 1:2] + dr * gr, dr * gi  # the model at p, as _cole
         chi2 = _errors(zr, zi, mr[rows], mi[rows], w, magnitude)[1]  # Σ((Z_model − Z)/σ)²
-        jm = _jacobian(parts, w)
-        if magnitude:
-            mod = np.sqrt(zr * zr + zi * zi)
-            jm = jm[:, :, :nf] * (zr / mod)[:, None, :] + jm[:, :, nf:] * (zi / mod)[:, None, :]
+        a = np.full((gr.shape[0], 4, 4), np.nan) if a_sig is None else a_sig[rows]
+        build = np.nonzero(~np.isfinite(a).all((-1, -2)))[0]
+        if build.size:
+            parts = (gr, gi, logf[rows] - pr[:, 3:4], dr, pr[:, 2:3])
+            a[build] = _normal_equations(parts, w, None, zr, zi, magnitude, build)[0]
         dof = (1 if magnitude else 2) * ok[rows].sum(-1) - 4
-        a = np.matmul(jm, jm.transpose(0, 2, 1))
         d = np.diagonal(a, axis1=1, axis2=2)
         ridge = 1e-12 * (d.max(-1) + 1e-300)
         a += ridge[:, None, None] * np.eye(4)
@@ -660,65 +779,76 @@ def _covariance(
     ex = keep & exact
     if ex.any():
         rows = np.nonzero(ex)[0]
-        cov[rows] = _circle_covariance(f[rows], mr[rows], mi[rows], ok[rows], s[rows])
+        cov[rows] = _arc3_covariance(mr[rows], mi[rows], ok[rows], s[rows])
     return cov
 
 
-def _arc3(f: Array, r: Array, y: Array) -> Array:
-    """(R0, R∞, α, ln fc) of the Cole arc through three points (..., 3), closed form.
+def _arc3_covariance(mr: Array, mi: Array, ok: npt.NDArray[np.bool_], s: Array) -> Array:
+    """cov = D Σ Dᵀ of the Cole arc through three points, D = ∂p/∂(R, −X) in closed form.
 
-    The circumcentre (x0, y0) of the points in the (R, −X) plane gives
-    R0, R∞ = x0 ± √(ρ² − y0²) and α = 1 − (2/π)·atan(−y0/√(ρ² − y0²)), as
-    :func:`bia_acq.core.cole.circle_fit` (which is this circle for three
-    points); ln fc is the mean over the points of ln f − ln|(R0 − Z)/(Z − R∞)|/α.
+    The arc (as :func:`bia_acq.core.cole.circle_fit`, exact for three points):
+    the circumcentre (x0, y0) and squared radius ρ² of the points (x_k, y_k) in
+    the (R, −X) plane; h = √(ρ² − y0²), R0, R∞ = x0 ± h,
+    α = 1 − (2/π)·atan2(−y0, h), and ln fc = mean_k(ln f_k − L_k/α) with
+    L_k = ½·ln(A_k/B_k), A_k = (R0 − x_k)² + y_k², B_k = (x_k − R∞)² + y_k².
+
+    Differentiated (implicit function theorem on (x_k − x0)² + (y_k − y0)² = ρ²,
+    k = 1..3): with dx_k = x_k − x0, dy_k = y_k − y0, Δ = Σ_k x_k·(y_{k+1} − y_{k+2})
+    (indices cyclic) and a_k = (y_{k+1} − y_{k+2})/Δ, b_k = (x_{k+2} − x_{k+1})/Δ,
+    c_k = (dx_{k+1}·dy_{k+2} − dx_{k+2}·dy_{k+1})/Δ (the columns of the inverse of
+    the rows (dx_k, dy_k, 1)), the point x_k moves (x0, y0, ρ²) by
+    (a_k, b_k, 2c_k)·dx_k, and y_k by (a_k, b_k, 2c_k)·dy_k. Then
+    dh = (dρ² − 2·y0·dy0)/(2h), dα = (2/π)·(h·dy0 − y0·dh)/ρ², and
+    d ln fc = mean_k(L_k)·dα/α² − mean_k(dL_k)/α with
+    dL_k = ((R0 − x_k)(dR0 − dx_k) + y_k·dy_k)/A_k − ((x_k − R∞)(dx_k − dR∞) + y_k·dy_k)/B_k.
+    (The tests compare the result with a Monte Carlo reference.) Σ: σ of R and of
+    X (σ(−X) = σ(X)) at each point, independent. A row without a valid arc is NaN.
     """
-    x1, x2, x3 = r[..., 0], r[..., 1], r[..., 2]
-    y1, y2, y3 = y[..., 0], y[..., 1], y[..., 2]
-    d = 2.0 * (x1 * (y2 - y3) + x2 * (y3 - y1) + x3 * (y1 - y2))
-    s1, s2, s3 = x1 * x1 + y1 * y1, x2 * x2 + y2 * y2, x3 * x3 + y3 * y3
-    with np.errstate(invalid="ignore", divide="ignore"):
-        x0 = (s1 * (y2 - y3) + s2 * (y3 - y1) + s3 * (y1 - y2)) / d
-        y0 = (s1 * (x3 - x2) + s2 * (x1 - x3) + s3 * (x2 - x1)) / d
-        rad2 = (x1 - x0) ** 2 + (y1 - y0) ** 2
-        half = np.sqrt(rad2 - y0 * y0)
-        r0, rinf = x0 + half, x0 - half
-        alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, half)
-        z = r - 1j * y
-        ratio = np.abs((r0[..., None] - z) / (z - rinf[..., None]))
-        lfc = (np.log(f) - np.log(ratio) / alpha[..., None]).mean(-1)
-    return np.asarray(np.stack([r0, rinf, alpha, lfc], axis=-1), dtype=float)
-
-
-def _circle_covariance(
-    f: Array, mr: Array, mi: Array, ok: npt.NDArray[np.bool_], s: Array
-) -> Array:
-    """cov = D Σ Dᵀ of the three-point arc, D = ∂p/∂(R, −X) by central differences.
-
-    All rows and all six nudges go through :func:`_arc3` in one call.
-    """
-    n = mr.shape[0]
     order = np.argsort(~ok, axis=-1, kind="stable")[:, :3]  # the three measured points
-    ff = np.take_along_axis(f, order, -1)
-    r = np.take_along_axis(mr, order, -1)
+    x = np.take_along_axis(mr, order, -1)
     y = -np.take_along_axis(mi, order, -1)
     sd = np.take_along_axis(s, order, -1)
-    h = 1e-4 * np.hypot(r, y) + 1e-9  # (n, 3)
-    eye = np.eye(3)
-    # nudges: (2 signs, 2 components, 3 points, n, 3)
-    dr = np.zeros((2, 2, 3, n, 3))
-    dr[0, 0] = eye[:, None, :] * h[None, :, :]
-    dr[1, 0] = -dr[0, 0]
-    dy = np.zeros_like(dr)
-    dy[0, 1] = dr[0, 0]
-    dy[1, 1] = -dr[0, 0]
-    p = _arc3(ff, r + dr, y + dy)  # (2, 2, 3, n, 4)
-    step = 2.0 * h.T[None, :, :, None]  # (1, 3, n, 1)
-    with np.errstate(invalid="ignore"):  # an arc lost to a nudge: NaN, row dropped below
-        dmat = (p[0] - p[1]) / step  # (2 components, 3 points, n, 4)
-    g = dmat * sd.T[None, :, :, None]  # times σ of R and of X (σ(−X) = σ(X))
-    g = g.reshape(6, n, 4).transpose(1, 2, 0)  # (n, 4, 6)
-    with np.errstate(invalid="ignore", over="ignore"):
-        cov = np.matmul(g, g.transpose(0, 2, 1))
+    x1, x2, x3 = x[:, 0], x[:, 1], x[:, 2]
+    y1, y2, y3 = y[:, 0], y[:, 1], y[:, 2]
+    xn, yn = x[:, [1, 2, 0]], y[:, [1, 2, 0]]  # x_{k+1}, y_{k+1}
+    xnn, ynn = x[:, [2, 0, 1]], y[:, [2, 0, 1]]  # x_{k+2}, y_{k+2}
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        det = (x * (yn - ynn)).sum(-1)[:, None]  # Δ: twice the triangle's signed area
+        q1, q2, q3 = x1 * x1 + y1 * y1, x2 * x2 + y2 * y2, x3 * x3 + y3 * y3
+        x0 = (q1 * (y2 - y3) + q2 * (y3 - y1) + q3 * (y1 - y2)) / (2.0 * det[:, 0])
+        y0 = (q1 * (x3 - x2) + q2 * (x1 - x3) + q3 * (x2 - x1)) / (2.0 * det[:, 0])
+        dx, dy = x - x0[:, None], y - y0[:, None]
+        rho2 = dx[:, 0] ** 2 + dy[:, 0] ** 2
+        h = np.sqrt(rho2 - y0 * y0)
+        r0, rinf = x0 + h, x0 - h
+        alpha = 1.0 - (2.0 / np.pi) * np.arctan2(-y0, h)
+        # derivatives along the six data directions (x1, x2, x3, y1, y2, y3): (n, 6)
+        a = (yn - ynn) / det
+        b = (xnn - xn) / det
+        c = (dx[:, [1, 2, 0]] * dy[:, [2, 0, 1]] - dx[:, [2, 0, 1]] * dy[:, [1, 2, 0]]) / det
+        move = np.concatenate([dx, dy], axis=-1)
+        d_x0 = np.tile(a, 2) * move
+        d_y0 = np.tile(b, 2) * move
+        d_rho2 = 2.0 * np.tile(c, 2) * move
+        d_h = (d_rho2 - 2.0 * y0[:, None] * d_y0) / (2.0 * h[:, None])
+        d_r0, d_rinf = d_x0 + d_h, d_x0 - d_h
+        d_alpha = (2.0 / np.pi) * (h[:, None] * d_y0 - y0[:, None] * d_h) / rho2[:, None]
+        u0, uinf = r0[:, None] - x, x - rinf[:, None]  # R0 − x_k, x_k − R∞
+        big_a, big_b = u0 * u0 + y * y, uinf * uinf + y * y
+        ell = 0.5 * (np.log(big_a) - np.log(big_b))  # L_k
+        # Σ_k dL_k: through R0 and R∞, plus each point's own x_k or y_k
+        own = np.concatenate([-u0 / big_a - uinf / big_b, y / big_a - y / big_b], axis=-1)
+        sum_dl = (
+            (u0 / big_a).sum(-1)[:, None] * d_r0 + (uinf / big_b).sum(-1)[:, None] * d_rinf + own
+        )
+        al = alpha[:, None]
+        d_lfc = ell.mean(-1)[:, None] * d_alpha / (al * al) - sum_dl / (3.0 * al)
+        sd2 = np.tile(sd, 2)
+        g = [d * sd2 for d in (d_r0, d_rinf, d_alpha, d_lfc)]
+        cov = np.empty((x.shape[0], 4, 4))
+        for i in range(4):
+            for j in range(i + 1):
+                cov[:, i, j] = cov[:, j, i] = np.einsum("nc,nc->n", g[i], g[j])
     cov[~np.isfinite(cov).all((-1, -2))] = np.nan
     return np.asarray(cov, dtype=float)
 
@@ -731,7 +861,7 @@ def _hook_tolerance(y: Array) -> Array:
     than three second differences).
     """
     n, nf = y.shape
-    ymax = np.nanmax(np.where(np.isfinite(y), y, -np.inf), axis=-1)
+    ymax = np.fmax.reduce(y, axis=-1)  # NaN (no points at all) where nothing is finite
     sigma = np.zeros(n)
     if nf >= 5:
         d2 = np.abs(y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2])
@@ -748,27 +878,27 @@ def _start(
 ) -> tuple[Array, npt.NDArray[np.bool_]]:
     """Starting parameters (n, 4) and where they come from a valid circle fit.
 
-    Complex spectra start from the algebraic circle fit; the rest (no usable
-    circle, or magnitude-only) from values read off the spectrum.
+    Complex spectra start from the algebraic circle fit
+    (:func:`bia_acq.core.cole.arc_parameters`, the arc of
+    :func:`bia_acq.core.cole.circle_fit`); the rest (no usable circle, or
+    magnitude-only) from values read off the spectrum.
     """
     n = z.shape[0]
     p = np.empty((n, 4))
     use = np.zeros(n, dtype=bool)
     if not magnitude:
-        cf = circle_fit(
-            f, np.where(ok, z.real, np.nan), np.where(ok, z.imag, np.nan), check_monotonic=False
-        )
-        use = np.isfinite(cf.r0) & np.isfinite(cf.rinf) & np.isfinite(cf.fc_hz) & (cf.fc_hz > 0)
-        use &= np.isfinite(cf.alpha) & (cf.rinf > 0)
-        p[use, 0] = cf.r0[use]
-        p[use, 1] = cf.rinf[use]
-        p[use, 2] = np.clip(cf.alpha[use], ALPHA_MIN, 1.0)
-        p[use, 3] = np.log(cf.fc_hz[use])
+        arc = arc_parameters(f, z.real, -z.imag, ok)
+        with np.errstate(invalid="ignore"):
+            use = arc.solved & (arc.half2 > 0) & (arc.rinf > 0) & np.isfinite(arc.r0)
+            use &= (arc.alpha > 0) & (arc.alpha <= 1 + 1e-9) & (arc.fc_hz > 0)
+            use &= np.isfinite(arc.fc_hz)
+        p[use, 0] = arc.r0[use]
+        p[use, 1] = arc.rinf[use]
+        p[use, 2] = np.clip(arc.alpha[use], ALPHA_MIN, 1.0)
+        p[use, 3] = np.log(arc.fc_hz[use])
     rest = np.nonzero(~use)[0]
     if rest.size:
         p[rest] = _read_off_start(f[rest], z[rest].real, ok[rest])
-    if not magnitude:
-        use &= cf.alpha <= 1.0
     return p, use
 
 

@@ -750,7 +750,9 @@ BUILTIN_METHODS: dict[str, Method] = {
     for m in (
         Method(
             name="hanai-bis",
-            version="3",
+            # v4: three-point intervals by the exact derivative of the arc (v3: central
+            # differences, whose truncation error moved the covariance by up to 3e-5 relative)
+            version="4",
             citation=(
                 "De Lorenzo A et al. J Appl Physiol 1997;82:1542 (ECW); Matthie JR. J Appl Physiol "
                 "2005;99:780 (ICW, second generation); Marquardt DW. J SIAM 1963;11:431 (fit); "
@@ -777,7 +779,7 @@ BUILTIN_METHODS: dict[str, Method] = {
         ),
         Method(
             name="moissl-2006",
-            version="2",
+            version="3",  # v3: as hanai-bis v4
             citation="Moissl UM et al. Physiol Meas 2006;27:921 (Fresenius BCM)",
             description="Cole fit; whole-body ECW and ICW with BMI-dependent coefficients",
             bands=None,

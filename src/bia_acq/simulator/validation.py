@@ -276,7 +276,7 @@ def validate(
         bias, sd = _stats(a[:, 0] - a[:, 1])
         c = classes.get((method, version, seg), []) if label == "ECW/TBW" else []
         kk = kinds.get((method, version, seg)) if label == "ECW/TBW" else None
-        shares = {q: k.get(q, 0) / k["n"] for q in _SHARES} if k and k.get("n") else None
+        shares = {q: kk.get(q, 0) / kk["n"] for q in _SHARES} if kk and kk.get("n") else None
         rows.append(
             Row(
                 method, version, seg, label, len(a), bias, sd, bias - 1.96 * sd, bias + 1.96 * sd,

@@ -41,6 +41,7 @@ MIGRATIONS = (
     "m007_intervals_labels",
     "m008_pseudonym_128",
     "m009_packed_results",
+    "m010_short_chunk_keys",
 )
 
 #: names databases written before the renumbering recorded (then applied in the
