@@ -469,7 +469,10 @@ class Ingest:
                 log.exception(
                     "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
                 )
-            notes += mark_implausible(rows[i], reading.weight_kg)
+            for method in dict.fromkeys(r.get("method") for r in rows[i]):  # each on its own:
+                # one method's impossible volumes say nothing of the analyzer's own figures
+                group = [r for r in rows[i] if r.get("method") == method]
+                notes += mark_implausible(group, reading.weight_kg)
             item = ToSave(
                 w.raw_frame_id,
                 w.data,

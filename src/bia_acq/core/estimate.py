@@ -39,7 +39,6 @@ from bia_acq.core.methods import (
     Method,
     Uncertainty,
     Volumes,
-    device_figures,
     fit_segments,
     label,
 )
@@ -399,29 +398,6 @@ def inputs_from_paths(
     return inp, notes
 
 
-#: device_values keys that hold a firmware or software version
-FIRMWARE_KEYS = ("APP_Version", "Firmware", "firmware", "FirmwareVersion")
-
-
-def _model_version(rd: Reading) -> str:
-    """The analyzer's model and firmware (the ``device`` method's version)."""
-    fw = next((str(rd.device_values[k]) for k in FIRMWARE_KEYS if k in rd.device_values), "")
-    return " ".join(x for x in (rd.model or "unknown model", fw) if x)
-
-
-def device_arrays(readings: Sequence[Reading]) -> tuple[dict[str, Array], list[str]]:
-    """The analyzers' own whole-body figures as (N,) arrays, and each reading's vendor."""
-    keys = ("ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio")
-    out = {k: np.full(len(readings), np.nan) for k in keys}
-    vendors = []
-    for i, rd in enumerate(readings):
-        vendor, figs = device_figures(rd.device_values, rd.model or "")
-        vendors.append(vendor)
-        for k, v in figs.items():
-            out[k][i] = v
-    return out, vendors
-
-
 def _num(v: float | int | None) -> float:
     return float(v) if v else np.nan
 
@@ -441,12 +417,11 @@ def estimate(
     these readings with this uncertainty, when another method made it already
     (``results.volumes.fit``): not made again for the limb asymmetry.
     """
-    from bia_acq.core.methods import uncertainty_for_model
+    from bia_acq.core.methods import device_inputs, uncertainty_for_model
 
     freqs, zp = impedance_arrays(readings, [p.value for p in PATHS])
     if uncertainty is None:
         uncertainty = [uncertainty_for_model(rd.model or "") for rd in readings]
-    device, vendors = device_arrays(readings)
     inp, notes = inputs_from_paths(
         freqs,
         zp,
@@ -457,9 +432,7 @@ def estimate(
         ),
         sex=[rd.sex for rd in readings],
         uncertainty=uncertainty,
-        device=device,
-        device_vendor=vendors,
-        device_model=[_model_version(rd) for rd in readings],
+        **device_inputs([rd.device_values for rd in readings], [rd.model for rd in readings]),
     )
     name = get_method(method).name
     for i, rd in enumerate(readings):
