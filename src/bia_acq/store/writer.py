@@ -185,10 +185,7 @@ class _Rows:
                 json.dumps(it.warnings),
             )
         )
-        self.impedances += [
-            (mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm, int(z.magnitude_only))
-            for z in r.impedance
-        ]
+        self.impedances += [(mid, *z) for z in r.impedance.records()]
         self.decoded.append((it.raw_frame_id,))
 
 
