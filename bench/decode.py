@@ -1,6 +1,7 @@
 """Decode and import throughput, with ratios against baselines measured in the same run.
 
-    python bench/decode.py [--frames N] [--import-frames N]
+    python bench/decode.py [--frames N] [--import-frames N] [--lookinbody-rows N]
+    python bench/decode.py --capture-mb 1000 [--tmp DIR]
 
 1. Decoding MC-780 frames (as the simulator sends them: six paths, three measured
    frequencies, ~770 bytes) with the tanita codec, one core. Baseline: the C JSON
@@ -8,9 +9,10 @@
    structured parse Python offers. Target: >= 20,000 frames/s. Two figures, each
    against the baseline run the same way: frame by frame with each result
    dropped after use (what ``decode`` and ``import`` do), and all results kept in
-   one list (then Python's garbage collector, which walks every live object on
-   its full passes, takes a large share: a Reading holds ~20 tracked objects, a
-   ``json.loads`` result 2).
+   one list (then Python's garbage collector walks every live object it tracks on
+   its full passes: a Reading is 2 such objects, its impedance points arrays; a
+   ``json.loads`` result is 2 too; with the points as 18 objects it was ~20 and
+   the collector took half the time).
 2. ``bia-acq import`` of a capture of N frames (with junk between some) into a new
    SQLite file, end to end as a real process: framing, journal, decode, core,
    store. Baseline: inserting the same frames' bytes as rows into a one-table
@@ -22,6 +24,11 @@
    export has them): rows per second, the database size (file plus WAL) against the
    export's, and the bytes per export row of each table with its indexes. Target: at
    most 3x the input. The same baseline as 2, with the export's rows.
+
+4. ``--capture-mb MB``: ``bia-acq import`` of an MC-780 capture of that size (1,000 MB:
+   1.3 million frames), with its resident memory sampled as it reads the file (its
+   file position from /proc): bounded memory is a flat curve. The database needs
+   about six times the capture's size on disk (``--tmp`` says where).
 
 Decode rates are per CPU second (``time.process_time``), best of five; import
 rates are wall clock (it is a process that waits on fsync) with its CPU seconds
@@ -118,20 +125,33 @@ def baseline_rate(path: Path, blobs: list[bytes]) -> float:
     return len(blobs) / (time.perf_counter() - t)
 
 
+def write_capture(path: Path, data: list[bytes], n: int | None, size: int | None = None) -> int:
+    """A capture of ``n`` frames (or of at least ``size`` bytes) from ``data``, each frame
+    measured a day later on every pass over ``data``, line noise after every 1,000th;
+    written as it goes (a gigabyte is never in memory). Returns the frames written."""
+    i = written = 0
+    with path.open("wb") as fh:
+        while (n is not None and i < n) or (size is not None and written < size):
+            frame = unique(data[i % len(data)], i // len(data))
+            written += fh.write(frame)
+            if i % 1000 == 0:
+                written += fh.write(b"\x00\x13junk~")  # line noise between frames
+            i += 1
+    return i
+
+
+def import_argv(db: Path, cap: Path) -> list[str]:
+    return ["import", "--driver", "tanita-mc780", "--db", str(db), "--no-progress", str(cap)]
+
+
 def bench_import(n: int) -> None:
     data, _ = frames(min(n, 2000))
     with tempfile.TemporaryDirectory() as tmp:
         cap = Path(tmp) / "capture.bin"
-        with cap.open("wb") as fh:
-            for i in range(n):
-                fh.write(unique(data[i % len(data)], i // len(data)))
-                if i % 1000 == 0:
-                    fh.write(b"\x00\x13junk~")  # line noise between frames
+        write_capture(cap, data, n)
         size_mb = cap.stat().st_size / 1e6
         db = Path(tmp) / "import.db"
-        wall, cpu_s, rss, out = machine.run_cli(
-            ["import", "--driver", "tanita-mc780", "--db", str(db), "--no-progress", str(cap)]
-        )
+        wall, cpu_s, rss, out = machine.run_cli(import_argv(db, cap))
         rate = n / wall
         summary = out.strip().splitlines()[-1]
         conn = sqlite3.connect(db)
@@ -146,6 +166,32 @@ def bench_import(n: int) -> None:
     print(f"  journaled frames: {stored:,}")
     print(f"  baseline executemany of the frame bytes into SQLite: {base:,.0f} frames/s")
     print(f"  ratio import/baseline: {rate / base:.3f}")
+
+
+def bench_capture(mb: int, where: Path | None) -> None:
+    """Import a capture of ``mb`` MB and print its resident memory as it goes: bounded
+    memory means the curve flattens, whatever the size."""
+    data, _ = frames(2000)
+    with tempfile.TemporaryDirectory(dir=where) as tmp:
+        cap = Path(tmp) / "capture.bin"
+        t = time.perf_counter()
+        n = write_capture(cap, data, None, mb * 1_000_000)
+        size = cap.stat().st_size
+        print(
+            f"import a {size / 1e6:,.0f} MB capture ({n:,} frames; written in"
+            f" {time.perf_counter() - t:.0f} s; {machine.load()})"
+        )
+        db = Path(tmp) / "import.db"
+        wall, cpu_s, rss, out, samples = machine.run_cli_watched(import_argv(db, cap), cap)
+        db_size = sum(p.stat().st_size for p in Path(tmp).glob("import.db*"))
+    print(
+        f"  {n / wall:,.0f} frames/s wall, {n / cpu_s:,.0f} per CPU second; peak RSS"
+        f" {rss:,.0f} MB; database {db_size / 1e6:,.0f} MB ({machine.load()})"
+    )
+    print(f"  {out.strip().splitlines()[-1]}")
+    print("  resident memory as the file is read (MB read: RSS MB):")
+    shown = [s for k, s in enumerate(samples) if k % max(1, len(samples) // 12) == 0]
+    print("    " + ", ".join(f"{pos / 1e6:,.0f}: {mem:,.0f}" for pos, mem in shown))
 
 
 #: header words of the columns the InBody 120 profile reads (or the simulator fills):
@@ -243,8 +289,18 @@ def main() -> None:
         "--lookinbody-rows", type=int, default=100_000, help="rows of the LookinBody export"
     )
     p.add_argument("--only-lookinbody", action="store_true", help="run benchmark 3 only")
+    p.add_argument(
+        "--capture-mb",
+        type=int,
+        metavar="MB",
+        help="only: import an MC-780 capture of this size, its memory as it goes (4)",
+    )
+    p.add_argument("--tmp", type=Path, help="where benchmark 4 writes (a capture and its database)")
     args = p.parse_args()
     print(machine.header())
+    if args.capture_mb:
+        bench_capture(args.capture_mb, args.tmp)
+        return
     if not args.only_lookinbody:
         bench_decode(args.frames)
         bench_import(args.import_frames)

@@ -175,3 +175,45 @@ def test_a_last_row_without_line_end_waits_one_quiet_poll(tmp_path: Path) -> Non
     batch = out.get_nowait()
     assert [c.kind for c in batch.chunks] == ["junk", "frame"]  # the line end, then row 2
     assert batch.cursor.offset_bytes == export.stat().st_size
+
+
+def test_a_lookinbody_xlsx_export_is_read_and_its_rewrite_adds_only_new_rows(
+    tmp_path: Path,
+) -> None:
+    """LookinBody 120 exports Excel workbooks (issue 13): the folder source reads them as
+    ``import`` does, and a workbook the software rewrites with more rows adds only those."""
+    pytest.importorskip("openpyxl")
+    from bia_acq.drivers import get_profile
+    from bia_acq.simulator.device import write_capture
+
+    profile = get_profile("inbody120-lookinbody")
+    readings = write_capture(profile, tmp_path / "all.xlsx", 5, seed=3)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    export = folder / "InBodyExcelData.xlsx"
+    codec = profile.codec()
+    codec.write_workbook(readings[:3], export)  # type: ignore[attr-defined]
+    (folder / "broken.xlsx").write_bytes(b"PK\x03\x04 not a whole workbook")
+    cfg = tmp_path / "bia-acq.yaml"
+    cfg.write_text(
+        "database: acq.db\nfolders:\n"
+        f"  - {{path: {folder}, driver: inbody120-lookinbody, poll_seconds: 0.2, name: inbody,"
+        ' pattern: "*.xlsx"}\n'
+    )
+    first = run_cli("run", "--config", str(cfg), "--count", "3", timeout=60)
+    assert first.returncode == 0, first.stderr.decode()
+    assert "a workbook is not read: not a readable Excel workbook" in first.stderr.decode()
+    assert "broken" not in first.stderr.decode()  # no file name: it may carry an ID
+    before = export.read_bytes()
+    time.sleep(0.01)
+    codec.write_workbook(readings, export)  # type: ignore[attr-defined]
+    second = run_cli("run", "--config", str(cfg), "--count", "2", timeout=60)
+    assert second.returncode == 0, second.stderr.decode()
+    n, kinds = _counts(tmp_path / "acq.db")
+    assert n == 5
+    assert kinds == [("frame", "decoded", 5), ("junk", "discarded", 1)]  # the header once
+    db = sqlite3.connect(tmp_path / "acq.db")
+    ids = [r[0] for r in db.execute("SELECT external_id FROM subject ORDER BY id")]
+    db.close()
+    assert ids == [r.subject_id for r in readings]
+    assert before != export.read_bytes()  # rewritten by "the software", never by us

@@ -7,6 +7,7 @@ from conftest import EXAMPLE_FRAME, readings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bia_acq.model import Reading
 from bia_acq.protocols.base import Framer
 from bia_acq.protocols.tanita import TanitaProtocol
 
@@ -69,3 +70,13 @@ def test_overlong_frame_is_cut_off() -> None:
     chunks = framer.feed(b"{" + b"x" * 200)
     assert [c.kind for c in chunks] == ["truncated"]
     assert [c.kind for c in framer.feed(EXAMPLE_FRAME[:90] + b"\r\n")] == ["frame"]
+
+
+def test_only_a_date_of_birth_makes_a_line_a_bc601_profile_record() -> None:
+    """A measurement frame with a ``DB`` device value that is no date is a frame (found by
+    the property above); a PROF*.CSV line (``DB,"31/08/1985"``, no weight) is a record."""
+    frame = codec.encode(Reading(device_values={"DB": ""}))
+    assert [c.kind for c in codec.framer().feed(frame)] == ["frame"]
+    prof = b'{0,16,~1,2,~3,4,MO,"BC-601",DB,"31/08/1985",Bt,0,GE,1,Hm,173.0,AL,2,CS,F4\r\n'
+    (chunk,) = codec.framer().feed(prof)
+    assert chunk.kind == "junk" and (chunk.reason or "").startswith("record: BC-601 profile")

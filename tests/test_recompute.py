@@ -65,6 +65,17 @@ def test_recompute_same_method_reproduces_what_run_stored_and_is_idempotent(db: 
     assert f"recompute: 5/{n}" in err and f"recompute: {n}/{n} measurements (100%)" in err
 
 
+def test_recompute_device_rebuilds_the_analyzers_own_rows(db: Path) -> None:
+    """The `device` method from the stored device values gives what ingest stored."""
+    stored = rows(db, "method = 'device'")
+    assert stored and all(r[12] is not None for r in stored if r[1] == "whole_body")
+    with sqlite3.connect(db) as c:
+        c.execute("DELETE FROM segment_result WHERE method = 'device'")
+    proc = run_cli("recompute", "--db", str(db), "--method", "device")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert rows(db, "method = 'device'") == stored
+
+
 def test_other_methods_are_added_next_to_earlier_results(db: Path) -> None:
     before = rows(db, "method = 'hanai-bis'")
     for m in ("lukaski-bolonchuk", "moissl-2006"):

@@ -18,10 +18,14 @@ from bia_acq.drivers import get_profile
 from bia_acq.errors import ConfigError
 from bia_acq.model import Impedance, Reading
 from bia_acq.simulator.population import (
+    ELECTRODES,
+    IDEAL,
+    Electrodes,
     Population,
     builtin_scenarios,
     load_scenario,
     make_subject,
+    measured,
     spectra,
     visit_state,
 )
@@ -168,6 +172,9 @@ def test_the_core_recovers_the_truth_from_noise_free_spectra() -> None:
         ),
         ("name: x\nvisits: 0\ngroups:\n  - name: a\n", "visits"),
         ("name: x\ngroup:\n  - name: a\n", "group"),
+        ("name: x\nelectrodes: 3\ngroups:\n  - name: a\n", "electrodes"),
+        ("name: x\nelectrodes: {td_ms: [1, 1]}\ngroups:\n  - name: a\n", "electrodes.td_ms"),
+        ("name: x\nelectrodes: {contact_gain: -1}\ngroups:\n  - name: a\n", "contact_gain"),
     ],
 )
 def test_scenario_mistakes_are_one_line_with_file_line_and_key(
@@ -179,6 +186,34 @@ def test_scenario_mistakes_are_one_line_with_file_line_and_key(
         load_scenario(path)
     msg = str(exc.value)
     assert "\n" not in msg and str(path) in msg and where in msg
+
+
+def test_electrode_effects_are_on_by_default_and_a_scenario_can_set_or_drop_them(
+    tmp_path: Path,
+) -> None:
+    assert load_scenario("healthy-adults").electrodes == ELECTRODES and ELECTRODES.on
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nelectrodes: ideal\ngroups:\n  - name: a\n")
+    assert load_scenario(path).electrodes == IDEAL and not IDEAL.on
+    path.write_text("name: x\nelectrodes: {td_ns: [10, 2]}\ngroups:\n  - name: a\n")
+    e = load_scenario(path).electrodes
+    assert (e.td_ns, e.contact_gain) == ((10.0, 2.0), ELECTRODES.contact_gain)
+    # the hook turns the phase only: |Z| is what an ideal analyzer measures, times the gain
+    f = np.array([5e3, 50e3, 250e3])
+    z = {"right_arm": cole_impedance(f, 350.0, 220.0, 0.6, 55e3)}
+    hooked, drawn = measured(z, f, Electrodes((30.0, 0.0), 0.0), np.random.default_rng(1))
+    assert drawn["td_ns"] == 30.0
+    assert np.allclose(np.abs(hooked["right_arm"]), np.abs(z["right_arm"]))
+    assert -hooked["right_arm"].imag[2] > -z["right_arm"].imag[2] + 2  # the hook at 250 kHz
+    # paths measured between the same contact sites share their error (both arms: both
+    # hands), paths without a common site do not (an arm and a leg)
+    paths = {k: z["right_arm"] for k in ("right_arm", "left_arm", "right_leg")}
+    rng, e = np.random.default_rng(2), Electrodes((0.0, 0.0), 0.05)
+    gains = np.array(
+        [[abs(v[0]) for v in measured(paths, f, e, rng)[0].values()] for _ in range(400)]
+    )
+    c = np.corrcoef(gains.T)
+    assert c[0, 1] > 0.5 and abs(c[0, 2]) < 0.2
 
 
 def test_unknown_scenario_name_lists_the_known_ones() -> None:

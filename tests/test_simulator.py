@@ -234,11 +234,18 @@ def test_every_scenario_runs_against_run_and_validates(scenario: str, tmp_path: 
         if (r["method"], r["segment"], r["quantity"]) == ("device", "whole_body", "ECW/TBW")
     )
     assert own["n"] == 3 and abs(own["bias"]) < 0.001
+    # the label shares per scenario, with the electrode effects it was simulated with
+    per = report["scenario_shares"][scenario]
+    assert per["electrodes"].startswith("Td 29 ± 8 ns")
+    shares = per["methods"][f"hanai-bis v{METHODS['hanai-bis'].version}"]
+    assert shares["n"] == 18 and shares["not applicable"] > 0
+    assert sum(shares[k] for k in ("earned", "indeterminate", "not applicable", "no band")) == 1
     if scenario == "healthy-adults":
         table = run_cli("validate", "--truth", str(truth), "--db", str(db))
         version = METHODS["hanai-bis"].version
         assert b"limits of agreement" in table.stdout
         assert f"hanai-bis v{version}".encode() in table.stdout
+        assert b"per scenario, all rows of a method:" in table.stdout
 
 
 def test_validate_with_nothing_matching_is_one_line(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link, Transport
 from bia_acq.model import Reading
-from bia_acq.plausibility import mark_implausible, reading_problem
+from bia_acq.plausibility import mark_implausible, points_within_bounds, reading_problem
 from bia_acq.protocols.base import Chunk, Protocol
 from bia_acq.source import Item, Source
 from bia_acq.store.writer import FileCursor, SavedMeasurement, Store, ToSave, refuses_writes
@@ -366,9 +366,9 @@ class Ingest:
         saved: list[SavedMeasurement] = []
         entries: dict[int, worklist.Entry | None] = {}
         with store.db.atomic():
-            decoded: list[Decoded] = []
+            candidates: list[Decoded] = []
             for work in frames:
-                raw_id, worklist_id = work.raw_frame_id, work.worklist_id
+                worklist_id = work.worklist_id
                 entry = None
                 if worklist_id is not None:
                     if worklist_id not in entries:
@@ -376,27 +376,26 @@ class Ingest:
                     entry = entries[worklist_id]
                 try:
                     reading = rt.codec.decode(work.data)
+                    if not isinstance(reading, Reading):
+                        raise TypeError("the codec returned no Reading")
                     notes: list[str] = []
                     if entry is not None:  # measured for this work-list entry's subject
                         reading, notes = worklist.attribute(reading, entry)
-                    problem = reading_problem(reading)
+                    candidates.append(Decoded(work, reading, entry, notes))
+                except Exception as exc:
+                    self._reject_error(rt, work.raw_frame_id, exc, entry)
+            # plausibility: the batch's impedance points screened at once
+            decoded: list[Decoded] = []
+            screened = points_within_bounds([d.reading for d in candidates])
+            for d, ok in zip(candidates, screened, strict=True):
+                try:
+                    problem = reading_problem(d.reading, points_checked=ok)
                     if problem is not None:
                         raise FrameError(problem, None)
-                    self._measured_epoch(rt, reading)  # a time that cannot be placed
-                    decoded.append(Decoded(work, reading, entry, notes))
-                except FrameError as exc:
-                    self._reject(rt, raw_id, exc.reason, exc.offset, entry)
-                except Exception as exc:  # a codec bug must not lose the frame or stop the port
-                    log.warning(
-                        "port %s: decoding frame %d failed (%s)",
-                        rt.name,
-                        raw_id,
-                        type(exc).__name__,
-                    )
-                    # the type only: a codec's own message may quote a patient ID
-                    self._reject(
-                        rt, raw_id, f"internal decoder error: {type(exc).__name__}", None, entry
-                    )
+                    self._measured_epoch(rt, d.reading)  # a time that cannot be placed
+                    decoded.append(d)
+                except Exception as exc:
+                    self._reject_error(rt, d.work.raw_frame_id, exc, d.entry)
             items = self._compute(rt, decoded)
             stored = self._save(rt, items)
             for d, m in stored:
@@ -456,6 +455,7 @@ class Ingest:
                     "device",
                     self.bands,
                     uncertainty=self.uncertainty_for(rt),
+                    cole_fit=results.volumes.fit if results.volumes else None,  # not fitted again
                 )
                 for i, dev in enumerate(own.all_rows()):
                     if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
@@ -469,7 +469,10 @@ class Ingest:
                 log.exception(
                     "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
                 )
-            notes += mark_implausible(rows[i], reading.weight_kg)
+            for method in dict.fromkeys(r.get("method") for r in rows[i]):  # each on its own:
+                # one method's impossible volumes say nothing of the analyzer's own figures
+                group = [r for r in rows[i] if r.get("method") == method]
+                notes += mark_implausible(group, reading.weight_kg)
             item = ToSave(
                 w.raw_frame_id,
                 w.data,
@@ -537,6 +540,18 @@ class Ingest:
             off = measured - received_epoch
             warnings.append(f"device clock is {off / 60:+.0f} min from this PC's clock")
         return warnings
+
+    def _reject_error(
+        self, rt: PortRuntime, raw_id: int, exc: Exception, entry: worklist.Entry | None
+    ) -> None:
+        """Reject a frame its decoding or plausibility check raised on: a FrameError with
+        its reason; anything else is a codec bug, which must not lose the frame or stop
+        the port (the reason names the type only: a codec's message may quote a patient ID)."""
+        if isinstance(exc, FrameError):
+            self._reject(rt, raw_id, exc.reason, exc.offset, entry)
+            return
+        log.warning("port %s: decoding frame %d failed (%s)", rt.name, raw_id, type(exc).__name__)
+        self._reject(rt, raw_id, f"internal decoder error: {type(exc).__name__}", None, entry)
 
     def _reject(
         self,

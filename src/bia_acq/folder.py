@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import logging
 import os
 import queue
@@ -36,7 +37,8 @@ from typing import Any, BinaryIO
 
 from bia_acq.acquire import Batch, Ingest, PortRuntime
 from bia_acq.config import Config, FolderConfig
-from bia_acq.protocols.base import Chunk, Framer
+from bia_acq.errors import BiaError, FrameError
+from bia_acq.protocols.base import Chunk, Framer, is_container
 from bia_acq.source import Item, Source
 from bia_acq.store.writer import FileCursor, Store
 
@@ -89,6 +91,8 @@ class FolderReader(Source):
             folder.settle_seconds if folder.settle_seconds is not None else folder.poll_seconds
         )
         self._refused: set[str] = set()
+        #: workbooks the codec could not read, with the (size, mtime) it failed on
+        self._unreadable: dict[str, tuple[int, int]] = {}
 
     def label(self) -> str:
         return f"folder {self.source_name}"
@@ -145,13 +149,9 @@ class FolderReader(Source):
 
     def _read(self, key: str, fh: BinaryIO, st: os.stat_result) -> None:
         f = self.files.get(key)
-        if f is None or (f.st_dev, f.st_ino) != (st.st_dev, st.st_ino) or st.st_size < f.offset:
+        if f is None or (f.st_dev, f.st_ino) != (st.st_dev, st.st_ino):
             if f is not None:
-                # no file name in the log: export names may carry patient IDs
-                log.info(
-                    "folder %s: a file was replaced or shortened; reading it from its start",
-                    self.folder.name,
-                )
+                self._from_start("replaced")
             f = self.files[key] = _File(st.st_dev, st.st_ino, 0)
         now = time.monotonic()
         sig = (st.st_size, st.st_mtime_ns)
@@ -160,6 +160,16 @@ class FolderReader(Source):
             return
         if now - f.changed_at < self.settle_s:
             return
+        size = st.st_size
+        if is_container(fh.read(4)):  # an .xlsx workbook: its sheet as the codec's CSV text
+            text = self._transcoded(key, fh, sig)
+            if text is None:
+                return
+            fh, size = io.BytesIO(text), len(text)
+        fh.seek(0)
+        if size < f.offset:
+            self._from_start("shortened")
+            f = self.files[key] = _File(st.st_dev, st.st_ino, 0, seen_sig=sig, changed_at=now)
         if f.framer is None:
             f.framer = self.codec.framer()
             if f.offset:  # rebuild state; chunks already journaled
@@ -183,15 +193,37 @@ class FolderReader(Source):
                 f.prefix = hashlib.sha256()
         f.checked_sig = sig
         fh.seek(f.fed)
-        while f.fed < st.st_size and not self.stopping.is_set():
-            data = fh.read(min(READ_BLOCK, st.st_size - f.fed))
+        while f.fed < size and not self.stopping.is_set():
+            data = fh.read(min(READ_BLOCK, size - f.fed))
             if not data:
                 break
             f.fed += len(data)
             f.prefix.update(data)
             self._emit(key, f, f.framer.feed(data))
-        if f.framer.pending and f.fed >= st.st_size:  # quiet: a last line without its end
+        if f.framer.pending and f.fed >= size:  # quiet: a last line without its end
             self._emit(key, f, f.framer.flush("end of file"))
+
+    def _from_start(self, what: str) -> None:
+        # no file name in the log: export names may carry patient IDs
+        log.info("folder %s: a file was %s; reading it from its start", self.folder.name, what)
+
+    def _transcoded(self, key: str, fh: BinaryIO, sig: tuple[int, int]) -> bytes | None:
+        """A container file (an .xlsx workbook) as the byte stream its codec's framer
+        reads (its first sheet as CSV text), read whole: a workbook is rewritten, never
+        appended to, so offsets and the cursor count in this stream, and rows journaled
+        before are known by their hashes. One the codec cannot read yet (still being
+        written, damaged, openpyxl missing) is None, and tried again when it changes."""
+        fh.seek(0)
+        try:
+            data = self.codec.transcode(fh.read())
+        except (FrameError, BiaError) as exc:
+            if self._unreadable.get(key) != sig:  # once per version of the file
+                self._unreadable[key] = sig
+                reason = exc.reason if isinstance(exc, FrameError) else str(exc)
+                log.warning("folder %s: a workbook is not read: %s", self.folder.name, reason)
+            return None
+        self._unreadable.pop(key, None)
+        return data
 
     def _emit(self, key: str, f: _File, chunks: list[Chunk]) -> None:
         assert f.framer is not None

@@ -28,7 +28,9 @@ Reasons name the field and its unit, never the value of an identifier field
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
 
 from bia_acq.model import Reading
 
@@ -58,8 +60,37 @@ def _num(value: float) -> str:
     return f"{value:g}" if math.isfinite(value) else "not a finite number"
 
 
-def reading_problem(reading: Reading) -> str | None:
-    """Why ``reading`` cannot be stored as a measurement, or None if it can."""
+def points_within_bounds(readings: Sequence[Reading]) -> list[bool]:
+    """Per reading: every impedance point is within the bounds (frequency, |Z|, R > 0,
+    phase), screened for the whole batch at once on the arrays. Pass it to
+    :func:`reading_problem` (``points_checked``), which then walks a reading's points
+    for the reason only where this says False."""
+    if not readings:
+        return []
+    z = [rd.impedance for rd in readings]
+    f = np.concatenate([p.freq_khz for p in z])
+    r = np.concatenate([p.r_ohm for p in z])
+    x = np.concatenate([p.x_ohm for p in z])
+    with np.errstate(all="ignore"):
+        x = np.where(x == x, x, 0.0)  # NaN: no reactance; |Z| is then |R|
+        mag = np.hypot(r, x)
+        phase = np.degrees(np.arctan2(x, r))
+        good = (
+            (f >= FREQ_KHZ[0]) & (f <= FREQ_KHZ[1]) & (r > 0)
+            & (mag >= IMPEDANCE_OHM[0]) & (mag <= IMPEDANCE_OHM[1])
+            & (phase >= PHASE_DEG[0]) & (phase <= PHASE_DEG[1])
+        )  # fmt: skip
+    out = np.ones(len(readings), dtype=bool)
+    owner = np.repeat(np.arange(len(readings)), [len(p) for p in z])
+    out[owner[~good]] = False
+    return out.tolist()
+
+
+def reading_problem(reading: Reading, *, points_checked: bool = False) -> str | None:
+    """Why ``reading`` cannot be stored as a measurement, or None if it can.
+
+    ``points_checked``: its impedance points are known to be within the bounds
+    (:func:`points_within_bounds` said so)."""
     for name, (lo, hi, unit) in RANGES.items():
         v = getattr(reading, name)
         if v is None:
@@ -81,7 +112,7 @@ def reading_problem(reading: Reading) -> str | None:
                 f"device date in year {year} is outside {YEARS[0]}–{YEARS[1]} "
                 "(check the analyzer's clock)"
             )
-    for z in reading.impedance:
+    for z in () if points_checked else reading.impedance:
         where = f"impedance {z.segment}"
         if not (isinstance(z.freq_khz, int | float) and math.isfinite(z.freq_khz)):
             return f"{where}: frequency is not a finite number"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from bia_acq.cli import add_drivers_dir
 from bia_acq.errors import BiaError
+from bia_acq.protocols.base import is_container
 
 if TYPE_CHECKING:
     from bia_acq.drivers import Profile
@@ -96,11 +97,6 @@ def best_profile(
         elif framed and not ok and not refused and not first.startswith(_NOT_ITS_FORMAT):
             refused = f"profile {name} reads its {framed} frame(s) but refuses them: {first}"
     return (None, refused) if best is None else (profiles[best[1]], "")
-
-
-def is_container(data: bytes) -> bool:
-    """A zip file (an .xlsx workbook): read whole, then transcoded by the codec."""
-    return data.startswith(b"PK\x03\x04")
 
 
 def printable(data: bytes, n: int = 48) -> str:

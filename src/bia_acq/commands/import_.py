@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from bia_acq.cli import add_drivers_dir, setup_logging
-from bia_acq.commands.decode import SNIFF_BYTES, choose_profile, is_container, unreadable
+from bia_acq.commands.decode import SNIFF_BYTES, choose_profile, unreadable
 from bia_acq.errors import BiaError, ConfigError, FrameError
+from bia_acq.protocols.base import is_container
 
 if TYPE_CHECKING:
     from bia_acq.acquire import Ingest, PortRuntime

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bia_acq.core.compare import limb_asymmetry_labels
+from bia_acq.core.fit import ColeFit
 from bia_acq.core.methods import (
     DEFAULT_UNCERTAINTY,
     EARNED,
@@ -38,7 +39,6 @@ from bia_acq.core.methods import (
     Method,
     Uncertainty,
     Volumes,
-    device_figures,
     fit_segments,
     label,
 )
@@ -295,17 +295,25 @@ def impedance_arrays(
     resistance, and a Cole fit on magnitudes alone (``fit_cole`` can do it) is not
     what the methods were validated on; :func:`estimate` notes them instead.
     """
-    freqs = sorted({z.freq_khz for rd in readings for z in rd.impedance if not z.magnitude_only})
-    f_index = {f: k for k, f in enumerate(freqs)}
+    n = len(readings)
+    pts = [rd.impedance for rd in readings]
+    count = [len(p) for p in pts]
+    if sum(count) == 0:
+        return np.zeros(0), np.full((n, len(paths), 0), np.nan + 0j, dtype=np.complex128)
+    # every point of the batch in one set of arrays: its reading, path and frequency
+    owner = np.repeat(np.arange(n), count)
     p_index = {p: k for k, p in enumerate(paths)}
-    z = np.full((len(readings), len(paths), len(freqs)), np.nan + 0j, dtype=np.complex128)
-    for i, rd in enumerate(readings):
-        for pt in rd.impedance:
-            j = p_index.get(pt.segment)
-            if j is not None and not pt.magnitude_only:
-                x = pt.x_ohm if pt.x_ohm is not None else np.nan
-                z[i, j, f_index[pt.freq_khz]] = complex(pt.r_ohm, x)
-    return np.asarray(freqs, dtype=float), z
+    path = np.array([p_index.get(s, -1) for p in pts for s in p.segment], dtype=np.intp)
+    freq = np.concatenate([p.freq_khz for p in pts])
+    mag = np.concatenate([p.magnitude_only for p in pts])
+    freqs = np.unique(freq[~mag])
+    keep = ~mag & (path >= 0)
+    zk = np.empty(int(keep.sum()), dtype=np.complex128)
+    zk.real = np.concatenate([p.r_ohm for p in pts])[keep]
+    zk.imag = np.concatenate([p.x_ohm for p in pts])[keep]  # NaN: no reactance
+    z = np.full((n, len(paths), len(freqs)), np.nan + 0j, dtype=np.complex128)
+    z[owner[keep], path[keep], np.searchsorted(freqs, freq[keep])] = zk
+    return freqs, z
 
 
 def inputs_from_paths(
@@ -390,29 +398,6 @@ def inputs_from_paths(
     return inp, notes
 
 
-#: device_values keys that hold a firmware or software version
-FIRMWARE_KEYS = ("APP_Version", "Firmware", "firmware", "FirmwareVersion")
-
-
-def _model_version(rd: Reading) -> str:
-    """The analyzer's model and firmware (the ``device`` method's version)."""
-    fw = next((str(rd.device_values[k]) for k in FIRMWARE_KEYS if k in rd.device_values), "")
-    return " ".join(x for x in (rd.model or "unknown model", fw) if x)
-
-
-def device_arrays(readings: Sequence[Reading]) -> tuple[dict[str, Array], list[str]]:
-    """The analyzers' own whole-body figures as (N,) arrays, and each reading's vendor."""
-    keys = ("ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio")
-    out = {k: np.full(len(readings), np.nan) for k in keys}
-    vendors = []
-    for i, rd in enumerate(readings):
-        vendor, figs = device_figures(rd.device_values, rd.model or "")
-        vendors.append(vendor)
-        for k, v in figs.items():
-            out[k][i] = v
-    return out, vendors
-
-
 def _num(v: float | int | None) -> float:
     return float(v) if v else np.nan
 
@@ -422,19 +407,21 @@ def estimate(
     method: str = "hanai-bis",
     bands: Mapping[str, Bands] | None = None,
     uncertainty: Uncertainty | Sequence[Uncertainty] | None = None,
+    cole_fit: ColeFit | None = None,
 ) -> Results:
     """Compute results for a batch of readings with the named method.
 
     ``uncertainty``: the analyzer's stated measurement uncertainty (one, or one
     per reading); by default the profile's whose model the reading names
-    (:func:`bia_acq.core.methods.uncertainty_for_model`).
+    (:func:`bia_acq.core.methods.uncertainty_for_model`). ``cole_fit``: the Cole fit of
+    these readings with this uncertainty, when another method made it already
+    (``results.volumes.fit``): not made again for the limb asymmetry.
     """
-    from bia_acq.core.methods import uncertainty_for_model
+    from bia_acq.core.methods import device_inputs, uncertainty_for_model
 
     freqs, zp = impedance_arrays(readings, [p.value for p in PATHS])
     if uncertainty is None:
         uncertainty = [uncertainty_for_model(rd.model or "") for rd in readings]
-    device, vendors = device_arrays(readings)
     inp, notes = inputs_from_paths(
         freqs,
         zp,
@@ -445,19 +432,17 @@ def estimate(
         ),
         sex=[rd.sex for rd in readings],
         uncertainty=uncertainty,
-        device=device,
-        device_vendor=vendors,
-        device_model=[_model_version(rd) for rd in readings],
+        **device_inputs([rd.device_values for rd in readings], [rd.model for rd in readings]),
     )
     name = get_method(method).name
     for i, rd in enumerate(readings):
-        mags = sum(1 for pt in rd.impedance if pt.magnitude_only)
+        mags = int(rd.impedance.magnitude_only.sum())
         if mags:
             notes[i].append(
                 f"{mags} impedance point(s) are magnitudes |Z| without reactance: "
                 f"{name} needs resistance and reactance and did not use them"
             )
-    return estimate_inputs(inp, method, bands, notes)
+    return estimate_inputs(inp, method, bands, notes, cole_fit)
 
 
 def estimate_inputs(
@@ -465,8 +450,10 @@ def estimate_inputs(
     method: str,
     bands: Mapping[str, Bands] | None = None,
     notes: list[list[str]] | None = None,
+    cole_fit: ColeFit | None = None,
 ) -> Results:
-    """Compute results for a batch already in arrays (used by `recompute`)."""
+    """Compute results for a batch already in arrays (used by `recompute`); ``cole_fit``:
+    see :func:`estimate`."""
     m = get_method(method)
     band = (bands or {}).get(m.name, m.bands)
     assert m.compute is not None
@@ -511,7 +498,7 @@ def estimate_inputs(
             if rows.size:
                 src[rows] = np.where(judged[rows], vb.source, "")
     # limbs: inter-limb R0 ratio against the published limits (core.compare)
-    afit = v.fit if v.fit is not None else fit_segments(inp)
+    afit = v.fit or cole_fit or fit_segments(inp)
     sex = np.where(inp.known_sex, np.where(inp.male, "male", "female"), "")
     asym_ratio, asym = limb_asymmetry_labels(afit.r0, afit.sd(0), RESULT_SEGMENTS, sex)
     ivs = {k: v.interval(k) for k in ("ecw", "icw", "tbw", "ratio")}

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from bia_acq.core.anthropometry import segment_length_cm, segment_volume_l
-from bia_acq.core.fit import ColeFit, fit_cole
+from bia_acq.core.fit import FLAG_HOOK, ColeFit, fit_cole
 from bia_acq.core.hanai import (
     ecw_de_lorenzo,
     icw_ecw_ratio_matthie,
@@ -350,9 +350,116 @@ def propagate(fn: Callable[..., tuple[Array, ...]], xs: Sequence[Array], cov: Ar
 # -- shared steps -----------------------------------------------------------------
 
 
+#: the high-frequency hook compensated as a time delay: Z·exp(−jωTd) (the "Td" of the
+#: Cole fits of De Lorenzo et al. 1997 [S]; described as the established compensation by
+#: Buendia, Seoane & Gil-Pita 2010, J Phys Conf Ser 224:012126 [V, abstract]), tried on
+#: spectra of ≥ TD_MIN_POINTS points up to ≥ TD_MIN_TOP_KHZ whose plain fit is poor,
+#: hooked or open (fc above the band), over this grid of delays (s), refined by a parabola through the best three
+TD_GRID_S = np.arange(0.0, 100.1, 10.0) * 1e-9
+TD_MIN_POINTS = 5
+TD_MIN_TOP_KHZ = 500.0
+#: the step (s) of the finite difference that carries the delay's uncertainty into cov
+TD_STEP_S = 2e-9
+
+
 def fit_segments(inp: Inputs) -> ColeFit:
-    """Cole fit of every segment spectrum (points with R and X; see :func:`fit_cole`)."""
-    return fit_cole(inp.freqs_khz * 1e3, inp.z, sigma=inp.sigma)
+    """Cole fit of every segment spectrum (points with R and X; see :func:`fit_cole`),
+    with the high-frequency hook compensated where it spoils the fit
+    (:func:`fit_with_delay`)."""
+    return fit_with_delay(inp.freqs_khz * 1e3, inp.z, inp.sigma)[0]
+
+
+def fit_with_delay(
+    freq_hz: Array, z: npt.NDArray[np.complex128], sigma: Array | None
+) -> tuple[ColeFit, Array]:
+    """:func:`fit_cole`, then, for spectra with ≥ :data:`TD_MIN_POINTS` points up to
+    ≥ :data:`TD_MIN_TOP_KHZ` whose fit is poor, hooked or has fc above the band (the arc
+    does not close: what a delay makes of it), the Td compensation: the delay
+    Td that minimises the Cole fit's residual of Z·exp(+jωTd) (grid :data:`TD_GRID_S`,
+    parabola through the best three), kept where it makes the fit good or fair. Its
+    uncertainty (the residual's curvature: Δχ² = 1) enters the covariance through the
+    parameters' sensitivity to Td. Returns the fit and Td per spectrum (s; 0 where not
+    compensated). The delay is a model of the stray capacitances' effect; it corrects a
+    pure delay exactly and other hooks only in part (Buendia et al. 2010)."""
+    fit = fit_cole(freq_hz, z, sigma=sigma)
+    td = np.zeros(fit.r0.shape)
+    if z.shape[-1] < TD_MIN_POINTS:
+        return fit, td
+    ok = np.isfinite(z)
+    top = np.max(np.where(ok, freq_hz, 0.0), axis=-1)
+    need = (
+        (ok.sum(-1) >= TD_MIN_POINTS)
+        & (top >= TD_MIN_TOP_KHZ * 1e3)
+        & ((fit.grade == "poor") | ((fit.flags & FLAG_HOOK) > 0) | ~(fit.fc_hz < top))
+    )
+    if not need.any():
+        return fit, td
+    idx = np.nonzero(need)
+    zs = z[idx]
+    sg = None if sigma is None else np.broadcast_to(sigma, z.shape)[idx]
+    w = 2 * np.pi * np.asarray(freq_hz, dtype=float)
+
+    def at(delay: Array) -> ColeFit:
+        return fit_cole(freq_hz, zs * np.exp(1j * np.multiply.outer(delay, w)), sigma=sg)
+
+    k = len(zs)
+    ms = np.stack(
+        [
+            np.where(np.isfinite(f.rms_ohm), f.rms_ohm**2, np.inf)
+            for f in (at(np.full(k, t)) for t in TD_GRID_S)
+        ],
+        axis=-1,
+    )  # (K, G) mean squared residual per delay
+    j = np.clip(np.argmin(ms, axis=-1), 1, len(TD_GRID_S) - 2)
+    rows = np.arange(k)
+    y0, y1, y2 = ms[rows, j - 1], ms[rows, j], ms[rows, j + 1]
+    h = TD_GRID_S[1] - TD_GRID_S[0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        curv = (y0 - 2 * y1 + y2) / (h * h)  # d²(ms)/dTd²
+        shift = np.where(curv > 0, (y0 - y2) / (2 * curv * h * h) * h, 0.0)
+    best = np.clip(TD_GRID_S[j] + np.nan_to_num(shift), TD_GRID_S[0], TD_GRID_S[-1])
+    new = at(best)
+    better = np.isin(new.grade, ("good", "fair")) & np.isfinite(new.r0)
+    if new.cov is not None:
+        lo, hi = at(best - TD_STEP_S), at(best + TD_STEP_S)
+        sens = np.stack(
+            [(getattr(hi, a) - getattr(lo, a)) / (2 * TD_STEP_S) for a in ("r0", "rinf", "alpha")]
+            + [(np.log(hi.fc_hz) - np.log(lo.fc_hz)) / (2 * TD_STEP_S)],
+            axis=-1,
+        )
+        # Δχ² = 1: ms rises by σ̄²/n, with ms ≈ ms_min + curv/2 · (Td − Td*)²
+        n_pts = np.maximum(new.n_points, 1)
+        s2 = np.nanmean(sg**2, axis=-1) if sg is not None else np.full(k, np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var_td = np.where(curv > 0, 2 * s2 / (n_pts * curv), np.nan)
+        extra = np.einsum("ki,kj->kij", sens, sens) * var_td[:, None, None]
+        # a delay the residual does not pin down (no minimum inside the grid) is not used
+        better &= np.isfinite(extra).all(axis=(1, 2))
+        new_cov = new.cov + np.where(np.isfinite(extra), extra, 0.0)
+    else:
+        new_cov = None
+    merged = {}
+    for name in (
+        "r0",
+        "rinf",
+        "alpha",
+        "fc_hz",
+        "rms_ohm",
+        "rel_rms",
+        "n_points",
+        "iterations",
+        "flags",
+        "grade",
+    ):
+        a = getattr(fit, name).copy()
+        a[idx] = np.where(better, getattr(new, name), a[idx])
+        merged[name] = a
+    cov = fit.cov
+    if cov is not None and new_cov is not None:
+        cov = cov.copy()
+        cov[idx] = np.where(better[:, None, None], new_cov, cov[idx])
+    td[idx] = np.where(better, best, 0.0)
+    return ColeFit(**merged, cov=cov), td
 
 
 def _usable(fit: ColeFit) -> npt.NDArray[np.bool_]:
@@ -615,6 +722,9 @@ DEVICE_KEYS: Mapping[str, Mapping[str, str]] = {
     "inbody": {"tbw_l": "TBW", "icw_l": "ICW", "ecw_l": "ECW", "ecw_tbw_ratio": "ECW/TBW(Total)"},
     "charder": {"tbw_l": "TBW", "icw_l": "ICW", "ecw_l": "ECW", "ecw_tbw_ratio": "EI"},
 }
+#: other names the same figure has in some exports (LookinBody 120 and 270 name TBW
+#: "TBW (Total Body Water)": the real headers in tests/data/real/)
+DEVICE_KEY_ALIASES: Mapping[str, tuple[str, ...]] = {"TBW": ("TBW (Total Body Water)",)}
 
 
 def _number(v: object) -> float:
@@ -641,7 +751,12 @@ def device_figures(values: Mapping[str, object], model: str = "") -> tuple[str, 
     else:
         return "", {}
     keys = DEVICE_KEYS[vendor]
-    out = {q: _number(values.get(k)) for q, k in keys.items()}
+    out = {
+        q: _number(
+            next((values[a] for a in (k, *DEVICE_KEY_ALIASES.get(k, ())) if a in values), None)
+        )
+        for q, k in keys.items()
+    }
     if "ecw_tbw_pct" in out:
         out["ecw_tbw_ratio"] = out.pop("ecw_tbw_pct") / 100.0
     if not np.isfinite(out["ecw_tbw_ratio"]) and np.isfinite(out["tbw_l"]) and out["tbw_l"] > 0:
@@ -649,6 +764,48 @@ def device_figures(values: Mapping[str, object], model: str = "") -> tuple[str, 
     if not any(np.isfinite(x) for x in out.values()):
         return "", {}
     return vendor, out
+
+
+#: device_values keys that hold a firmware or software version
+FIRMWARE_KEYS = ("APP_Version", "Firmware", "firmware", "FirmwareVersion")
+
+
+def device_inputs(
+    values: Sequence[Mapping[str, object] | str | None], models: Sequence[str | None]
+) -> dict[str, Any]:
+    """What the ``device`` method needs of a batch: the analyzers' own whole-body figures
+    as (N,) arrays (``device``), each measurement's vendor (``device_vendor``) and its
+    model and firmware, the method's version (``device_model``): the keyword arguments of
+    :func:`bia_acq.core.estimate.inputs_from_paths`.
+
+    ``values`` are the readings' ``device_values``, or as stored
+    (``measurement.device_values_json``: JSON text, or None), so ``recompute --method
+    device`` rebuilds the rows ingest stored; ``models`` the readings' (or the stored
+    device's) model names.
+    """
+    import json
+
+    keys = ("ecw_l", "icw_l", "tbw_l", "ecw_tbw_ratio")
+    n = len(values)
+    device = {k: np.full(n, np.nan) for k in keys}
+    vendors, versions = [], []
+    for i, (raw, model) in enumerate(zip(values, models, strict=True)):
+        vals: Mapping[str, object] = {}
+        if isinstance(raw, str):
+            try:
+                loaded = json.loads(raw)
+            except ValueError:
+                loaded = {}
+            vals = loaded if isinstance(loaded, dict) else {}
+        elif raw is not None:
+            vals = raw
+        vendor, figs = device_figures(vals, model or "")
+        vendors.append(vendor)
+        for k, v in figs.items():
+            device[k][i] = v
+        fw = next((str(vals[k]) for k in FIRMWARE_KEYS if k in vals), "")
+        versions.append(" ".join(x for x in (model or "unknown model", fw) if x))
+    return {"device": device, "device_vendor": vendors, "device_model": versions}
 
 
 #: bands a vendor publishes for its own algorithm (docs/physiology.md, "Bands")
@@ -731,7 +888,8 @@ _BIS_UNCERTAINTY = (
     "the delta method on the fit's Jacobian (scaled up by the reduced χ² of a poor fit; "
     "an exact three-point arc is differentiated itself) → ECW, ICW, TBW, ECW/TBW by the "
     "delta method; 95 % interval = value ± 1.96 SD; a derived trunk carries the root sum of "
-    "squares of the σ of the three paths it comes from"
+    "squares of the σ of the three paths it comes from; a spectrum whose high-frequency hook "
+    "was compensated as a time delay Td carries Td's uncertainty too"
 )
 _REG_UNCERTAINTY = (
     "σ of whole-body R and X at 50 kHz → TBW, ECW by the delta method; 95 % interval = "
@@ -934,7 +1092,8 @@ def _device_water_keys(profile: Profile) -> set[str]:
         keys = {"wW", "wI", "wO", "wo"}
     else:
         keys = set()
-    return keys & {k for m in DEVICE_KEYS.values() for k in m.values()}
+    known = {k for m in DEVICE_KEYS.values() for k in m.values()}
+    return keys & known.union(*DEVICE_KEY_ALIASES.values())
 
 
 def choose_default_method(profile: Profile) -> str:

@@ -250,6 +250,11 @@ def _junk_reason(data: bytes | bytearray) -> str:
     return "bytes outside a frame"
 
 
+def is_container(data: bytes) -> bool:
+    """A zip file (an .xlsx workbook): read whole, then transcoded by the codec."""
+    return data.startswith(b"PK\x03\x04")
+
+
 def is_noise(data: bytes) -> bool:
     """Bytes that carry nothing (line ends, NULs, blanks, a byte-order mark)."""
     return not data.replace(_BOM, b"").strip(b"\r\n\x00 \t")

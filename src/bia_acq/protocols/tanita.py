@@ -44,8 +44,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from bia_acq.errors import FrameError
-from bia_acq.model import Impedance, Reading, Segment, measured_point
+from bia_acq.model import Impedance, Impedances, Reading, Segment
 from bia_acq.protocols.base import Framer, Protocol
 
 #: Impedance quantity letters: letter -> (quantity, frequency in kHz).
@@ -409,12 +411,13 @@ def _is_plain(key: str, j: int, quoted: set[int]) -> bool:
 class _Plan:
     """What ``_fields`` does with each pair of one header sequence, worked out once.
 
-    ``pairs``: per impedance point (segment, kHz, index of R, index of X or -1,
-    X header) into the values ``impedance`` returns; ``rest``: (token index,
-    plain) of the other pairs in frame order; ``every``: the same for all pairs.
+    ``pairs``: per impedance point (segment, kHz, index of R, index of X or -1)
+    into the values ``impedance`` returns, in the Reading's canonical order;
+    ``rest``: (token index, plain) of the other pairs in frame order; ``every``:
+    the same for all pairs.
     """
 
-    __slots__ = ("_get", "_idx", "every", "pairs", "rest")
+    __slots__ = ("_get", "_idx", "_patterns", "every", "pairs", "rest")
 
     def __init__(self, keys: list[str], quoted: set[int]) -> None:
         skip = {i // 2 for i in quoted}  # pairs with a quoted token: the per-pair loop
@@ -440,9 +443,31 @@ class _Plan:
         self._idx = idx
         self._get = operator.itemgetter(*idx) if len(idx) > 1 and -1 not in order else None
         self.pairs = tuple(pairs)
+        #: per pattern of values that are 0 (not measured): the indices to take
+        self._patterns: dict[bytes, _Pattern] = {}
         self.every = tuple((2 * i, _is_plain(k, 2 * i, quoted)) for i, k in enumerate(keys))
         done = set(imp)
         self.rest = tuple(p for p in self.every if keys[p[0] // 2] not in done)
+
+    def points(self, vals: list[float]) -> tuple[Impedances, list[tuple[str, float, float]]]:
+        """The measured points of a frame's impedance values (R not 0; an X of 0: no
+        reactance) and the reactances sent without their resistance (segment, kHz, X).
+
+        Which values are 0 follows a pattern a device repeats in every frame (it
+        leaves out the same frequencies): the indices for each pattern are worked
+        out once, so a frame costs one array and two takes."""
+        v = np.array(vals)
+        key = (v != 0).tobytes()
+        pattern = self._patterns.get(key)
+        if pattern is None:
+            if len(self._patterns) >= 64:
+                self._patterns.clear()
+            pattern = self._patterns[key] = _Pattern(self.pairs, v != 0)
+        r, x = v[pattern.r_at], v[pattern.x_at]
+        if pattern.no_x:
+            x[pattern.no_x] = np.nan
+        lone = [(seg, freq, vals[i]) for seg, freq, i in pattern.lone]
+        return Impedances(pattern.segments, pattern.freq_khz, r, x, pattern.magnitude_only), lone
 
     def impedance(self, parts: list[str]) -> list[float] | None:
         """The impedance values of a frame as floats; None if one is not a finite number."""
@@ -456,6 +481,27 @@ class _Plan:
         if not math.isfinite(sum(vals)) and not all(map(math.isfinite, vals)):
             return None
         return vals
+
+
+class _Pattern:
+    """For one plan and one pattern of zero values: the indices of the measured points'
+    R and X in the values (R not 0), the points whose X is 0 or has no header (no
+    reactance: NaN), the reactances without a resistance, and the measured points'
+    segments, kHz and magnitude-only flags (all False), shared read-only."""
+
+    __slots__ = ("freq_khz", "lone", "magnitude_only", "no_x", "r_at", "segments", "x_at")
+
+    def __init__(self, pairs: tuple[tuple[str, float, int, int], ...], nonzero: Any) -> None:
+        nz = nonzero.tolist()
+        kept = [p for p in pairs if nz[p[2]]]
+        self.r_at = np.array([ri for _, _, ri, _ in kept], dtype=np.intp)
+        self.x_at = np.array([max(xi, 0) for *_, xi in kept], dtype=np.intp)
+        self.no_x = [k for k, (*_, xi) in enumerate(kept) if xi < 0 or not nz[xi]]
+        self.lone = tuple((s, f, xi) for s, f, ri, xi in pairs if not nz[ri] and xi >= 0 and nz[xi])
+        self.segments = tuple(s for s, *_ in kept)
+        self.freq_khz = np.array([f for _, f, *_ in kept], dtype=float)
+        self.magnitude_only = np.zeros(len(kept), dtype=bool)
+        self.freq_khz.flags.writeable = self.magnitude_only.flags.writeable = False
 
 
 _PLANS: dict[tuple[tuple[str, ...], frozenset[int]], _Plan] = {}
@@ -481,31 +527,31 @@ def _points(
     x_pts: dict[tuple[str, float], float],
     z_pts: dict[tuple[str, float], tuple[str, float]],
     values: dict[str, float | int | str],
-) -> list[Impedance]:
+) -> Impedances | list[Impedance]:
     """The impedance points of a frame from its R, X and |Z| values (planned or per pair);
-    a reactance without its resistance, and a |Z| where R and X exist, go to ``values``."""
-    points = []
+    a reactance without its resistance, and a |Z| where R and X exist, go to ``values``.
+
+    Planned (the common case): :meth:`_Plan.points`, straight into
+    :class:`Impedances` in canonical order."""
     if imp_vals is not None:
         assert plan is not None
-        for seg, freq, ri, xi in plan.pairs:
-            r = imp_vals[ri]
-            x = imp_vals[xi] if xi >= 0 else 0.0
-            if r:  # 0: not measured
-                points.append(measured_point(seg, freq, r, x or None))
-            elif x:  # a reactance without its resistance
-                x_pts[(seg, freq)] = x
-        if z_pts:  # which |Z| lose to an R (rare: only |Z| scales send Z headers)
-            r_pts = {(z.segment, z.freq_khz): z.r_ohm for z in points}
-    for seg_freq, r in r_pts.items() if imp_vals is None else ():
-        points.append(Impedance(seg_freq[0], seg_freq[1], r, x_pts.pop(seg_freq, None)))
-    for (seg, freq), x in x_pts.items():  # a reactance without its resistance (or R 0)
-        values[_PREFIX_OF[("x", freq)] + _SUFFIX_OF[seg]] = x
+        points, lone = plan.points(imp_vals)
+        for seg, freq, x in lone:
+            x_pts[(seg, freq)] = x
+        if not (x_pts or z_pts):
+            return points
+        r_pts = {(z.segment, z.freq_khz): z.r_ohm for z in points}
+        out = list(points)
+    else:
+        out = [Impedance(sf[0], sf[1], r, x_pts.pop(sf, None)) for sf, r in r_pts.items()]
+    for (seg, freq), x_only in x_pts.items():  # a reactance without its resistance (or R 0)
+        values[_PREFIX_OF[("x", freq)] + _SUFFIX_OF[seg]] = x_only
     for seg_freq, (key, z) in z_pts.items():
         if seg_freq in r_pts:  # R and X win; |Z| is kept as sent
             values[key] = z
         else:
-            points.append(Impedance(seg_freq[0], seg_freq[1], z, None, magnitude_only=True))
-    return points
+            out.append(Impedance(seg_freq[0], seg_freq[1], z, None, magnitude_only=True))
+    return out
 
 
 def _to_metric(values: dict[str, float | int | str], fields: dict[str, Any]) -> None:
@@ -532,10 +578,14 @@ def _to_metric(values: dict[str, float | int | str], fields: dict[str, Any]) -> 
 _COMPLETE = re.compile(rb',CS,[0-9A-Fa-f]{2}\}?"?[\r\n]*\Z')
 
 
+#: a profile line's date of birth (``DB,"31/08/1985"``): a date, in any of the orders
+_BIRTH_DATE = re.compile(rb',DB,"\d{1,4}/\d{1,2}/\d{1,4}"')
+
+
 def _profile_record(frame: bytes) -> str | None:
     """A BC-601 profile line (PROFn.CSV: a user slot's date of birth ``DB``, sex, height,
     activity level; no measurement date, no weight): kept, never a measurement."""
-    if b',DB,"' in frame and b",Wk," not in frame and b",DT," not in frame:
+    if _BIRTH_DATE.search(frame) and b",Wk," not in frame and b",DT," not in frame:
         return "BC-601 profile record (PROF*.CSV: date of birth, sex, height, activity level)"
     return None
 
@@ -790,7 +840,7 @@ class TanitaProtocol(Protocol):
         if imperial:
             _to_metric(values, fields)
         return Reading(
-            impedance=tuple(points),
+            impedance=points,
             device_values=values,
             control=tuple(control),
             measured_at=measured_at,
@@ -863,15 +913,17 @@ class TanitaProtocol(Protocol):
         """
         out: list[str] = self._clock_warnings(reading)
         v = reading.device_values
-        pts = {(z.segment, z.freq_khz): z for z in reading.impedance}
+        pts: dict[tuple[str, float], tuple[float, float | None]] | None = None
         for key, seg, freq in _PHASE_CHECKS:
             phase = v.get(key)
             if phase is None or isinstance(phase, str):
                 continue
-            z = pts.get((seg, freq))
-            if z is None or z.x_ohm is None:
+            if pts is None:  # (segment, kHz) -> (R, X)
+                pts = {(s, f): (r, x) for s, f, r, x, _ in reading.impedance.records()}
+            r, x = pts.get((seg, freq), (0.0, None))
+            if x is None:
                 continue
-            calc = math.degrees(math.atan2(z.x_ohm, z.r_ohm))
+            calc = math.degrees(math.atan2(x, r))
             if abs(calc - phase) > self.phase_tol:
                 out.append(
                     f"device phase {key} = {phase:g} deg but atan(X/R) at "

@@ -27,10 +27,13 @@ equations, adds measurement noise and rounds to the device's 0.1 Ω:
   R0' = R0 · √(W'/W) · (V/V')^(3/2) with W the segment mass (1 L water = 1 kg).
   Unaffected segments keep their impedance: a lymphedematous limb lowers that
   limb's values only (PHYSIOLOGY notes).
-* **Cole shape** per segment kind (:data:`COLE_SHAPE`): drawn around what the real
-  MC-780 capture shows (arms α ≈ 0.46, fc ≈ 160 kHz; legs α ≈ 0.62, fc ≈ 40 kHz),
-  inside the NHANES 1999–2000 ranges (α 0.30–0.95, fc 2–456 kHz); not the easy
-  α 0.6–0.8, fc 30–90 kHz shapes of earlier versions.
+* **Cole shape** per segment kind (:data:`COLE_SHAPE`): drawn around a joint fit of
+  the real MC-780 capture (arms α ≈ 0.6, fc ≈ 55 kHz; legs α ≈ 0.78, fc ≈ 28 kHz;
+  trunk fc ≈ 230 kHz), inside the NHANES 1999–2000 ranges (α 0.30–0.95, fc 2–456 kHz).
+* **Electrodes** (:func:`measured`, a scenario's ``electrodes:``, on by default): a
+  gain error per contact site, shared by the paths measured between the same
+  electrodes, and the stray-capacitance "hook" as a time delay Td (29 ± 8 ns, fitted to
+  the real MC-780 capture). ``electrodes: ideal`` turns both off.
 * **Noise**: ``noise_rel`` (default 0.005: the size of the default stated
   uncertainty, docs/physiology.md) of |Z| and ``noise_ohm`` (default 0.2 Ω) on R
   and X, independent per point, then rounding to 0.1 Ω.
@@ -68,15 +71,18 @@ MASS_SHARE = {"arm": 0.050, "leg": 0.161, "trunk": 0.497, "head": 0.081}
 #: share of the hand-to-foot R0 per segment in a healthy adult (PHYSIOLOGY notes)
 PATH_R0_SHARE = {"arm": 0.50, "trunk": 0.07, "leg": 0.43}
 
-#: Cole shape per segment kind: (α range, fc range in kHz), drawn uniformly. Around
-#: what the real MC-780 capture shows (tests/data/real/tanita-mc780-pc-mode.txt, circle
-#: through its 5/50/250 kHz points): arms α 0.46, fc 160 kHz (reactance at 250 kHz as
-#: large as at 50 kHz); legs α 0.62, fc 41 kHz; whole body α 0.55, fc 88 kHz
-#: (docs/physiology.md, "The simulator against real captures")
+#: Cole shape per segment kind: (α range, fc range in kHz), drawn uniformly. From a
+#: joint fit of the real MC-780 capture (tests/data/real/tanita-mc780-pc-mode.txt: six
+#: paths at 5/50/250 kHz) by Cole arcs of the four limbs and the trunk seen through one
+#: common time delay (:func:`measured`): arms α 0.60–0.62, fc 50–60 kHz; legs α 0.75–0.80,
+#: fc 27–29 kHz; trunk α ≈ 1, fc ≈ 230 kHz; Td 29 ns (rms residual 1.4 Ω, against 2.4 Ω
+#: for free arcs without a delay, which need arms with fc 130–210 kHz and α 0.45). Ranges
+#: around those values, inside the NHANES 1999–2000 ranges (α 0.30–0.95, fc 2–456 kHz);
+#: docs/physiology.md, "The simulator against real captures"
 COLE_SHAPE = {
-    "arm": ((0.42, 0.56), (110.0, 210.0)),
-    "leg": ((0.55, 0.70), (30.0, 55.0)),
-    "trunk": ((0.50, 0.75), (40.0, 100.0)),
+    "arm": ((0.55, 0.68), (40.0, 70.0)),
+    "leg": ((0.70, 0.85), (22.0, 36.0)),
+    "trunk": ((0.60, 0.90), (100.0, 250.0)),
     "head": ((0.60, 0.80), (40.0, 80.0)),
 }
 
@@ -131,6 +137,31 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Electrodes:
+    """Electrode and contact effects of a real measurement (:func:`measured`).
+
+    ``td_ns``: the high-frequency "hook" as a time delay, mean and SD per measurement
+    (ns); ``contact_gain``: SD of each contact site's frequency-independent gain error
+    (a fraction). Defaults: :data:`ELECTRODES`; ``Electrodes((0, 0), 0)`` is the
+    ideal analyzer.
+    """
+
+    td_ns: tuple[float, float] = (29.0, 8.0)
+    contact_gain: float = 0.005
+
+    @property
+    def on(self) -> bool:
+        return self.td_ns != (0.0, 0.0) or self.contact_gain > 0
+
+
+#: the default: a time delay fitted to the real MC-780 capture (29 ns; its spread and the
+#: contact gain are assumptions), docs/physiology.md "The simulator against real captures"
+ELECTRODES = Electrodes()
+#: no electrode effects: the ideal analyzer of the earlier simulator
+IDEAL = Electrodes((0.0, 0.0), 0.0)
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -142,6 +173,7 @@ class Scenario:
     noise_rel: float = 0.005
     sources: str = ""
     file: str = ""
+    electrodes: Electrodes = ELECTRODES
 
 
 SCENARIO_KEYS = (
@@ -153,10 +185,12 @@ SCENARIO_KEYS = (
     "visit_every_days",
     "noise_ohm",
     "noise_rel",
+    "electrodes",
     "groups",
 )
 GROUP_KEYS = ("name", "share", "sex", "age_years", "bmi", "ecw_tbw", "changes")
 CHANGE_KEYS = ("where", "ecw_fraction", "icw_fraction", "course", "half_life_days")
+ELECTRODE_KEYS = ("td_ns", "contact_gain")
 
 
 def _number(doc: Doc, key: str, v: Any, lo: float, hi: float, example: str) -> float:
@@ -263,6 +297,31 @@ def parse_scenario(doc: Doc) -> Scenario:
         noise_rel=_number(doc, "noise_rel", d.get("noise_rel", 0.005), 0, 0.2, "0.005"),
         sources=str(d.get("sources", "")),
         file=doc.file,
+        electrodes=_electrodes(doc, d.get("electrodes", {})),
+    )
+
+
+def _electrodes(doc: Doc, e: Any) -> Electrodes:
+    """``electrodes: ideal`` (none), or a mapping over the defaults (:data:`ELECTRODES`)."""
+    if e == "ideal":
+        return IDEAL
+    if not isinstance(e, dict):
+        raise doc.error(
+            "electrodes", f"expected 'ideal' or a mapping, got {e!r}", "e.g. {td_ns: [29, 8]}"
+        )
+    doc.check_keys("electrodes", e, ELECTRODE_KEYS)
+    return Electrodes(
+        td_ns=_pair(
+            doc, "electrodes.td_ns", e.get("td_ns", list(ELECTRODES.td_ns)), 0, 1000, "[29, 8]"
+        ),
+        contact_gain=_number(
+            doc,
+            "electrodes.contact_gain",
+            e.get("contact_gain", ELECTRODES.contact_gain),
+            0,
+            0.2,
+            "0.005",
+        ),
     )
 
 
@@ -437,6 +496,59 @@ def _volumes(parts: Mapping[str, PartState]) -> dict[str, float]:
     return {"ecw_l": e, "icw_l": i, "tbw_l": e + i, "ecw_tbw_ratio": e / (e + i)}
 
 
+#: the contact sites (hand and foot electrode pairs) whose voltage electrodes each path's
+#: measurement uses in an 8-electrode analyzer: an arm between both hands, a leg between
+#: both feet, a hand-to-foot path between its hand and foot, the trunk between the hand
+#: and foot not carrying the current
+VOLTAGE_SITES: Mapping[str, tuple[str, str]] = {
+    "right_arm": ("RH", "LH"),
+    "left_arm": ("LH", "RH"),
+    "right_leg": ("RF", "LF"),
+    "left_leg": ("LF", "RF"),
+    "trunk": ("LH", "LF"),
+    Segment.WHOLE_BODY_RIGHT: ("RH", "RF"),
+    Segment.WHOLE_BODY_LEFT: ("LH", "LF"),
+    Segment.LEG_TO_LEG: ("RF", "LF"),
+    Segment.WHOLE_BODY: ("RH", "RF"),
+}
+
+
+def measured(
+    z_by: Mapping[str, np.ndarray],
+    f_hz: np.ndarray,
+    electrodes: Electrodes,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """True path impedances as an analyzer with electrodes measures them.
+
+    * **Contact gain**: a frequency-independent scale error (Aliau-Bonet &
+      Pallàs-Areny, IEEE Trans Biomed Eng, IEEE Xplore 6293867, "On the effect of body capacitance
+      to ground in tetrapolar bioimpedance measurements": body capacitance to ground and
+      the electrodes' impedances give a gain error) per contact site, SD
+      ``contact_gain``; a path's gain is 1 + the mean of its two voltage sites' errors
+      (:data:`VOLTAGE_SITES`: paths that share sites share their error) + a path's own
+      part of half that SD (its current electrodes).
+    * **Hook**: the stray-capacitance artefact as the time delay of the Td compensation,
+      Z·exp(−jωTd) (Buendia, Seoane & Gil-Pita 2010, J Phys Conf Ser 224:012126, and
+      Meas Sci Technol 21:115802), one Td per measurement drawn from ``td_ns``; it turns
+      the phase only, so |Z| is unchanged.
+
+    Returns the measured impedances and what was drawn (Td in ns, gain per site).
+    """
+    if not electrodes.on:
+        return dict(z_by), {}
+    sd = electrodes.contact_gain
+    site = {k: float(rng.normal(0, sd)) for k in ("RH", "LH", "RF", "LF")}
+    td = max(float(rng.normal(*electrodes.td_ns)), 0.0) * 1e-9
+    turn = np.exp(-1j * 2 * np.pi * f_hz * td)
+    out = {}
+    for name, z in z_by.items():
+        a, b = VOLTAGE_SITES.get(name, ("RH", "RF"))
+        gain = 1 + (site[a] + site[b]) / 2 + float(rng.normal(0, sd / 2))
+        out[name] = z * gain * turn
+    return out, {"td_ns": round(td * 1e9, 2), **{k: round(v, 5) for k, v in site.items()}}
+
+
 def spectra(
     parts: Mapping[str, PartState],
     freqs_khz: list[float],
@@ -444,8 +556,13 @@ def spectra(
     rng: np.random.Generator,
     noise_ohm: float,
     noise_rel: float = 0.0,
+    electrodes: Electrodes = IDEAL,
+    electrode_rng: np.random.Generator | None = None,
 ) -> tuple[list[Impedance], dict[str, float]]:
-    """Noisy, 0.1 Ω-rounded impedance points per reported segment/path; phase at 50 kHz."""
+    """Noisy, 0.1 Ω-rounded impedance points per reported segment/path; phase at 50 kHz.
+
+    ``electrodes`` adds contact and stray-capacitance effects (:func:`measured`), drawn
+    from ``electrode_rng`` (default ``rng``)."""
     f_hz = np.asarray(freqs_khz, dtype=float) * 1e3
     z_by: dict[str, np.ndarray] = {
         n: np.asarray(cole_impedance(f_hz, p.r0_ohm, p.rinf_ohm, p.alpha, p.fc_khz * 1e3))
@@ -456,6 +573,7 @@ def spectra(
     z_by[Segment.WHOLE_BODY_LEFT] = z_by["left_arm"] + z_by["trunk"] + z_by["left_leg"]
     z_by[Segment.LEG_TO_LEG] = z_by["right_leg"] + z_by["left_leg"]
     z_by[Segment.WHOLE_BODY] = z_by[Segment.WHOLE_BODY_RIGHT]
+    z_by, _ = measured(z_by, f_hz, electrodes, electrode_rng or rng)
     points: list[Impedance] = []
     phase50: dict[str, float] = {}
     for seg in segments:
@@ -487,6 +605,8 @@ class Population:
         self.profile = profile
         self.rng = rng
         self.prefix = int(rng.integers(1000, 10000))  # IDs differ between seeds
+        # electrode effects from their own stream: the subjects of a seed stay the same
+        self.electrode_rng = rng.spawn(1)[0]
         self._numbered = 0
         self._stream = self._measurements()
 
@@ -523,7 +643,7 @@ class Population:
         subject = make_subject(self.rng, subject_id, group, **given)
         return reading_for(
             subject, 0.0, now, self.profile, self.rng, noise_ohm=sc.noise_ohm, scenario=sc.name,
-            noise_rel=sc.noise_rel,
+            noise_rel=sc.noise_rel, electrodes=sc.electrodes, electrode_rng=self.electrode_rng,
         )  # fmt: skip
 
     def next_measurement(self, now: dt.datetime) -> tuple[Reading, dict[str, Any]]:
@@ -534,7 +654,8 @@ class Population:
         when = now - dt.timedelta(days=span - day)
         return reading_for(
             subject, day, when, self.profile, self.rng, noise_ohm=sc.noise_ohm, visit=visit,
-            scenario=sc.name, noise_rel=sc.noise_rel,
+            scenario=sc.name, noise_rel=sc.noise_rel, electrodes=sc.electrodes,
+            electrode_rng=self.electrode_rng,
         )  # fmt: skip
 
 
@@ -549,6 +670,8 @@ def reading_for(
     visit: int = 1,
     scenario: str = "",
     noise_rel: float = 0.0,
+    electrodes: Electrodes = IDEAL,
+    electrode_rng: np.random.Generator | None = None,
 ) -> tuple[Reading, dict[str, Any]]:
     """What ``profile``'s device reports for ``subject`` ``day`` days after the first visit.
 
@@ -568,7 +691,9 @@ def reading_for(
     segments = [str(x) for x in opts.get("segments", [])]
     parts, weight = visit_state(subject, day, rng)
     points, phase50 = (
-        spectra(parts, freqs, segments, rng, noise_ohm, noise_rel) if freqs else ([], {})
+        spectra(parts, freqs, segments, rng, noise_ohm, noise_rel, electrodes, electrode_rng)
+        if freqs
+        else ([], {})
     )
     whole = _volumes(parts)
     values: dict[str, float | int | str] = {}
@@ -626,7 +751,13 @@ def reading_for(
         device_values=values,
         control=control,
     )
-    return reading, truth_record(subject, visit, day, parts, weight, scenario)
+    truth = truth_record(subject, visit, day, parts, weight, scenario)
+    truth["electrodes"] = (
+        {"td_ns": list(electrodes.td_ns), "contact_gain": electrodes.contact_gain}
+        if electrodes.on
+        else {}
+    )
+    return reading, truth
 
 
 def inbody_columns(

@@ -33,6 +33,7 @@ import numpy as np
 from bia_acq.core.estimate import METHODS
 from bia_acq.core.methods import EARNED, Bands
 from bia_acq.errors import BiaError, ConfigError
+from bia_acq.simulator.population import Scenario
 
 _SHARES = ("earned", "wrong", "indeterminate", "not applicable", "no band")
 
@@ -74,6 +75,9 @@ class Report:
     rows: list[Row]
     #: per method: subjects whose changed limb is labelled asymmetric at the first visit
     asymmetry_first_visit: dict[str, dict[str, int]] | None = None
+    #: per scenario of the truth file and method: n and the label shares of all its rows
+    #: (segments and whole body), and how the scenario simulated the electrodes
+    scenario_shares: dict[str, dict[str, Any]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -100,6 +104,8 @@ class Report:
                 f"{r.bias:>+8.{digits}f} {r.sd:>7.{digits}f} {loa:>21} {cls}".rstrip()
             )
         lines += ["", "labels of ECW/TBW, share of rows:", self.label_table()]
+        if self.scenario_shares:
+            lines += ["", "per scenario, all rows of a method:", self.scenario_table()]
         for method, a in (self.asymmetry_first_visit or {}).items():
             lines.append(
                 f"first-visit asymmetry ({method}): the changed limb labelled asymmetric in "
@@ -127,6 +133,32 @@ class Report:
                 + " |"
             )
         return "\n".join(out)
+
+    def scenario_table(self) -> str:
+        """Per scenario and method: the shares of all its rows' labels (markdown)."""
+        out = [
+            "| scenario | electrodes | method | n | earned | wrong | indeterminate "
+            "| not applicable | no band |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name, d in (self.scenario_shares or {}).items():
+            for method, sh in d["methods"].items():
+                out.append(
+                    f"| {name} | {d['electrodes']} | {method} | {sh['n']} | "
+                    + " | ".join(f"{100 * sh[k]:.0f} %" for k in _SHARES)
+                    + " |"
+                )
+        return "\n".join(out)
+
+
+def _electrodes_text(e: object) -> str:
+    """A truth record's electrode effects in words."""
+    if not isinstance(e, dict):
+        return "not recorded"
+    if not e:
+        return "ideal"
+    td, gain = e.get("td_ns", [0, 0]), e.get("contact_gain", 0)
+    return f"Td {td[0]:g} ± {td[1]:g} ns, contact gain {100 * float(gain):g} %"
 
 
 def read_truth(path: Path) -> list[dict[str, Any]]:
@@ -224,6 +256,8 @@ def validate(
     }
     asym_col = "asymmetry" if has_asym else "NULL"
     asym: dict[str, dict[str, int]] = defaultdict(lambda: {"subjects": 0, "flagged": 0})
+    scen: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    scen_electrodes: dict[str, str] = {}
     for mid, method, version, seg, *vals, cls, asym_label in conn.execute(
         "SELECT measurement_id, method, method_version, segment, ecw_tbw_ratio, ecw_l, icw_l, "
         f"tbw_l, classification, {asym_col} FROM segment_result ORDER BY measurement_id"
@@ -240,20 +274,26 @@ def validate(
                 pairs[(method, version, seg, label)].append((float(est), float(tv)))
         m = METHODS.get(method)
         band = (bands or {}).get(method, m.bands if m is not None else None)
+        scenario = str(t.get("scenario") or "(unnamed)")
+        scen_electrodes.setdefault(scenario, _electrodes_text(t.get("electrodes")))
         k = kinds[(method, version, seg)]
-        k["n"] += 1
+        ks = scen[(scenario, f"{method} v{version}")]
         if cls in EARNED:
-            k["earned"] += 1
+            kind = "earned"
             if band is not None and method != "device":
                 ok = str(band.band(true_seg["ecw_tbw_ratio"])) == cls
                 classes[(method, version, seg)].append(ok)
                 k["wrong"] += not ok
+                ks["wrong"] += not ok
         elif cls == "indeterminate":
-            k["indeterminate"] += 1
+            kind = "indeterminate"
         elif cls == "no published band":
-            k["no band"] += 1
+            kind = "no band"
         else:
-            k["not applicable"] += 1
+            kind = "not applicable"
+        for cnt in (k, ks):
+            cnt["n"] += 1
+            cnt[kind] += 1
         rec = truth[match[mid]]["truth"]
         changed = {p for c in rec.get("changes", []) for p in c.get("where", [])}
         if has_asym and rec.get("visit") == 1 and seg in changed and len(changed) == 1:
@@ -293,6 +333,18 @@ def validate(
         not_stored_damaged=sum(1 for i in missing if truth[i].get("intact") is False),
         rows=rows,
         asymmetry_first_visit={m: dict(a) for m, a in asym.items()} if asym else None,
+        scenario_shares={
+            name: {
+                "electrodes": elec,
+                "methods": {
+                    method: {"n": cnt["n"], **{q: cnt.get(q, 0) / cnt["n"] for q in _SHARES}}
+                    for (sc_name, method), cnt in sorted(scen.items())
+                    if sc_name == name
+                },
+            }
+            for name, elec in scen_electrodes.items()
+        }
+        or None,
     )
 
 
@@ -401,7 +453,7 @@ def capture_table(rows: Sequence[CaptureRow]) -> str:
 
 
 def scenario_label_shares(
-    scenario: str,
+    scenario: str | Scenario,
     profile: str,
     subjects: int,
     *,
@@ -426,7 +478,8 @@ def scenario_label_shares(
     from bia_acq.drivers import get_profile
     from bia_acq.simulator.population import Population, load_scenario
 
-    sc = dataclasses.replace(load_scenario(scenario), subjects=subjects)
+    base = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    sc = dataclasses.replace(base, subjects=subjects)
     prof = get_profile(profile)
     pop = Population(sc, prof, np.random.default_rng(seed))
     now = dt.datetime(2026, 12, 1, 9, 0)
@@ -434,7 +487,7 @@ def scenario_label_shares(
     readings = [r for r, _ in pairs]
     truths = [t for _, t in pairs]
     seg_names = [s.value for s in RESULT_SEGMENTS]
-    out: dict[str, Any] = {"scenario": scenario, "profile": profile, "n": len(readings)}
+    out: dict[str, Any] = {"scenario": sc.name, "profile": profile, "n": len(readings)}
     for method in METHODS:
         res = estimate(readings, method, bands)
         m = METHODS[method]
@@ -471,7 +524,7 @@ def scenario_label_shares(
             if c["n"]
         }
         # one changed limb: flagged by asymmetry at the first visit; change at the last
-        flagged = subjects_one = recovered = 0
+        flagged = subjects_one = recovered = with_r0 = 0
         assert res.asymmetry is not None and res.r0_high_ohm is not None
         sd = (res.r0_high_ohm - res.r0_low_ohm) / (2 * 1.959964)  # type: ignore[operator]
         first: dict[str, int] = {}
@@ -494,12 +547,14 @@ def scenario_label_shares(
             k = last[sid]
             if k != i:
                 d = res.r0_ohm[k, j] - res.r0_ohm[i, j]
+                with_r0 += bool(np.isfinite(d))
                 recovered += str(change_labels(d, mdc95(sd[k, j], sd[i, j]))) == "increased"
         if subjects_one:
             out[method]["asymmetry"] = {
                 "subjects": subjects_one,
                 "flagged_first_visit": flagged / subjects_one,
-                "r0_recovered_beyond_mdc": recovered / subjects_one if sc.visits > 1 else None,
+                # of the subjects with an R0 at both visits (methods without a Cole fit: none)
+                "r0_recovered_beyond_mdc": recovered / with_r0 if with_r0 else None,
             }
     return out
 

@@ -111,10 +111,12 @@ def read_batch(
 ) -> tuple[Inputs, list[list[str]]]:
     """The batch's stored impedances and anthropometry as core inputs (and notes)."""
     from bia_acq.core.estimate import PATHS, inputs_from_paths
+    from bia_acq.core.methods import device_inputs
 
     lo, hi = int(batch[0]), int(batch[-1])
     meas = conn.execute(
-        "SELECT m.id, m.sex, m.age_years, m.height_cm, m.weight_kg, d.driver FROM measurement m"
+        "SELECT m.id, m.sex, m.age_years, m.height_cm, m.weight_kg, d.driver,"
+        " m.device_values_json, d.model FROM measurement m"
         " LEFT JOIN device d ON d.id = m.device_id WHERE m.id BETWEEN ? AND ? ORDER BY m.id",
         (lo, hi),
     ).fetchall()
@@ -154,6 +156,7 @@ def read_batch(
         age_years=np.array([r[2] if r[2] is not None else np.nan for r in rows], dtype=float),
         sex=[r[1] for r in rows],
         uncertainty=[_driver_uncertainty(r[5]) for r in rows],
+        **device_inputs([r[6] for r in rows], [r[7] for r in rows]),  # the `device` method
     )
 
 

@@ -185,10 +185,7 @@ class _Rows:
                 json.dumps(it.warnings),
             )
         )
-        self.impedances += [
-            (mid, z.segment, z.freq_khz, z.r_ohm, z.x_ohm, int(z.magnitude_only))
-            for z in r.impedance
-        ]
+        self.impedances += [(mid, *z) for z in r.impedance.records()]
         self.decoded.append((it.raw_frame_id,))
 
 
@@ -511,11 +508,6 @@ class Store:
         f"INSERT OR REPLACE INTO result ({', '.join(_RESULT_ROW[k] for k in _PLAIN + _LABELLED)})"
         f" VALUES ({', '.join('?' for _ in _RESULT_ROW)})"
     )
-
-    def insert_results(
-        self, measurement_id: int, results: Iterable[dict[str, object]], now: str
-    ) -> None:
-        self.insert_result_tuples(self._result_rows(measurement_id, results, now))
 
     def _result_rows(
         self, measurement_id: int, results: Iterable[dict[str, object]], now: str
