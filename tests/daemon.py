@@ -67,6 +67,10 @@ class Daemon:
         while time.monotonic() < end:
             with contextlib.suppress(TimeoutError):
                 if b"READY=1" in self.notify.recv(4096):
+                    # nothing reads it from now on: closed, the service's later STATUS= get
+                    # ECONNREFUSED at once (an unread socket would fill after 10 datagrams,
+                    # net.unix.max_dgram_qlen, and block the service's main loop in sendto)
+                    self.notify.close()
                     return
             if self.proc.poll() is not None:
                 break
