@@ -911,7 +911,8 @@ BUILTIN_METHODS: dict[str, Method] = {
             # v4: three-point intervals by the exact derivative of the arc (v3: central
             # differences, whose truncation error moved the covariance by up to 3e-5 relative);
             # the fit's first step from a circle start less damped (≥ 4 points: parameters
-            # within the fit's convergence tolerance, ≤ 3e-5, of v3's)
+            # of well-determined fits within the convergence tolerance, ≤ 3e-5, of v3's;
+            # flat optima of poor or barely determined fits up to about 1e-3)
             version="4",
             citation=(
                 "De Lorenzo A et al. J Appl Physiol 1997;82:1542 (ECW); Matthie JR. J Appl Physiol "
