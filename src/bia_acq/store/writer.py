@@ -255,6 +255,8 @@ class _Labels(dict[str | None, int | None]):
 
 #: warnings texts a Store remembers having seen (see Store._repeated)
 _SEEN = 4096
+#: frames' digests a Store keeps between journal and save_many (Store._digests)
+_DIGESTS = 100_000
 
 
 class Store:
@@ -264,6 +266,9 @@ class Store:
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
         self._key = bytes.fromhex(row[0])
         self._seen: dict[str, None] = {}
+        #: SHA-256 of frames journaled and not yet saved, by their bytes: a frame that is
+        #: a chunk as received (not one decoded with its file's header) is hashed once
+        self._digests: dict[bytes, bytes] = {}
 
     def _repeated(self, text: str) -> bool:
         """Whether this store saw ``text`` before (of the last :data:`_SEEN` it saw): the
@@ -298,6 +303,8 @@ class Store:
         """
         out: list[Journaled] = []
         when = utc_text(received_epoch)
+        if len(self._digests) > _DIGESTS:  # frames journaled but never saved (rejected)
+            self._digests.clear()
         keys: list[str | None]
         if chunk_keys is not None:  # imports: the file, the byte offset and the bytes
             keys = list(chunk_keys)
@@ -326,6 +333,9 @@ class Store:
                     continue
                 status = "pending" if c.kind == "frame" else "discarded"
                 next_id += 1
+                digest = hashlib.sha256(c.data).digest()
+                if c.kind == "frame":
+                    self._digests[c.data] = digest
                 rows.append(
                     (
                         next_id,
@@ -335,7 +345,7 @@ class Store:
                         when,
                         received_epoch,
                         c.data,
-                        hashlib.sha256(c.data).hexdigest(),
+                        digest.hex(),
                         status,
                         c.reason,
                         k,
@@ -429,7 +439,8 @@ class Store:
         with self.db.atomic():  # BEGIN IMMEDIATE (store.db.WriterDatabase): the write lock
             devices = self._devices(port, driver, items, now, simulated)
             subjects = self._subjects(items, now, simulated)
-            shas = [hashlib.sha256(it.frame).digest() for it in items]
+            digest = self._digests.pop
+            shas = [digest(it.frame, None) or hashlib.sha256(it.frame).digest() for it in items]
             device_ids = [devices[_device_key(it.reading)] for it in items]
             seen = self._sent_before(device_ids, shas)
             next_id = int(
@@ -492,21 +503,25 @@ class Store:
             if it.reading.subject_id is not None and it.reading.subject_id.strip("0 ") != ""
         }
         if ext_ids:
+            ordered = sorted(ext_ids)
             c.executemany(
                 "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc, simulated)"
                 " VALUES (?, ?, ?, ?)",
-                [(e, self.pseudonym(e), now, int(simulated)) for e in sorted(ext_ids)],
+                [(e, self.pseudonym(e), now, int(simulated)) for e in ordered],
             )
-            for e in ext_ids:
-                row = c.execute(
-                    "SELECT id, pseudonym FROM subject WHERE external_id = ?", (e,)
-                ).fetchone()
-                if row is None:  # the pseudonym is another subject's (never the ID here)
-                    raise PseudonymCollision(
-                        "the subject's pseudonym is already another subject's "
-                        "(two patient IDs map to one pseudonym)"
-                    )
-                subjects[e] = (int(row[0]), str(row[1]))
+            for k in range(0, len(ordered), 500):  # one query for many, not one each
+                part = ordered[k : k + 500]
+                for e, i, p in c.execute(
+                    "SELECT external_id, id, pseudonym FROM subject WHERE external_id IN"
+                    f" ({', '.join('?' for _ in part)})",
+                    part,
+                ):
+                    subjects[e] = (int(i), str(p))
+            if len(subjects) < len(ext_ids):  # a pseudonym is another subject's (never the ID)
+                raise PseudonymCollision(
+                    "the subject's pseudonym is already another subject's "
+                    "(two patient IDs map to one pseudonym)"
+                )
         return subjects
 
     def _sent_before(
