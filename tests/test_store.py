@@ -47,7 +47,7 @@ def test_new_database_is_owner_only_wal_strict_with_foreign_keys(tmp_path: Path)
         "subject",
         "raw_frame",
         "measurement_row",
-        "impedance",
+        "impedance_row",
         "result",
         "label",
     ):
@@ -330,4 +330,61 @@ def test_measurement_reads_and_writes_through_the_packed_table(tmp_path: Path) -
     assert c.execute("SELECT id, device_values_json FROM measurement").fetchall() == [
         (1, '{"Name": 1}')
     ]
+    store.db.close()
+
+
+def test_a_pseudonym_collision_rejects_the_frame_and_stores_none_of_its_batch(
+    tmp_path: Path,
+) -> None:
+    """Two patient IDs mapping to one pseudonym: the batch is refused, never stored under
+    the other patient (subjects are looked up together, in one query)."""
+    from bia_acq.model import Reading
+    from bia_acq.store.writer import PseudonymCollision, ToSave
+
+    store = Store(open_writer(tmp_path / "a.db"))
+    with store.db.atomic():
+        store.conn.execute(
+            "INSERT INTO subject (external_id, pseudonym, first_seen_utc) VALUES ('x', ?, '')",
+            (store.pseudonym("0042"),),
+        )
+    items = [
+        ToSave(k + 1, b"f%d" % k, Reading(subject_id=s), None, [], [], 1.8e9)
+        for k, s in enumerate(("0041", "0042"))
+    ]
+    store.journal("p", "x", [Chunk("frame", it.frame) for it in items], 1.8e9)
+    with pytest.raises(PseudonymCollision):
+        store.save_many("p", "x", items)
+    assert store.conn.execute("SELECT external_id FROM subject").fetchall() == [("x",)]
+    saved = store.save_many("p", "x", items[:1])  # the other one alone is stored
+    assert saved[0] is not None and saved[0].subject_pseudonym == store.pseudonym("0041")
+    store.db.close()
+
+
+def test_impedance_reads_and_writes_through_the_packed_table(tmp_path: Path) -> None:
+    """impedance (a view since m012): segments stored as labels, read back as names;
+    INSERT, UPDATE and DELETE on the view act on impedance_row."""
+    store, ingest = _ingest(tmp_path / "a.db")
+    ingest.handle(Batch("p1", "tanita-mc780", [Chunk("frame", EXAMPLE_FRAME)], time.time()))
+    c = store.conn
+    points = c.execute("SELECT * FROM impedance ORDER BY segment, freq_khz").fetchall()
+    assert len(points) == 12 and {p[1] for p in points} == {
+        "right_arm",
+        "left_arm",
+        "right_leg",
+        "left_leg",
+    }
+    stored = c.execute(
+        "SELECT l.text, i.freq_khz FROM impedance_row i JOIN label l ON l.id = i.segment"
+        " ORDER BY 1, 2"
+    ).fetchall()
+    assert stored == [p[1:3] for p in points]
+    with store.db.atomic():
+        c.execute("INSERT INTO impedance VALUES (1, 'a new path', 7.0, 100.0, NULL, 1)")
+        c.execute("UPDATE impedance SET r_ohm = 101.0 WHERE segment = 'a new path'")
+        c.execute("DELETE FROM impedance WHERE segment = 'right_arm'")
+    after = c.execute("SELECT * FROM impedance ORDER BY segment, freq_khz").fetchall()
+    assert after == sorted(
+        [p for p in points if p[1] != "right_arm"] + [(1, "a new path", 7.0, 101.0, None, 1)],
+        key=lambda p: (p[1], p[2]),
+    )
     store.db.close()

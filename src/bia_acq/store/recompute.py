@@ -95,16 +95,20 @@ def checkpointing(path: Path, conn: sqlite3.Connection) -> Iterator[Callable[[],
         conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
 
 
-def _segment_case() -> str:
-    """SQL mapping each path of core.estimate.PATHS to its index (fewer than 8 paths)."""
+def _segment_case(conn: sqlite3.Connection) -> tuple[str, list[int]]:
+    """SQL mapping the label id of each path of core.estimate.PATHS stored in
+    ``impedance_row`` (m012) to the path's index (fewer than 8 paths), and those ids."""
     from bia_acq.core.estimate import PATHS
 
     assert len(PATHS) < 8
-    whens = " ".join(f"WHEN '{p.value}' THEN {k}" for k, p in enumerate(PATHS))
-    return f"CASE segment {whens} ELSE -1 END"
-
-
-_SEGMENT_CASE = _segment_case()
+    names = [p.value for p in PATHS]
+    ids = dict(
+        conn.execute(
+            f"SELECT text, id FROM label WHERE text IN ({', '.join('?' for _ in names)})", names
+        )
+    )
+    whens = " ".join(f"WHEN {int(ids[n])} THEN {k}" for k, n in enumerate(names) if n in ids)
+    return f"CASE segment {whens or 'WHEN NULL THEN -1'} ELSE -1 END", list(ids.values())
 
 
 def read_batch(
@@ -129,11 +133,12 @@ def read_batch(
     # reads (the index has the segment: other paths are never fetched from the table);
     # a missing reactance comes as +inf (9e999) and becomes NaN; magnitude-only points
     # (|Z|) are not resistances and are left out, as estimate() does
+    case, ids = _segment_case(conn)
     cur = conn.execute(
-        f"SELECT (measurement_id - ?) * 8 + {_SEGMENT_CASE}, freq_khz, r_ohm,"
-        " IFNULL(x_ohm, 9e999) FROM impedance WHERE measurement_id BETWEEN ? AND ?"
-        f" AND segment IN ({', '.join('?' for _ in PATHS)}) AND magnitude_only = 0",
-        (lo, lo, hi, *(p.value for p in PATHS)),
+        f"SELECT (measurement_id - ?) * 8 + {case}, freq_khz, r_ohm,"
+        " IFNULL(x_ohm, 9e999) FROM impedance_row WHERE measurement_id BETWEEN ? AND ?"
+        f" AND segment IN ({', '.join('?' for _ in ids)}) AND magnitude_only = 0",
+        (lo, lo, hi, *ids),
     )
     a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 4)
     key = a[:, 0].astype(np.int64)

@@ -43,6 +43,7 @@ MIGRATIONS = (
     "m009_packed_results",
     "m010_short_chunk_keys",
     "m011_packed_measurements",
+    "m012_packed_impedance",
 )
 
 #: names databases written before the renumbering recorded (then applied in the
@@ -54,10 +55,12 @@ RENAMED = {
 }
 
 #: the views, in the order they are made (later ones read earlier ones): the
-#: measurements (m011) and results (m009) under their old names, the results with their
+#: measurements (m011), impedances (m012) and results (m009) under their old names, the
+#: results with their
 #: write order, then the reader views
 VIEWS = (
     "measurement",
+    "impedance",
     "segment_result",
     "result_stream",
     "v_measurement_wide",
@@ -65,11 +68,14 @@ VIEWS = (
     "v_edema_trend",
     "v_edema_latest",
 )
-#: INSTEAD OF triggers that make measurement and segment_result writable (views.sql)
+#: INSTEAD OF triggers that make measurement, impedance and segment_result writable
 TRIGGERS = (
     "measurement_insert",
     "measurement_update",
     "measurement_delete",
+    "impedance_insert",
+    "impedance_update",
+    "impedance_delete",
     "segment_result_insert",
     "segment_result_update",
     "segment_result_delete",

@@ -222,7 +222,8 @@ class _Rows:
                 None if packed else json.dumps(r.device_values, sort_keys=True),
             )
         )
-        self.impedances += [(mid, *z) for z in r.impedance.records()]
+        segment = self.labels.__getitem__
+        self.impedances += [(mid, segment(z[0]), *z[1:]) for z in r.impedance.records()]
         self.decoded.append((it.raw_frame_id,))
 
 
@@ -552,8 +553,8 @@ class Store:
         c = self.conn
         c.executemany(self.INSERT_MEASUREMENT, rows.measurements)
         c.executemany(
-            "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO impedance_row (measurement_id, segment, freq_khz, r_ohm, x_ohm,"
+            " magnitude_only) VALUES (?, ?, ?, ?, ?, ?)",
             rows.impedances,
         )
         # new measurements (ids allocated above): nothing to replace, and a plain INSERT

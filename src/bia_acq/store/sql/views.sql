@@ -30,6 +30,9 @@
 -- text only where it differs from that). Writes go to measurement_row by its INSTEAD OF
 -- triggers, which keep the texts they are given as they are.
 --
+-- ``impedance`` (a view since m012) shows ``impedance_row`` with its segment's label
+-- as the segment's name; its triggers add a new name to ``label``.
+--
 -- Placeholders (string.Template): $$pairs (limb pairs), $$segments (result
 -- segments), and per view the published result columns of the result record
 -- (bia_acq.core.estimate.PUBLISHED_COLUMNS), appended at the end:
@@ -108,6 +111,50 @@ END
 CREATE TRIGGER measurement_delete INSTEAD OF DELETE ON measurement
 BEGIN
     DELETE FROM measurement_row WHERE id = OLD.id;
+END
+;
+
+CREATE VIEW impedance AS
+SELECT
+    i.measurement_id,
+    (SELECT text FROM label WHERE id = i.segment) AS segment,
+    i.freq_khz,
+    i.r_ohm,
+    i.x_ohm,
+    i.magnitude_only
+FROM impedance_row i
+;
+
+CREATE TRIGGER impedance_insert INSTEAD OF INSERT ON impedance
+BEGIN
+    INSERT INTO label (text) SELECT NEW.segment WHERE NEW.segment NOT IN (SELECT text FROM label);
+    INSERT INTO impedance_row (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)
+    VALUES (NEW.measurement_id, (SELECT id FROM label WHERE text = NEW.segment), NEW.freq_khz,
+        NEW.r_ohm, NEW.x_ohm, coalesce(NEW.magnitude_only, 0));
+END
+;
+
+CREATE TRIGGER impedance_update INSTEAD OF UPDATE ON impedance
+BEGIN
+    INSERT INTO label (text) SELECT NEW.segment WHERE NEW.segment NOT IN (SELECT text FROM label);
+    UPDATE impedance_row SET
+        measurement_id = NEW.measurement_id,
+        segment = (SELECT id FROM label WHERE text = NEW.segment),
+        freq_khz = NEW.freq_khz,
+        r_ohm = NEW.r_ohm,
+        x_ohm = NEW.x_ohm,
+        magnitude_only = NEW.magnitude_only
+    WHERE measurement_id = OLD.measurement_id
+      AND segment = (SELECT id FROM label WHERE text = OLD.segment)
+      AND freq_khz = OLD.freq_khz;
+END
+;
+
+CREATE TRIGGER impedance_delete INSTEAD OF DELETE ON impedance
+BEGIN
+    DELETE FROM impedance_row WHERE measurement_id = OLD.measurement_id
+      AND segment = (SELECT id FROM label WHERE text = OLD.segment)
+      AND freq_khz = OLD.freq_khz;
 END
 ;
 
