@@ -194,6 +194,48 @@ def check_inbody120_header() -> None:
     assert found.frequencies_khz == (20.0, 100.0)
 
 
+def check_inbody120_us_example() -> None:
+    # US units: height as 5ft. 10.0in., every mass in pounds (the row is consistent only
+    # so: BFM 2.6 = 3.0 % of 87.5, LBM 84.9 = 87.5 - 2.6, BMI 12.6 = 39.7 kg / 1.778 m²)
+    for driver in ("inbody-lookinbody-csv", "inbody120-lookinbody"):
+        (f,) = frames(driver, "inbody120-lookinbody-us-example.csv")
+        assert (f["model"], f["subject_id"], f["sex"], f["age_years"]) == (
+            "InBody 120", "0928", "male", 31,
+        )  # fmt: skip
+        assert f["height_cm"] == pytest.approx(70 * 2.54, abs=0.05)
+        assert f["weight_kg"] == pytest.approx(87.5 * 0.45359237, abs=0.005)
+        v = f["device_values"]
+        assert (v["Weight [lb]"], v["Height [in]"], v["TBW (Total Body Water) [lb]"]) == (
+            87.5, 70.0, 63.1,
+        )  # fmt: skip
+        assert v["TBW (Total Body Water)"] == pytest.approx(63.1 * 0.45359237, abs=0.005)
+        assert (
+            v["LBM% of Right Arm"],
+            v["PBF (Percent Body Fat)"],
+            v["BMI (Body Mass Index)"],
+        ) == (
+            218.4,
+            3.0,
+            12.6,
+        )  # fmt: skip  (percentages and indexes are not masses)
+        assert f["warnings"] == []  # the device's BMI agrees with the converted units
+        z = z_of(f)
+        assert z[("right_arm", 20.0)] == (245.5, None) and z[("trunk", 20.0)] == (23.1, None)
+        assert z[("left_leg", 100.0)] == (199.1, None) and len(z) == 10
+    # the same row read as metric: the BMI check says the units are wrong
+    from bia_acq.protocols.lookinbody import LookinBodyProtocol
+
+    codec = LookinBodyProtocol({"units": "metric", "model": "InBody"})
+    data = (
+        (REAL / "inbody120-lookinbody-us-example.csv")
+        .read_bytes()
+        .replace(b"5ft. 10.0in.", b"177.8")
+    )
+    reading = codec.decode(data)
+    (warning,) = codec.check(reading)
+    assert "device BMI 12.6 but weight / height² = 27.7" in warning and "units" in warning
+
+
 # -- Charder MA801 ----------------------------------------------------------------
 def check_charder() -> None:
     (f,) = frames("charder-ma801", "charder-ma801-record.jsonl")
@@ -218,6 +260,7 @@ CASES: dict[str, Callable[[], None]] = {
     "inbody270-default-profile": check_inbody270_default,
     "inbody270-site-profile": check_inbody270_site,
     "inbody120-header": check_inbody120_header,
+    "inbody120-us-example": check_inbody120_us_example,
     "charder-ma801": check_charder,
 }
 
