@@ -578,10 +578,13 @@ class LookinBodyProtocol(Protocol):
             m = _IMP.match(name)
             if m and m.group(4).lower() != "phase angle":
                 v = _number(cell)
-                if v is None or v < 0:
-                    raise FrameError(f"{name}: {cell!r} is not a non-negative number", at(off))
+                is_z = m.group(4).lower() == "impedance"
+                # |Z| is never negative; Xc may be, a little (an inductive trunk reading)
+                if v is None or not math.isfinite(v) or (is_z and v < 0):
+                    what = "a non-negative number" if is_z else "a number"
+                    raise FrameError(f"{name}: {cell!r} is not {what}", at(off))
                 key = (SEGMENTS[m.group(3).upper()], _freq_khz(m.group(1), m.group(2)))
-                (z if m.group(4).lower() == "impedance" else xc)[key] = (v, at(off))
+                (z if is_z else xc)[key] = (v, at(off))
                 continue
             if not _is_result(hcell, name):
                 continue  # who the person is, normal ranges, a site's own columns: journal only
@@ -608,7 +611,7 @@ class LookinBodyProtocol(Protocol):
         for key, (mag, _) in z.items():
             if key in xc:
                 x, off = xc.pop(key)
-                if x > mag:
+                if abs(x) > mag:
                     raise FrameError(f"reactance {x:g} ohm exceeds impedance {mag:g} ohm", off)
                 points.append(Impedance(key[0], key[1], math.sqrt(mag * mag - x * x), -x))
             else:
