@@ -70,6 +70,14 @@ def check_mc780() -> None:
     assert f["warnings"] == []  # its phases and wo agree with its own R, X and wO/wW
 
 
+def check_mc780a_weight_only() -> None:
+    """The same MC-780A 22 minutes later, weighing only: control ``{0,16,~0,1,`` alone,
+    no body composition, and a ``"`` after the checksum (``CS,57"``; 57 is right)."""
+    (f,) = frames("tanita-mc780", "tanita-mc780a-weight-only.txt")
+    assert (f["model"], f["measured_at"], f["weight_kg"]) == ("MC-780", "2026-06-03T15:22:00", 67.8)
+    assert (f["sex"], f["height_cm"], f["impedance"]) == (None, None, [])
+
+
 def check_mc780a() -> None:
     """A second MC-780 (an MC-780A, whose firmware sends TBW ``wW`` but no ECW/ICW),
     checked against the values its source's own tests assert."""
@@ -254,6 +262,7 @@ def check_charder() -> None:
 CASES: dict[str, Callable[[], None]] = {
     "tanita-mc780": check_mc780,
     "tanita-mc780a": check_mc780a,
+    "tanita-mc780a-weight-only": check_mc780a_weight_only,
     "tanita-sc330-example": check_sc330_example,
     "tanita-bc601-sd-card": check_bc601_sd_card,
     "tanita-bc601-prof": check_bc601_prof,
