@@ -169,6 +169,27 @@ def check_bc601_prof() -> None:
     assert f["kind"] == "junk" and "profile record" in f["reason"]
 
 
+# -- Tanita TBF-310 -----------------------------------------------------------------
+def check_tbf310_onyx() -> None:
+    """Positional: body type, sex, height, weight, |Z|, fat %, fat mass, FFM, TBW, age,
+    BMI, BMR kJ, the order the source's parser reads them in."""
+    (f,) = frames("tanita-tbf310", "tanita-tbf310-onyx.txt")
+    assert (f["sex"], f["age_years"], f["height_cm"], f["weight_kg"]) == (
+        "female",
+        27,
+        185.0,
+        110.6,
+    )
+    v = f["device_values"]
+    assert (v["Bt"], v["FW"], v["fW"], v["MW"], v["wW"], v["MI"], v["rb"]) == (
+        0, 28.4, 31.4, 79.2, 58.0, 32.3, 9771,
+    )  # fmt: skip
+    assert z_of(f) == {("leg_to_leg", 50.0): (431.0, None)}
+    # the line is consistent with itself, as a device's would be
+    assert round(f["weight_kg"] / (f["height_cm"] / 100) ** 2, 1) == v["MI"]
+    assert round(f["weight_kg"] - v["fW"], 1) == v["MW"] and round(v["wW"] / v["MW"], 3) == 0.732
+
+
 # -- InBody (LookinBody exports) ------------------------------------------------------
 def check_inbody270_default() -> None:
     # no ID and no test time column: refused, saying which and where to map them
@@ -266,6 +287,7 @@ CASES: dict[str, Callable[[], None]] = {
     "tanita-sc330-example": check_sc330_example,
     "tanita-bc601-sd-card": check_bc601_sd_card,
     "tanita-bc601-prof": check_bc601_prof,
+    "tanita-tbf310-onyx": check_tbf310_onyx,
     "inbody270-default-profile": check_inbody270_default,
     "inbody270-site-profile": check_inbody270_site,
     "inbody120-header": check_inbody120_header,
