@@ -441,7 +441,7 @@ class Store:
             devices = self._devices(port, driver, items, now, simulated)
             subjects = self._subjects(items, now, simulated)
             digest = self._digests.pop
-            shas = [digest(it.frame, None) or hashlib.sha256(it.frame).digest() for it in items]
+            shas = [digest(it.frame, b"") or hashlib.sha256(it.frame).digest() for it in items]
             device_ids = [devices[_device_key(it.reading)] for it in items]
             seen = self._sent_before(device_ids, shas)
             next_id = int(
