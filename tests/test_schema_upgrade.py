@@ -146,7 +146,7 @@ def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
                 len(a[2]) == 34 and a[2].startswith(b[2]) for a, b in zip(after, rows, strict=True)
             )
             after = [(*a[:2], b[2], *a[3:]) for a, b in zip(after, rows, strict=True)]
-        if t == "label" and version < 12:  # m011, m012 add values' keys, notes, segments
+        if t == "label" and version < len(MIGRATIONS):  # m011-m013 add labels (names, keys)
             assert set(rows) <= set(after)
             continue
         assert after == rows, t
@@ -319,9 +319,10 @@ _ODD_DEVICE_VALUES = (
 
 @pytest.mark.parametrize("version", range(1, 11))
 def test_m011_readers_see_the_same_rows_before_and_after(tmp_path: Path, version: int) -> None:
-    """m011 packs measurements and m012 impedances; every reader view, measurement,
-    segment_result and impedance give the same rows as before them; device values the same
-    JSON (the same text where the writer wrote it), on a database of every release before."""
+    """m011-m013 pack measurements, impedances and the journal; every reader view, raw_frame,
+    measurement, impedance and segment_result give the same rows as before them; device
+    values the same JSON (the same text where the writer wrote it), on a database of every
+    release before them."""
     import json
 
     from bia_acq.store.db import WriterDatabase, _register_pseudonym
@@ -336,23 +337,20 @@ def test_m011_readers_see_the_same_rows_before_and_after(tmp_path: Path, version
     _register_pseudonym(conn)
     migrations.apply(db, stop_before="m011_packed_measurements")
     # the views of the release before m011 (the reader views' text is unchanged by it)
-    for name in reversed(VIEWS[2:]):  # measurement and impedance: tables before m011, m012
-        conn.execute(f"DROP VIEW IF EXISTS {name}")
+    packed = ("raw_frame", "measurement", "impedance")  # tables before m013, m011, m012
+    for name in reversed(VIEWS):
+        if name not in packed:
+            conn.execute(f"DROP VIEW IF EXISTS {name}")
     for name, sql in view_statements().items():
-        if not name.startswith(("measurement", "impedance")):  # tables before m011, m012
+        if not name.startswith(packed):
             conn.execute(sql)
     assert set(TRIGGERS) - {n for (n,) in conn.execute("SELECT name FROM sqlite_master")} == {
-        f"{t}_{op}" for t in ("measurement", "impedance") for op in ("insert", "update", "delete")
+        f"{t}_{op}" for t in packed for op in ("insert", "update", "delete")
     }
     ids = [r[0] for r in conn.execute("SELECT id FROM measurement ORDER BY id")]
     for mid, text in zip(ids, _ODD_DEVICE_VALUES, strict=False):
         conn.execute("UPDATE measurement SET device_values_json = ? WHERE id = ?", (text, mid))
-    names = (
-        *[v for v in VIEWS if v.startswith("v_")],
-        "measurement",
-        "segment_result",
-        "impedance",
-    )
+    names = (*[v for v in VIEWS if v.startswith("v_")], *packed, "segment_result")
     before = {n: _rows(conn, n) for n in names}
     conn.close()
     assert before["v_edema_result"] or version < 4

@@ -45,7 +45,7 @@ def test_new_database_is_owner_only_wal_strict_with_foreign_keys(tmp_path: Path)
     for table in (
         "device",
         "subject",
-        "raw_frame",
+        "raw_frame_row",
         "measurement_row",
         "impedance_row",
         "result",
@@ -179,10 +179,11 @@ def test_segment_result_reads_and_writes_through_the_packed_table(tmp_path: Path
     labelled = [k for k, (_, lab) in enumerate(segment_result_columns()) if lab]
     texts = {r[k] for r in rows for k in labelled} - {None}
     assert len(texts) < len(rows) * len(labelled)  # texts repeat: each is one label
-    assert c.execute(  # the labels of results (m011 adds the device values' keys)
-        "SELECT count(*) FROM label WHERE id NOT IN"
-        " (SELECT value_keys FROM measurement_row WHERE value_keys IS NOT NULL)"
-    ).fetchone()[0] == len(texts)
+    names = [n for n, lab in segment_result_columns() if lab]
+    used = " UNION ".join(f"SELECT {n} FROM result" for n in names)
+    assert c.execute(  # the labels results use: one per text
+        f"SELECT count(*), count(DISTINCT text) FROM label WHERE id IN ({used})"
+    ).fetchone() == (len(texts), len(texts))
     with store.db.atomic():
         c.execute("DELETE FROM segment_result WHERE method = 'hanai-bis'")
     assert (
@@ -387,4 +388,52 @@ def test_impedance_reads_and_writes_through_the_packed_table(tmp_path: Path) -> 
         [p for p in points if p[1] != "right_arm"] + [(1, "a new path", 7.0, 101.0, None, 1)],
         key=lambda p: (p[1], p[2]),
     )
+    store.db.close()
+
+
+def test_raw_frame_reads_and_writes_through_the_packed_table(tmp_path: Path) -> None:
+    """raw_frame (a view since m013): port and driver as labels, a frame's hash as its
+    bytes, a junk chunk's as the hex text rows name, the receive time from its epoch;
+    every column read back as written, and writable through its triggers."""
+    import hashlib
+
+    from bia_acq.utc import utc_text
+
+    store = Store(open_writer(tmp_path / "a.db"))
+    chunks = [Chunk("junk", b"head\r\n"), Chunk("frame", b"row 1\r\n")]
+    store.journal("import", "inbody120-lookinbody", chunks, 1.8e9 + 0.25, chunk_keys=["k1", "k2"])
+    c = store.conn
+    assert c.execute("SELECT * FROM raw_frame ORDER BY id").fetchall() == [
+        (
+            i + 1,
+            "import",
+            "inbody120-lookinbody",
+            ch.kind,
+            utc_text(1.8e9 + 0.25),
+            1.8e9 + 0.25,
+            ch.data,
+            hashlib.sha256(ch.data).hexdigest(),
+            "discarded" if ch.kind == "junk" else "pending",
+            None,
+            None,
+            f"k{i + 1}",
+        )
+        for i, ch in enumerate(chunks)
+    ]
+    assert c.execute(
+        "SELECT typeof(port), typeof(sha256), received_at_utc FROM raw_frame_row ORDER BY id"
+    ).fetchall() == [("integer", "text", None), ("integer", "blob", None)]
+    with store.db.atomic():
+        c.execute(
+            "INSERT INTO raw_frame (port, driver, kind, received_at_utc, received_at_epoch, data,"
+            " sha256, status) VALUES ('p', 'x', 'junk', 'then', 0, x'00', 'ab', 'discarded')"
+        )
+        c.execute("UPDATE raw_frame SET status = 'rejected', reason = 'r' WHERE id = 2")
+        c.execute("DELETE FROM raw_frame WHERE id = 1")
+    assert c.execute(
+        "SELECT id, port, status, reason, received_at_utc FROM raw_frame"
+    ).fetchall() == [
+        (2, "import", "rejected", "r", utc_text(1.8e9 + 0.25)),
+        (3, "p", "discarded", None, "then"),
+    ]
     store.db.close()

@@ -44,6 +44,7 @@ MIGRATIONS = (
     "m010_short_chunk_keys",
     "m011_packed_measurements",
     "m012_packed_impedance",
+    "m013_packed_raw_frames",
 )
 
 #: names databases written before the renumbering recorded (then applied in the
@@ -55,10 +56,12 @@ RENAMED = {
 }
 
 #: the views, in the order they are made (later ones read earlier ones): the
-#: measurements (m011), impedances (m012) and results (m009) under their old names, the
+#: journal (m013), measurements (m011), impedances (m012) and results (m009) under their
+#: old names, the
 #: results with their
 #: write order, then the reader views
 VIEWS = (
+    "raw_frame",
     "measurement",
     "impedance",
     "segment_result",
@@ -68,8 +71,11 @@ VIEWS = (
     "v_edema_trend",
     "v_edema_latest",
 )
-#: INSTEAD OF triggers that make measurement, impedance and segment_result writable
+#: INSTEAD OF triggers that make the views under the tables' old names writable
 TRIGGERS = (
+    "raw_frame_insert",
+    "raw_frame_update",
+    "raw_frame_delete",
     "measurement_insert",
     "measurement_update",
     "measurement_delete",
@@ -211,6 +217,7 @@ def view_placeholders(
         "received_utc": utc_sql("m.received_at_epoch"),
         "new_measured_utc": utc_sql("NEW.measured_at_epoch"),
         "new_received_utc": utc_sql("NEW.received_at_epoch"),
+        "frame_received_utc": utc_sql("f.received_at_epoch"),
         # the same, for the local views, which read the table result (TEXT as label ids)
         "wide_extra_packed": "".join(
             f",\n    {_text('wb', c)} AS whole_body_{c.name}" for c in published

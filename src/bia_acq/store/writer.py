@@ -303,7 +303,6 @@ class Store:
         (``new`` False), so a retried or replayed batch is never stored twice.
         """
         out: list[Journaled] = []
-        when = utc_text(received_epoch)
         if len(self._digests) > _DIGESTS:  # frames journaled but never saved (rejected)
             self._digests.clear()
         keys: list[str | None]
@@ -317,7 +316,7 @@ class Store:
                 seen = {
                     k: (int(i), st)
                     for k, i, st in self.conn.execute(
-                        "SELECT chunk_key, id, status FROM raw_frame WHERE chunk_key IN "
+                        "SELECT chunk_key, id, status FROM raw_frame_row WHERE chunk_key IN "
                         f"({', '.join('?' for _ in keys)})",
                         keys,
                     )
@@ -325,8 +324,15 @@ class Store:
             # this connection holds the write lock: ids are allocated here, as SQLite
             # would (max + 1), so the new rows go in with one executemany
             next_id = int(
-                self.conn.execute("SELECT coalesce(max(id), 0) FROM raw_frame").fetchone()[0]
+                self.conn.execute("SELECT coalesce(max(id), 0) FROM raw_frame_row").fetchone()[0]
             )
+            labels = _Labels(self.conn)
+            # m013: names as labels; the receive time's text only if not its epoch's
+            (when,) = self.conn.execute(
+                f"SELECT nullif(?, {utc_sql('?')})",
+                (utc_text(received_epoch), received_epoch, received_epoch),
+            ).fetchone()
+            names = (labels[port], labels[driver])
             rows = []
             for k, c in zip(keys, chunks, strict=True):
                 if k is not None and k in seen:
@@ -340,22 +346,23 @@ class Store:
                 rows.append(
                     (
                         next_id,
-                        port,
-                        driver,
+                        *names,
                         c.kind,
-                        when,
                         received_epoch,
                         c.data,
-                        digest.hex(),
+                        # junk: the hex text that rows decoded with it name (Store.pending)
+                        digest if c.kind != "junk" else digest.hex(),
                         status,
                         c.reason,
                         k,
+                        when,
                     )
                 )
                 out.append(Journaled(next_id, status, new=True))
             self.conn.executemany(
-                "INSERT INTO raw_frame (id, port, driver, kind, received_at_utc, received_at_epoch,"
-                " data, sha256, status, reason, chunk_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO raw_frame_row (id, port, driver, kind, received_at_epoch, data,"
+                " sha256, status, reason, chunk_key, received_at_utc)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
         return out
@@ -387,16 +394,18 @@ class Store:
     def reject(self, raw_frame_id: int, reason: str, offset: int | None) -> None:
         with self.db.atomic():
             self.conn.execute(
-                "UPDATE raw_frame SET status = 'rejected', reason = ?, error_offset = ? WHERE id = ?",
+                "UPDATE raw_frame_row SET status = 'rejected', reason = ?, error_offset = ?"
+                " WHERE id = ?",
                 (reason, offset, raw_frame_id),
             )
 
     def pending(self) -> list[PendingFrame]:
         rows = self.conn.execute(
-            "SELECT f.id, f.port, f.driver, f.data, f.received_at_epoch, (SELECT h.data FROM"
-            " raw_frame h WHERE f.reason LIKE 'context sha256 %' AND h.kind = 'junk' AND h.sha256 ="
-            " substr(f.reason, 16) LIMIT 1) FROM raw_frame f WHERE f.status = 'pending'"
-            " ORDER BY f.id"
+            "SELECT f.id, (SELECT text FROM label WHERE id = f.port),"
+            " (SELECT text FROM label WHERE id = f.driver), f.data, f.received_at_epoch,"
+            " (SELECT h.data FROM raw_frame_row h WHERE f.reason LIKE 'context sha256 %'"
+            " AND h.kind = 'junk' AND h.sha256 = substr(f.reason, 16) LIMIT 1)"
+            " FROM raw_frame_row f WHERE f.status = 'pending' ORDER BY f.id"
         ).fetchall()
         # a frame decoded with an earlier chunk (a CSV row with its header): both again
         return [
@@ -561,10 +570,11 @@ class Store:
         # skips REPLACE's conflict handling (40 % of the results' insert time)
         self.insert_result_tuples(rows.results, replace=False)
         c.executemany(
-            "UPDATE raw_frame SET status = 'decoded', reason = NULL WHERE id = ?", rows.decoded
+            "UPDATE raw_frame_row SET status = 'decoded', reason = NULL WHERE id = ?",
+            rows.decoded,
         )
         c.executemany(
-            "UPDATE raw_frame SET status = 'duplicate', reason = ? WHERE id = ?", rows.dups
+            "UPDATE raw_frame_row SET status = 'duplicate', reason = ? WHERE id = ?", rows.dups
         )
 
     #: measurements go to the table ``measurement_row`` (m011): a time's text only where

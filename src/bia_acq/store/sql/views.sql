@@ -30,6 +30,10 @@
 -- text only where it differs from that). Writes go to measurement_row by its INSTEAD OF
 -- triggers, which keep the texts they are given as they are.
 --
+-- ``raw_frame`` (a view since m013) shows ``raw_frame_row``: port and driver names from
+-- their labels, a frame's hash as hex, the receive time's text from its epoch where the
+-- row holds none ($$frame_received_utc); every received byte as it was (``data``).
+--
 -- ``impedance`` (a view since m012) shows ``impedance_row`` with its segment's label
 -- as the segment's name; its triggers add a new name to ``label``.
 --
@@ -38,6 +42,63 @@
 -- (bia_acq.core.estimate.PUBLISHED_COLUMNS), appended at the end:
 -- $$wide_extra (whole_body_<column>), $$result_extra, $$trend_extra, $$latest_extra.
 -- Statements are separated by a line holding only ";".
+
+CREATE VIEW raw_frame AS
+SELECT
+    f.id,
+    (SELECT text FROM label WHERE id = f.port) AS port,
+    (SELECT text FROM label WHERE id = f.driver) AS driver,
+    f.kind,
+    coalesce(f.received_at_utc, $frame_received_utc) AS received_at_utc,
+    f.received_at_epoch,
+    f.data,
+    CASE WHEN typeof(f.sha256) = 'blob' THEN lower(hex(f.sha256)) ELSE f.sha256 END AS sha256,
+    f.status,
+    f.reason,
+    f.error_offset,
+    f.chunk_key
+FROM raw_frame_row f
+;
+
+CREATE TRIGGER raw_frame_insert INSTEAD OF INSERT ON raw_frame
+BEGIN
+    INSERT INTO label (text) SELECT t FROM (SELECT NEW.port AS t UNION SELECT NEW.driver)
+    WHERE t IS NOT NULL AND t NOT IN (SELECT text FROM label);
+    INSERT INTO raw_frame_row (id, port, driver, kind, received_at_epoch, data, sha256, status,
+        reason, error_offset, chunk_key, received_at_utc)
+    VALUES (NEW.id, (SELECT id FROM label WHERE text = NEW.port),
+        (SELECT id FROM label WHERE text = NEW.driver), NEW.kind, NEW.received_at_epoch,
+        NEW.data, NEW.sha256, NEW.status, NEW.reason, NEW.error_offset, NEW.chunk_key,
+        nullif(NEW.received_at_utc, $new_received_utc));
+END
+;
+
+CREATE TRIGGER raw_frame_update INSTEAD OF UPDATE ON raw_frame
+BEGIN
+    INSERT INTO label (text) SELECT t FROM (SELECT NEW.port AS t UNION SELECT NEW.driver)
+    WHERE t IS NOT NULL AND t NOT IN (SELECT text FROM label);
+    UPDATE raw_frame_row SET
+        id = NEW.id,
+        port = (SELECT id FROM label WHERE text = NEW.port),
+        driver = (SELECT id FROM label WHERE text = NEW.driver),
+        kind = NEW.kind,
+        received_at_epoch = NEW.received_at_epoch,
+        data = NEW.data,
+        sha256 = CASE WHEN NEW.sha256 IS OLD.sha256 THEN sha256 ELSE NEW.sha256 END,
+        status = NEW.status,
+        reason = NEW.reason,
+        error_offset = NEW.error_offset,
+        chunk_key = NEW.chunk_key,
+        received_at_utc = nullif(NEW.received_at_utc, $new_received_utc)
+    WHERE id = OLD.id;
+END
+;
+
+CREATE TRIGGER raw_frame_delete INSTEAD OF DELETE ON raw_frame
+BEGIN
+    DELETE FROM raw_frame_row WHERE id = OLD.id;
+END
+;
 
 CREATE VIEW measurement AS
 SELECT
