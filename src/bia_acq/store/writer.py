@@ -248,10 +248,14 @@ class _Labels(dict[str | None, int | None]):
     def __missing__(self, text: str | None) -> int | None:
         if text is None:
             return None
-        self.conn.execute("INSERT INTO label (text) VALUES (?) ON CONFLICT DO NOTHING", (text,))
-        (i,) = self.conn.execute("SELECT id FROM label WHERE text = ?", (text,)).fetchone()
-        self[text] = int(i)
-        return int(i)
+        # found (one statement, the common case), else added (RETURNING: a second)
+        row = self.conn.execute("SELECT id FROM label WHERE text = ?", (text,)).fetchone()
+        if row is None:
+            row = self.conn.execute(
+                "INSERT INTO label (text) VALUES (?) RETURNING id", (text,)
+            ).fetchone()
+        self[text] = int(row[0])
+        return int(row[0])
 
 
 #: warnings texts a Store remembers having seen (see Store._repeated)
