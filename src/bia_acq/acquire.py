@@ -60,6 +60,25 @@ class Decoded:
 
 
 @dataclass(frozen=True)
+class Rejected:
+    """A frame decoding, screening or computing rejected, with the reason to store."""
+
+    raw_frame_id: int
+    reason: str
+    offset: int | None
+    entry: worklist.Entry | None = None
+
+
+@dataclass
+class Computed:
+    """What :meth:`Ingest.compute` made of journaled frames: the measurements to store
+    with their results, and the frames rejected."""
+
+    items: list[tuple[Decoded, ToSave]]
+    rejected: list[Rejected]
+
+
+@dataclass(frozen=True)
 class Batch:
     """Chunks one source received together.
 
@@ -287,6 +306,26 @@ class Ingest:
         Returns how many chunks were new to the journal."""
         store = self.store
         assert store is not None
+        new, work = self.journal(*batches)
+        if not decode or not work:
+            return new
+        saved: list[SavedMeasurement] = []
+        with store.db.atomic():
+            for rt, frames in work:
+                saved += self.process(rt, frames, notify=False)
+        if self.on_saved is not None:  # after the commit
+            for m in saved:
+                self.on_saved(m)
+        return new
+
+    def journal(self, *batches: Batch) -> tuple[int, list[tuple[PortRuntime, list[PendingWork]]]]:
+        """Journal the batches (once each, by key) in one transaction and commit.
+
+        Returns how many chunks were new to the journal, and the frames to decode
+        (journaled now or before and still pending), per port: one vectorised estimate
+        for each."""
+        store = self.store
+        assert store is not None
         with store.db.atomic():  # a folder's cursor moves with its journal, or not at all
             journaled = []
             for b in batches:
@@ -296,9 +335,6 @@ class Ingest:
                 if b.cursor is not None:
                     store.save_cursor(b.cursor)
         new = sum(j.new for js in journaled for j in js)
-        if not decode:
-            return new
-        # frames to decode, per port: one vectorised estimate for each
         work: dict[tuple[str, str], tuple[PortRuntime, list[PendingWork]]] = {}
         for batch, js in zip(batches, journaled, strict=True):
             frames = []
@@ -335,16 +371,7 @@ class Ingest:
                 )
                 continue
             work.setdefault((batch.port, batch.driver), (rt, []))[1].extend(frames)
-        if not work:
-            return new
-        saved: list[SavedMeasurement] = []
-        with store.db.atomic():
-            for rt, frames in work.values():
-                saved += self.process(rt, frames, notify=False)
-        if self.on_saved is not None:  # after the commit
-            for m in saved:
-                self.on_saved(m)
-        return new
+        return new, list(work.values())
 
     def process(
         self,
@@ -363,67 +390,95 @@ class Ingest:
         """
         store = self.store
         assert store is not None
-        saved: list[SavedMeasurement] = []
         entries: dict[int, worklist.Entry | None] = {}
+        for work in frames:
+            if work.worklist_id is not None and work.worklist_id not in entries:
+                entries[work.worklist_id] = worklist.get(store.conn, work.worklist_id)
         with store.db.atomic():
-            candidates: list[Decoded] = []
-            for work in frames:
-                worklist_id = work.worklist_id
-                entry = None
-                if worklist_id is not None:
-                    if worklist_id not in entries:
-                        entries[worklist_id] = worklist.get(store.conn, worklist_id)
-                    entry = entries[worklist_id]
-                try:
-                    reading = rt.codec.decode(work.data)
-                    if not isinstance(reading, Reading):
-                        raise TypeError("the codec returned no Reading")
-                    notes: list[str] = []
-                    if entry is not None:  # measured for this work-list entry's subject
-                        reading, notes = worklist.attribute(reading, entry)
-                    candidates.append(Decoded(work, reading, entry, notes))
-                except Exception as exc:
-                    self._reject_error(rt, work.raw_frame_id, exc, entry)
-            # plausibility: the batch's impedance points screened at once
-            decoded: list[Decoded] = []
-            screened = points_within_bounds([d.reading for d in candidates])
-            for d, ok in zip(candidates, screened, strict=True):
-                try:
-                    problem = reading_problem(d.reading, points_checked=ok)
-                    if problem is not None:
-                        raise FrameError(problem, None)
-                    self._measured_epoch(rt, d.reading)  # a time that cannot be placed
-                    decoded.append(d)
-                except Exception as exc:
-                    self._reject_error(rt, d.work.raw_frame_id, exc, d.entry)
-            items = self._compute(rt, decoded)
-            stored = self._save(rt, items)
-            for d, m in stored:
-                raw_id, entry = d.work.raw_frame_id, d.entry
-                if m is None:
-                    self.duplicates += 1
-                    log.log(
-                        min(self.chunk_log_level, logging.INFO),
-                        "port %s: frame %d repeats a stored measurement, not stored twice",
-                        rt.name,
-                        raw_id,
-                    )
-                else:
-                    self.stored += 1
-                    saved.append(m)
-                if entry is not None:
-                    if m is None:
-                        worklist.fail(store.conn, entry.id, "the analyzer repeated a stored frame")
-                    else:
-                        worklist.mark_done(store.conn, entry.id, m.measurement_id)
+            saved = self.store_computed(rt, self.compute(rt, frames, entries))
         if notify and self.on_saved is not None:  # after the commit
             for m in saved:
                 self.on_saved(m)
         return saved
 
-    def _compute(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
+    def compute(
+        self,
+        rt: PortRuntime,
+        frames: Sequence[PendingWork],
+        entries: Mapping[int, worklist.Entry | None] | None = None,
+    ) -> Computed:
+        """Decode the frames, screen them and compute their results, all at once; the
+        database is not touched (`import` runs this in a worker process: see
+        :mod:`bia_acq.worker`). ``entries``: the work-list entries the frames were
+        measured for, by id.
+
+        The steps: decode each frame (a codec's error rejects it with its reason);
+        screen the batch's impedance points at once (``points_within_bounds``) and
+        walk only a reading with a point out of bounds for its reason; then the
+        method's estimate and the analyzer's own figures for the whole batch.
+        """
+        rejected: list[Rejected] = []
+        candidates: list[Decoded] = []
+        for work in frames:
+            entry = (entries or {}).get(work.worklist_id) if work.worklist_id is not None else None
+            try:
+                reading = rt.codec.decode(work.data)
+                if not isinstance(reading, Reading):
+                    raise TypeError("the codec returned no Reading")
+                notes: list[str] = []
+                if entry is not None:  # measured for this work-list entry's subject
+                    reading, notes = worklist.attribute(reading, entry)
+                candidates.append(Decoded(work, reading, entry, notes))
+            except Exception as exc:
+                rejected.append(self._rejected(rt, work.raw_frame_id, exc, entry))
+        # plausibility: the batch's impedance points screened at once
+        decoded: list[Decoded] = []
+        screened = points_within_bounds([d.reading for d in candidates])
+        for d, ok in zip(candidates, screened, strict=True):
+            try:
+                problem = reading_problem(d.reading, points_checked=ok)
+                if problem is not None:
+                    raise FrameError(problem, None)
+                self._measured_epoch(rt, d.reading)  # a time that cannot be placed
+                decoded.append(d)
+            except Exception as exc:
+                rejected.append(self._rejected(rt, d.work.raw_frame_id, exc, d.entry))
+        return Computed(self._compute(rt, decoded, rejected), rejected)
+
+    def store_computed(self, rt: PortRuntime, computed: Computed) -> list[SavedMeasurement]:
+        """Store what :meth:`compute` made: the rejections with their reasons, the
+        measurements with their results (the caller holds the transaction). Returns
+        what was stored; a frame that repeats a stored measurement is not stored twice."""
+        store = self.store
+        assert store is not None
+        for r in computed.rejected:
+            self._reject(rt, r.raw_frame_id, r.reason, r.offset, r.entry)
+        saved: list[SavedMeasurement] = []
+        for d, m in self._save(rt, computed.items):
+            raw_id, entry = d.work.raw_frame_id, d.entry
+            if m is None:
+                self.duplicates += 1
+                log.log(
+                    min(self.chunk_log_level, logging.INFO),
+                    "port %s: frame %d repeats a stored measurement, not stored twice",
+                    rt.name,
+                    raw_id,
+                )
+            else:
+                self.stored += 1
+                saved.append(m)
+            if entry is not None:
+                if m is None:
+                    worklist.fail(store.conn, entry.id, "the analyzer repeated a stored frame")
+                else:
+                    worklist.mark_done(store.conn, entry.id, m.measurement_id)
+        return saved
+
+    def _compute(
+        self, rt: PortRuntime, decoded: list[Decoded], rejected: list[Rejected]
+    ) -> list[tuple[Decoded, ToSave]]:
         """Results for the decoded frames, all at once; if that fails, one at a time,
-        rejecting the frames whose computation fails."""
+        rejecting the frames whose computation fails (added to ``rejected``)."""
         if not decoded:
             return []
         try:
@@ -435,9 +490,8 @@ class Ingest:
             try:
                 out += self._compute_all(rt, [d])
             except Exception as exc:
-                self._reject(
-                    rt, d.work.raw_frame_id, f"cannot be computed: {_why(exc)}", None, d.entry
-                )
+                reason = f"cannot be computed: {_why(exc)}"
+                rejected.append(Rejected(d.work.raw_frame_id, reason, None, d.entry))
         return out
 
     def _compute_all(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
@@ -541,17 +595,18 @@ class Ingest:
             warnings.append(f"device clock is {off / 60:+.0f} min from this PC's clock")
         return warnings
 
-    def _reject_error(
-        self, rt: PortRuntime, raw_id: int, exc: Exception, entry: worklist.Entry | None
-    ) -> None:
-        """Reject a frame its decoding or plausibility check raised on: a FrameError with
-        its reason; anything else is a codec bug, which must not lose the frame or stop
-        the port (the reason names the type only: a codec's message may quote a patient ID)."""
+    @staticmethod
+    def _rejected(
+        rt: PortRuntime, raw_id: int, exc: Exception, entry: worklist.Entry | None
+    ) -> Rejected:
+        """The rejection of a frame its decoding or plausibility check raised on: a
+        FrameError with its reason; anything else is a codec bug, which must not lose the
+        frame or stop the port (the reason names the type only: a codec's message may
+        quote a patient ID)."""
         if isinstance(exc, FrameError):
-            self._reject(rt, raw_id, exc.reason, exc.offset, entry)
-            return
+            return Rejected(raw_id, exc.reason, exc.offset, entry)
         log.warning("port %s: decoding frame %d failed (%s)", rt.name, raw_id, type(exc).__name__)
-        self._reject(rt, raw_id, f"internal decoder error: {type(exc).__name__}", None, entry)
+        return Rejected(raw_id, f"internal decoder error: {type(exc).__name__}", None, entry)
 
     def _reject(
         self,
