@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import queue
 import threading
 import time
@@ -22,13 +23,18 @@ import numpy as np
 
 from bia_acq import worklist
 from bia_acq.config import DEFAULT_METHOD, PortConfig
-from bia_acq.core.estimate import estimate
+from bia_acq.core.estimate import ROW_KEYS, estimate
 from bia_acq.core.methods import Bands, Uncertainty, profile_uncertainty
 from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link, Transport
 from bia_acq.model import Reading
-from bia_acq.plausibility import mark_implausible, points_within_bounds, reading_problem
+from bia_acq.plausibility import (
+    mark_implausible,
+    points_within_bounds,
+    reading_problem,
+    volumes_within_bounds,
+)
 from bia_acq.protocols.base import Chunk, Protocol
 from bia_acq.source import Item, Source
 from bia_acq.store.writer import FileCursor, SavedMeasurement, Store, ToSave, refuses_writes
@@ -495,25 +501,37 @@ class Ingest:
         return out
 
     def _compute_all(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
+        """The method's results for the decoded frames at once, and the analyzer's own
+        figures beside them where it sent any; each measurement's result rows as tuples
+        in the store's column order, made from the arrays at once (``Results.tuples``).
+        The batch's volumes are screened at once (``volumes_within_bounds``): only a
+        measurement with a segment out of bounds is walked row by row for its reasons
+        (``mark_implausible``, each method on its own: one method's impossible volumes
+        say nothing of the analyzer's own figures)."""
+        readings = [d.reading for d in decoded]
         with np.errstate(all="ignore"):  # overflow and NaN are checked in the results
             results = estimate(
-                [d.reading for d in decoded],
-                self.method_for(rt),
-                self.bands,
-                uncertainty=self.uncertainty_for(rt),
+                readings, self.method_for(rt), self.bands, uncertainty=self.uncertainty_for(rt)
             )
-            rows = results.all_rows()
+            tables = [results]
+            sent = np.zeros(len(decoded), dtype=bool)
             if results.method.name != "device":  # the analyzer's own beside ours
                 own = estimate(
-                    [d.reading for d in decoded],
+                    readings,
                     "device",
                     self.bands,
                     uncertainty=self.uncertainty_for(rt),
                     cole_fit=results.volumes.fit if results.volumes else None,  # not fitted again
                 )
-                for i, dev in enumerate(own.all_rows()):
-                    if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
-                        rows[i] = [*rows[i], *dev]
+                tables.append(own)
+                sent = np.isfinite(own.ecw_tbw_ratio[:, -1]) | np.isfinite(own.tbw_l[:, -1])
+        weight = np.array([_num(r.weight_kg) for r in readings], dtype=float)
+        s = len(results.segments)
+        screened = []
+        for t in tables:  # (measurement, segment, method, ..., computed_at) per row
+            rows = [r[1:-1] for r in t.tuples(range(len(decoded)), "")]
+            ok = volumes_within_bounds(t.ecw_l, t.icw_l, t.tbw_l, t.ecw_tbw_ratio, weight)
+            screened.append((rows, ok))
         out = []
         for i, d in enumerate(decoded):
             w, reading, notes = d.work, d.reading, d.notes
@@ -523,18 +541,23 @@ class Ingest:
                 log.exception(
                     "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
                 )
-            for method in dict.fromkeys(r.get("method") for r in rows[i]):  # each on its own:
-                # one method's impossible volumes say nothing of the analyzer's own figures
-                group = [r for r in rows[i] if r.get("method") == method]
-                notes += mark_implausible(group, reading.weight_kg)
+            rows_i: list[tuple[object, ...]] = []
+            for k, (rows, ok) in enumerate(screened):
+                if k and not sent[i]:
+                    continue
+                group = rows[i * s : (i + 1) * s]
+                if not ok[i]:
+                    group = _marked_implausible(group, reading.weight_kg, notes)
+                rows_i += group
             item = ToSave(
                 w.raw_frame_id,
                 w.data,
                 reading,
                 self._measured_epoch(rt, reading),
-                rows[i],
+                [_row_dict(r) for r in rows_i] if self.on_saved is not None else [],
                 self._warnings(rt, reading, w.received_epoch, [*results.notes[i], *notes]),
                 w.received_epoch,
+                result_rows=rows_i,
             )
             out.append((d, item))
         return out
@@ -662,6 +685,28 @@ class Ingest:
                 n += j - i
             i = j
         return n
+
+
+def _row_dict(row: tuple[object, ...]) -> dict[str, object]:
+    """A result row as a dict by column (what ``on_saved`` gets); NaN → None."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in zip(ROW_KEYS, row, strict=True)
+    }
+
+
+def _marked_implausible(
+    rows: list[tuple[object, ...]], weight_kg: float | None, notes: list[str]
+) -> list[tuple[object, ...]]:
+    """One method's rows of a measurement through :func:`mark_implausible` (its notes
+    added to ``notes``)."""
+    dicts = [_row_dict(r) for r in rows]
+    notes += mark_implausible(dicts, weight_kg)
+    return [tuple(d[k] for k in ROW_KEYS) for d in dicts]
+
+
+def _num(v: float | None) -> float:
+    return float(v) if v is not None else np.nan
 
 
 def _why(exc: BaseException) -> str:

@@ -24,10 +24,8 @@ pipe and ends too.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import multiprocessing
-import operator
 import signal
 import traceback
 import zoneinfo
@@ -155,23 +153,10 @@ def _serve(spec: WorkerSpec, tasks: Connection, results: Connection) -> None:
         except (EOFError, OSError):
             return  # the importing process is done, or ended
         try:
-            out: Computed | str = _compact(ingest.compute(rt, frames))
+            out: Computed | str = ingest.compute(rt, frames)
         except Exception:
             out = traceback.format_exc()
         try:
             results.send(out)
         except OSError:
             return
-
-
-def _compact(computed: Computed) -> Computed:
-    """The results as tuples in the store's column order, not dicts: a dict per segment
-    and method pickles and unpickles at several times the cost of a tuple."""
-    from bia_acq.store.writer import Store
-
-    get = operator.itemgetter(*Store.RESULT_COLUMNS)
-    computed.items = [
-        (d, dataclasses.replace(it, results=[], result_rows=[get(r) for r in it.results]))
-        for d, it in computed.items
-    ]
-    return computed
