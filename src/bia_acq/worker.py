@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING
 from bia_acq.errors import BiaError
 
 if TYPE_CHECKING:
-    from bia_acq.acquire import Computed, PendingWork
+    from bia_acq.acquire import Computed, PendingWork, Rejected
+    from bia_acq.model import Reading
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ class ComputeWorker:
         their_tasks.close()
         their_results.close()
         self.busy = False
+        self._frames: list[PendingWork] = []
         log.info("frames are decoded and computed in worker process %s", self._proc.pid)
 
     def submit(self, frames: list[PendingWork]) -> None:
@@ -86,20 +88,21 @@ class ComputeWorker:
             self._tasks.send(frames)
         except OSError:
             raise WorkerDied(self._ended()) from None
+        self._frames = frames
         self.busy = True
 
     def result(self) -> Computed:
         """What the worker made of the batch it was given; WorkerDied if it ended."""
         assert self.busy, "no batch in the worker"
         try:
-            out: Computed | str = self._results.recv()
+            out: Packed | str = self._results.recv()
         except (EOFError, OSError):
             raise WorkerDied(self._ended()) from None
         self.busy = False
         if isinstance(out, str):  # a bug in the computation: its traceback
             log.debug("the worker process failed:\n%s", out)
             raise WorkerDied(f"the worker process failed: {out.strip().splitlines()[-1]}")
-        return out
+        return _unpack(self._frames, out)
 
     def _ended(self) -> str:
         self._proc.join(5)
@@ -134,6 +137,39 @@ class ComputeWorker:
         self.close()
 
 
+#: what the worker sends back for a batch: a Computed without what the importing
+#: process has already (the frames), in plain tuples (a dataclass pickles with the names
+#: of its fields): the rejected frames, then per measurement to store its position in
+#: the batch, its reading, measured time, warnings and result rows
+Packed = tuple[
+    list["Rejected"],
+    list[tuple[int, "Reading", float | None, list[str], list[tuple[object, ...]]]],
+]
+
+
+def _pack(frames: list[PendingWork], computed: Computed) -> Packed:
+    position = {id(f): k for k, f in enumerate(frames)}
+    return computed.rejected, [
+        (position[id(d.work)], it.reading, it.measured_epoch, it.warnings, it.result_rows or [])
+        for d, it in computed.items
+    ]
+
+
+def _unpack(frames: list[PendingWork], packed: Packed) -> Computed:
+    from bia_acq.acquire import Computed, Decoded
+    from bia_acq.store.writer import ToSave
+
+    rejected, items = packed
+    out = []
+    for k, reading, measured, warnings, rows in items:
+        w = frames[k]
+        save = ToSave(
+            w.raw_frame_id, w.data, reading, measured, [], warnings, w.received_epoch, rows
+        )
+        out.append((Decoded(w, reading, None, []), save))
+    return Computed(out, rejected)
+
+
 def _serve(spec: WorkerSpec, tasks: Connection, results: Connection) -> None:
     """The worker process: compute each batch it receives until its pipe ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the importing process decides
@@ -153,7 +189,7 @@ def _serve(spec: WorkerSpec, tasks: Connection, results: Connection) -> None:
         except (EOFError, OSError):
             return  # the importing process is done, or ended
         try:
-            out: Computed | str = ingest.compute(rt, frames)
+            out: Packed | str = _pack(frames, ingest.compute(rt, frames))
         except Exception:
             out = traceback.format_exc()
         try:
