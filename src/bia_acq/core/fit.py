@@ -215,9 +215,9 @@ def _normal_equations(
     ww_sig: Array | None = None,
     also: npt.NDArray[np.bool_] | None = None,
 ) -> tuple[Array | None, Array | None, Array | None]:
-    """A = JᵀWJ (m, 4, 4) and, given the residuals ε, b = JᵀWε (m, 4) for the rows
-    ``idx`` (all if None), where J = ∂Z_model/∂(R0, R∞, α, ln fc) and W = ``ww`` per
-    point (None: neither).
+    """A = JᵀWJ and, given the residuals ε, b = JᵀWε for the rows ``idx`` (all if
+    None), where J = ∂Z_model/∂(R0, R∞, α, ln fc) and W = ``ww`` per point (None:
+    neither). Entry-major, as :func:`_solve_spd` takes them: A (4, 4, m), b (4, m).
 
     No Jacobian is formed. Each column of J is a complex factor times a point's
     value: c0 = G, c1 = 1 − G, c2 = −ΔR·(ℓ + jπ/2)·H, c3 = α·ΔR·H with
@@ -354,14 +354,15 @@ def _magnitude_quantities(
 
 
 def _assemble(s: Array, s1: Array, dr: Array, alpha: Array, magnitude: bool) -> Array:
-    """The 4×4 matrix (m, 4, 4) from the sums of :func:`_normal_equations` (``s1``: Σ W)."""
+    """The 4×4 matrices, entry-major (4, 4, m), from the sums (m, ·) of
+    :func:`_normal_equations` (``s1``: Σ W)."""
     m = s.shape[0]
-    a = np.empty((m, 4, 4))
+    a = np.empty((4, 4, m))
     if magnitude:  # the ten products, row by row of the lower triangle
         n = 0
         for i in range(4):
             for j in range(i + 1):
-                a[:, i, j] = a[:, j, i] = s[:, n]
+                a[i, j] = a[j, i] = s[:, n]
                 n += 1
         return a
     g, gg, ga, gb, gal, h, k, hl, hh, hhl, hhll = (s[:, i] for i in range(_N_MATRIX))
@@ -380,20 +381,21 @@ def _assemble(s: Array, s1: Array, dr: Array, alpha: Array, magnitude: bool) -> 
         (3, 3): ad * ad * hh,
     }
     for (i, j), v in entries.items():
-        a[:, i, j] = a[:, j, i] = v
+        a[i, j] = a[j, i] = v
     return a
 
 
 def _gradient(s: Array, dr: Array, alpha: Array, magnitude: bool) -> Array:
-    """b = JᵀWε (m, 4) from the sums of :func:`_normal_equations`' ε quantities."""
+    """b = JᵀWε, entry-major (4, m), from the sums of :func:`_normal_equations`' ε
+    quantities."""
     if magnitude:
-        return np.ascontiguousarray(s[:, :4])
+        return np.ascontiguousarray(s[:, :4].T)
     r, g, h, hi, hl = (s[:, i] for i in range(5))
-    b = np.empty((s.shape[0], 4))
-    b[:, 0] = g
-    b[:, 1] = r - g
-    b[:, 2] = -dr * (hl + _HP * hi)  # Re(c̄2·ε) = −ΔR·(ℓ·Re(H̄ε) + (π/2)·Im(H̄ε))
-    b[:, 3] = alpha * dr * h
+    b = np.empty((4, s.shape[0]))
+    b[0] = g
+    b[1] = r - g
+    b[2] = -dr * (hl + _HP * hi)  # Re(c̄2·ε) = −ΔR·(ℓ·Re(H̄ε) + (π/2)·Im(H̄ε))
+    b[3] = alpha * dr * h
     return b
 
 
@@ -473,30 +475,17 @@ def _lm(
     jtj, jte, _ = _normal_equations(parts, zr, zi, ww, (er, ei), magnitude)
     assert jtj is not None and jte is not None
     gr, gi = parts[0], parts[1]  # G at p (updated with p below)
-    a_sig = None if ww_sig is None else np.full((n, 4, 4), np.nan)  # Jᵀ Σ⁻¹ J at p, where known
+    a_sig = None if ww_sig is None else np.full((4, 4, n), np.nan)  # Jᵀ Σ⁻¹ J at p, where known
     lam = np.broadcast_to(np.asarray(lam0, dtype=float), (n,)).copy()
     iters = np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
-    eye = np.eye(4)
     active = np.arange(n)
     for _ in range(max_iter):
         if active.size == 0:
             break
         rows = _rows(active, n)
-        a = jtj[rows]
-        d = np.diagonal(a, axis1=1, axis2=2)
-        damped = (
-            a + (lam[rows, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
-        )
-        rhs = -jte[rows]
-        step = _solve_spd(damped, rhs)
-        lost = ~np.isfinite(step).all(-1)  # Cholesky broke down (rare): LU for those
-        if lost.any():
-            try:
-                step[lost] = np.linalg.solve(damped[lost], rhs[lost][..., None])[..., 0]
-            except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
-                step[lost] = 0.0
-        step = np.where(np.isfinite(step), step, 0.0)
+        step = _solve_spd(jtj[:, :, rows], -jte[:, rows], lam[rows]).T
+        step = np.where(np.isfinite(step), step, 0.0)  # singular despite damping: no step
         # a Gauss–Newton step this small (undamped: λ small) means p is the optimum
         # to within STEP_TOL: stop without spending an evaluation on it
         pa = p[rows]
@@ -521,7 +510,7 @@ def _lm(
         near = np.asarray((moved <= SHARE_STEPS * STEP_TOL * scale).all(-1), dtype=bool)
         b = active[better]
         if a_sig is not None:
-            a_sig[b] = np.nan  # moved: the interval's matrix, if any, was of the old point
+            a_sig[:, :, b] = np.nan  # moved: the interval's matrix, if any, was of the old point
         if b.size == n:  # every row moved (the first round, as a rule): take the trial's arrays
             p, cost, er, ei, at, gr, gi = trial, cost_t, er_t, ei_t, at_t, parts_t[0], parts_t[1]
         else:
@@ -551,45 +540,67 @@ def _lm(
                 None if ww_sig is None else ww_sig[rows],
                 near[go_on],
             )
-            jtj[active[go_on]], jte[active[go_on]] = a_k, b_k
+            jtj[:, :, active[go_on]], jte[:, active[go_on]] = a_k, b_k
             if a_sig is not None and s_k is not None:
-                a_sig[active[go_on]] = s_k
+                a_sig[:, :, active[go_on]] = s_k
         done[active[finished]] = True
         active = active[~finished]
     return _Solved(p, er, ei, iters, done, at, gr, gi, a_sig)
 
 
-def _solve_spd(a: Array, b: Array) -> Array:
-    """x with a·x = b for a stack (m, k, k) of symmetric positive definite ``a``, b (m, k)
-    or, for several right-hand sides, (m, k, r).
+def _solve_spd(a: Array, b: Array, lam: Array | None = None) -> Array:
+    """x with a·x = b for symmetric positive definite 4×4 matrices, entry-major: ``a``
+    (k, k, m) (entry (i, j) of every matrix a contiguous vector), b (k, m) or, for
+    several right-hand sides, (k, r, m); x shaped as b. Given ``lam`` (m,), the
+    matrices are damped as Levenberg–Marquardt's: a_ii + (λ·a_ii + 1e-12·max_i a_ii).
 
-    Cholesky a = L·Lᵀ unrolled over the k×k entries, each a contiguous vector
-    over the stack: a few dozen array operations for k = 4 instead of m LAPACK
-    calls, three times faster. Rows whose factorisation breaks down (not
-    positive definite in floating point) come out NaN.
+    Cholesky a = L·Lᵀ unrolled over the k×k entries, each a vector over the
+    stack: a few dozen array operations for k = 4 instead of m LAPACK calls.
+    Where the factorisation breaks down (not positive definite in floating
+    point), LU for that matrix alone; NaN where it is singular.
     """
-    k = a.shape[-1]
-    el = np.ascontiguousarray(np.moveaxis(a, 0, -1))  # (k, k, m): entry (i, j) over the stack
-    rhs = np.ascontiguousarray(np.moveaxis(b, 0, -1))  # (k, m) or (k, r, m)
+    k = a.shape[0]
+    diag = [a[i, i] for i in range(k)]
+    if lam is not None:
+        ridge = 1e-12 * (np.maximum.reduce(diag) + 1e-30)
+        diag = [d + (lam * d + ridge) for d in diag]
+    el, rhs = a, b
     if b.ndim == 3:  # each entry multiplies a row of b's right-hand sides
-        el = el[:, :, None, :]
+        el, diag = a[:, :, None, :], [d[None, :] for d in diag]
     low: list[list[Array]] = [[] for _ in range(k)]
     inv: list[Array] = []  # 1/L[i, i]
     y: list[Array] = []
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for i in range(k):
             for j in range(i + 1):
-                s = el[i, j] - sum((low[i][q] * low[j][q] for q in range(j)), 0.0)
+                s = diag[i] if i == j else el[i, j]
+                for q in range(j):
+                    s = s - low[i][q] * low[j][q]
                 if i == j:
                     low[i].append(np.sqrt(s))
                     inv.append(1.0 / low[i][i])
                 else:
                     low[i].append(s * inv[j])
-            y.append((rhs[i] - sum((low[i][q] * y[q] for q in range(i)), 0.0)) * inv[i])
+            t = rhs[i]
+            for q in range(i):
+                t = t - low[i][q] * y[q]
+            y.append(t * inv[i])
         x: list[Array] = [y[0]] * k
         for i in reversed(range(k)):  # Lᵀ·x = y
-            x[i] = (y[i] - sum((low[q][i] * x[q] for q in range(i + 1, k)), 0.0)) * inv[i]
-    return np.moveaxis(np.stack(x), -1, 0)
+            t = y[i]
+            for q in range(i + 1, k):
+                t = t - low[q][i] * x[q]
+            x[i] = t * inv[i]
+    out = np.stack(x)
+    lost = np.nonzero(~np.isfinite(out).all(tuple(range(out.ndim - 1))))[0]
+    for r in lost:  # rare: LU, matrix by matrix
+        dense = a[:, :, r].copy()
+        dense[np.diag_indices(k)] = [d[..., r].item() for d in diag]
+        try:
+            out[..., r] = np.linalg.solve(dense, b[..., r])
+        except np.linalg.LinAlgError:
+            out[..., r] = np.nan
+    return out
 
 
 def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
@@ -824,8 +835,8 @@ def _fit_block(
                 g = (np.zeros((m, nf)), np.zeros((m, nf)))
                 g[0][sel], g[1][sel] = sv.gr, sv.gi
                 if sv.a_sig is not None:
-                    a_sig = np.full((m, 4, 4), np.nan)
-                    a_sig[sel] = sv.a_sig
+                    a_sig = np.full((4, 4, m), np.nan)
+                    a_sig[:, :, sel] = sv.a_sig
         ex = np.nonzero(exact)[0]
         if ex.size:
             zr, zi, _ = _cole(logf[ex], p[ex])
@@ -907,27 +918,22 @@ def _covariance(
         pr = p[rows]
         e2 = er[rows] ** 2 if ei is None else er[rows] ** 2 + ei[rows] ** 2
         chi2 = np.einsum("nf,nf->n", e2, ws)  # Σ((Z_model − Z)/σ)²
-        a = np.full((pr.shape[0], 4, 4), np.nan) if a_sig is None else a_sig[rows]
-        build = np.nonzero(~np.isfinite(a).all((-1, -2)))[0]
+        a = np.full((4, 4, pr.shape[0]), np.nan) if a_sig is None else a_sig[:, :, rows]
+        build = np.nonzero(~np.isfinite(a).all((0, 1)))[0]
         if build.size:
             gr, gi = g[0][rows], g[1][rows]
             dr = pr[:, 0:1] - pr[:, 1:2]
             parts = (gr, gi, logf[rows] - pr[:, 3:4], dr, pr[:, 2:3])
             zr, zi = pr[:, 1:2] + dr * gr, dr * gi  # the model at p, as _cole
-            a[build] = _normal_equations(parts, zr, zi, None, None, magnitude, build, ws)[2]
+            a[:, :, build] = _normal_equations(parts, zr, zi, None, None, magnitude, build, ws)[2]
         dof = (1 if magnitude else 2) * ok[rows].sum(-1) - 4
-        d = np.diagonal(a, axis1=1, axis2=2)
-        ridge = 1e-12 * (d.max(-1) + 1e-300)
-        a += ridge[:, None, None] * np.eye(4)
-        eye = np.broadcast_to(np.eye(4), a.shape)
-        with np.errstate(over="ignore"):  # no stated uncertainty anywhere: NaN, as it should
-            inv = _solve_spd(a, eye)
-        lost = ~np.isfinite(inv).all((-1, -2))  # Cholesky broke down (rare): LU for those
-        if lost.any():
-            inv[lost] = np.linalg.solve(a[lost], eye[lost])
+        ridge = 1e-12 * (np.maximum.reduce([a[i, i] for i in range(4)]) + 1e-300)
+        for i in range(4):
+            a[i, i] += ridge
+        inv = _solve_spd(a, np.broadcast_to(np.eye(4)[:, :, None], a.shape))
         chi2 /= np.maximum(dof, 1)
         scale = np.where(dof > 0, np.maximum(chi2, 1.0), 1.0)
-        cov[rows] = inv * scale[:, None, None]
+        cov[rows] = np.moveaxis(inv * scale, -1, 0)
     ex = keep & exact
     if ex.any():
         rows = np.nonzero(ex)[0]
