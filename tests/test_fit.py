@@ -197,7 +197,8 @@ def test_a_fit_depends_only_on_its_own_spectrum() -> None:
     """The same spectra fitted all at once (more than one of fit_cole's blocks), in
     batches of 5 and one by one give identical arrays, intervals included:
     complete and gapped sweeps, six points with a delay and contact effects (poor
-    fits, some at the iteration limit), exact three-point arcs, magnitude-only."""
+    fits, some at the iteration limit), exact three-point arcs (in Fortran order, as
+    selecting columns leaves them: a layout must not change a sum), magnitude-only."""
     rng = np.random.default_rng(11)
     n = 1600
     r0 = rng.uniform(300, 1100, n)

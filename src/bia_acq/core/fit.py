@@ -55,7 +55,7 @@ H = G²q = G(1 − G), ΔR = R0 − R∞, ℓ = ln(f/fc): ∂Z/∂R0 = G, ∂Z/�
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -171,15 +171,23 @@ def _cole(logf: Array, p: Array) -> tuple[Array, Array, _Parts]:
     """
     r0, rinf, alpha, lfc = p[:, 0:1], p[:, 1:2], p[:, 2:3], p[:, 3:4]
     lr = logf - lfc  # ln(f/fc)
-    u = np.exp(alpha * lr)
+    u = np.multiply(alpha, lr)
+    np.exp(u, out=u)
     half = alpha * (np.pi / 2)
     c, s = np.cos(half), np.sin(half)
-    uc, us = u * c, u * s
-    inv_d = 1.0 / (1.0 + 2.0 * uc + u * u)
-    gr = (1.0 + uc) * inv_d
-    gi = -us * inv_d
+    uc = u * c
+    inv_d = uc * 2.0  # (in place from here on: fewer temporaries)
+    inv_d += 1.0
+    inv_d += u * u
+    np.divide(1.0, inv_d, out=inv_d)
+    gr = np.add(uc, 1.0, out=uc)
+    gr *= inv_d
+    gi = np.multiply(u, -s, out=u)
+    gi *= inv_d
     dr = r0 - rinf
-    return rinf + dr * gr, dr * gi, (gr, gi, lr, dr, alpha)
+    zr = dr * gr
+    zr += rinf
+    return zr, dr * gi, (gr, gi, lr, dr, alpha)
 
 
 def _residuals(
@@ -197,7 +205,7 @@ def _residuals(
 
 #: rows per piece in :func:`_normal_equations`: a piece's per-point quantities stay
 #: in the core's cache between being computed and being summed
-JAC_ROWS = 128
+JAC_ROWS = 256
 #: how many per-point quantities the normal matrix needs (complex; magnitude-only)
 _N_MATRIX = 11
 _N_MATRIX_MAGNITUDE = 10
@@ -667,6 +675,12 @@ def fit_cole(
         f, zc = np.take_along_axis(f, order2, -1), np.take_along_axis(zc, order2, -1)
         if sig is not None:
             sig = np.take_along_axis(sig, order2, -1)
+    # C order whatever the caller's (or the sort's) layout: numpy's sums follow the
+    # memory order, so a spectrum's result would otherwise depend on its batch's layout
+    zc = np.ascontiguousarray(zc)
+    sig = None if sig is None else np.ascontiguousarray(sig)
+    if f_row is None:
+        f = np.ascontiguousarray(f)
     n = zc.shape[0]
     out = {k: np.full(n, np.nan) for k in ("r0", "rinf", "alpha", "fc_hz", "rms_ohm", "rel_rms")}
     npts = np.zeros(n, dtype=np.int64)
@@ -721,15 +735,16 @@ def _fit_block(
     ok = np.isfinite(z) & np.isfinite(f) & (f > 0)  # complex z: finite R and X
     if magnitude:
         ok &= z.real > 0
+    full = bool(ok.all())  # every point measured: no masking (the same values, faster)
     flags = np.zeros(n, dtype=np.int64)
     if magnitude:
         flags |= FLAG_MAGNITUDE_ONLY
-    r = np.where(ok, z.real, np.nan)
+    r = _where(ok, full, np.ascontiguousarray(z.real), np.nan)
     # -- hook: past the arc's peak, −X rises again (or X turns positive) --------
     if not magnitude:
-        y = np.where(ok, -z.imag, np.nan)
+        y = _where(ok, full, -z.imag, np.nan)
         tol_y = _hook_tolerance(y)[:, None]
-        yv = np.where(ok, y, -np.inf)
+        yv = _where(ok, full, y, -np.inf)
         peak = np.argmax(yv, axis=-1)  # the arc's top; a hook can only come above it
         ymax = np.take_along_axis(yv, peak[:, None], -1)
         above = np.arange(nf)[None, :] > peak[:, None]
@@ -739,10 +754,12 @@ def _fit_block(
         prev_min = np.concatenate([np.full((n, 1), np.inf), runmin[:, :-1]], axis=-1)
         hook_at = ok & ((passed & (y - prev_min > tol_y)) | (above & (y < -tol_y)))
         has_hook = hook_at.any(-1)
-        first = np.where(has_hook, np.argmax(hook_at, -1), nf)
-        ok &= np.arange(nf)[None, :] < first[:, None]
-        flags |= np.where(has_hook, FLAG_HOOK, 0)
-        r = np.where(ok, r, np.nan)
+        if has_hook.any():
+            first = np.where(has_hook, np.argmax(hook_at, -1), nf)
+            ok &= np.arange(nf)[None, :] < first[:, None]
+            flags |= np.where(has_hook, FLAG_HOOK, 0)
+            full = False
+            r = np.where(ok, r, np.nan)
     npts = ok.sum(-1)
     min_pts = 4 if magnitude else 3
     flags |= np.where(npts < min_pts, FLAG_TOO_FEW_POINTS, 0)
@@ -753,7 +770,7 @@ def _fit_block(
     # largest rise of R over any lower frequency
     runmin_r = np.fmin.accumulate(r, axis=-1)
     rmin = runmin_r[:, -1]
-    rise = np.where(ok, r - runmin_r, 0.0).max(-1)
+    rise = _where(ok, full, r - runmin_r, 0.0).max(-1)
     with np.errstate(invalid="ignore"):  # rows without points: flagged above
         non_mono = rise > MONOTONE_TOL_RANGE * (rmax - rmin) + MONOTONE_TOL_LEVEL * np.abs(rmax)
     flags |= np.where(non_mono & (npts >= min_pts), FLAG_NON_MONOTONIC, 0)
@@ -767,16 +784,20 @@ def _fit_block(
     if idx_fit.size:
         fit_rows = _rows(idx_fit, n)
         ff, zz, okk = f[fit_rows], z[fit_rows], ok[fit_rows]
-        fmin = np.nanmin(np.where(okk, ff, np.inf), -1)
-        fmax = np.nanmax(np.where(okk, ff, -np.inf), -1)
+        if full and f_row is not None:
+            fmin, fmax = np.full(idx_fit.size, f_row[0]), np.full(idx_fit.size, f_row[-1])
+        else:
+            fmin = np.nanmin(_where(okk, full, ff, np.inf), -1)
+            fmax = np.nanmax(_where(okk, full, ff, -np.inf), -1)
         lfc_lo = np.log(fmin) - FC_DECADES * np.log(10)
         lfc_hi = np.log(fmax) + FC_DECADES * np.log(10)
         p0, circle_ok = _start(ff, zz, okk, magnitude)
-        zmeas = np.where(okk, zz, 0.0)
+        zmeas = _where(okk, full, zz, 0.0)
         mod = np.abs(zmeas)
         used = okk & (mod > 0)
+        all_used = bool(used.all())
         with np.errstate(divide="ignore"):
-            ww = np.where(used, 1.0 / (mod * mod), 0.0)  # the fit's weight: 1/|Z|²
+            ww = _where(used, all_used, 1.0 / (mod * mod), 0.0)  # the fit's weight: 1/|Z|²
         lf_row = None if f_row is None else np.log(np.where(f_row > 0, f_row, 1.0))
         if lf_row is not None and okk.all():  # one ln f for all rows
             logf = np.broadcast_to(lf_row, ff.shape)
@@ -800,9 +821,14 @@ def _fit_block(
         a_sig = None  # the interval's normal matrix where the solver formed it
         s_ok = ww_sig = None
         if sig is not None:  # the points' σ where usable (NaN elsewhere), 1/σ² (0 elsewhere)
-            s_ok = np.where(okk & (sig[idx_fit] > 0), sig[idx_fit], np.nan)
+            sg = sig[fit_rows]
+            s_use = okk & (sg > 0)
+            s_all = bool(s_use.all())
+            s_ok = _where(s_use, s_all, sg, np.nan)
             with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                ww_sig = np.where(np.isfinite(s_ok), 1.0 / (s_ok * s_ok), 0.0)
+                ww_sig = 1.0 / (s_ok * s_ok)
+                if not s_all or not np.isfinite(ww_sig).all():
+                    ww_sig = np.where(np.isfinite(s_ok), ww_sig, 0.0)
         it_rows = np.nonzero(~exact)[0]
         if it_rows.size:
             sel = _rows(it_rows, m)
@@ -846,7 +872,7 @@ def _fit_block(
                 ei[ex] = ei_x
         e2 = er * er if ei is None else er * er + ei * ei  # |Z_model − Z|² at each point
         cnt = np.maximum(okk.sum(-1), 1)
-        rms = np.sqrt(np.where(used, e2, 0.0).sum(-1) / cnt)
+        rms = np.sqrt(_where(used, all_used, e2, 0.0).sum(-1) / cnt)
         rel = np.sqrt(np.einsum("nf,nf->n", e2, ww) / cnt)
         good = np.isfinite(p).all(-1) & np.isfinite(rms)
         sub = np.zeros(idx_fit.size, dtype=np.int64)
@@ -1011,6 +1037,11 @@ def _arc3_covariance(mr: Array, mi: Array, ok: npt.NDArray[np.bool_], s: Array) 
     return np.asarray(cov, dtype=float)
 
 
+def _where(ok: npt.NDArray[np.bool_], full: bool, x: npt.NDArray[Any], fill: float) -> Any:
+    """``x`` where ``ok``, else ``fill``: ``x`` itself where every point is ok (``full``)."""
+    return x if full else np.where(ok, x, fill)
+
+
 def _hook_tolerance(y: Array) -> Array:
     """How far −X must fall and rise again to count as a hook, per spectrum.
 
@@ -1025,7 +1056,7 @@ def _hook_tolerance(y: Array) -> Array:
         d2 = np.abs(y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2])
         finite = np.isfinite(d2)
         cnt = finite.sum(-1)
-        srt = np.sort(np.where(finite, d2, np.inf), axis=-1)
+        srt = np.sort(_where(finite, bool(finite.all()), d2, np.inf), axis=-1)
         med = np.take_along_axis(srt, np.maximum(cnt - 1, 0)[:, None] // 2, -1)[:, 0]
         sigma = np.where(cnt >= 3, 1.4826 * med / np.sqrt(6.0), 0.0)
     return np.asarray(HOOK_TOL * np.abs(ymax) + 4.0 * sigma, dtype=float)
