@@ -295,6 +295,31 @@ def test_server_stopped_mid_batch_then_restarted(
     assert central_counts(central) == local_counts(db)
 
 
+def test_a_stop_during_a_catch_up_ends_the_pass_after_the_batch_in_hand(
+    central: Central, clinic_db: Path, tmp_path: Path
+) -> None:
+    # SIGTERM (systemd stop) during a long first sync: the pass ends at the next batch,
+    # what was committed stays, and the next pass sends the rest, nothing twice
+    db = site_db(clinic_db, tmp_path)
+    grow(db, 20)
+    cfg = central.add_site("north", batch_size=50)
+    stop = threading.Event()
+    batches: list[tuple[str, int]] = []
+
+    def second_measurement_batch(stream: str, high: int) -> None:
+        batches.append((stream, high))
+        if [b for b, _ in batches].count("measurement") == 2:
+            stop.set()  # as the signal handler does, while this batch is in hand
+
+    first = push(cfg, db, before_commit=second_measurement_batch, stop=stop)
+    assert first.stopped and first.pushed.get("segment_result", 0) == 0
+    assert "segment_result" not in {b for b, _ in batches}  # nothing after the stop
+    assert central.count("measurement") == 100 < local_counts(db)["measurement"]  # 2 batches
+    rest = push(cfg, db)
+    assert not rest.stopped and rest.pushed["segment_result"] > 0
+    assert central_counts(central) == local_counts(db)
+
+
 def test_two_sites_concurrently_share_subjects_by_the_group_key(
     central: Central, clinic_db: Path, tmp_path: Path
 ) -> None:

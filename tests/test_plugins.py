@@ -59,7 +59,17 @@ def test_decode_with_the_plugin_and_one_line_error_for_the_broken_one() -> None:
 
 def test_simulate_and_run_with_the_plugin_while_a_broken_port_is_skipped(tmp_path: Path) -> None:
     sim = subprocess.Popen(
-        [*SIMULATE, "--drivers-dir", str(DRIVERS), "--count", "2", "--interval", "0.2"],
+        [
+            *SIMULATE,
+            "--drivers-dir",
+            str(DRIVERS),
+            "--count",
+            "2",
+            "--interval",
+            "0.2",
+            "--link",
+            str(tmp_path / "ex"),
+        ],  # gone when it ends: /dev/pts numbers are reused
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=ENV,
@@ -71,7 +81,7 @@ def test_simulate_and_run_with_the_plugin_while_a_broken_port_is_skipped(tmp_pat
         config = tmp_path / "c.yaml"
         config.write_text(
             f"database: p.db\ndrivers_dir: {DRIVERS}\nports:\n"
-            f"  - {{name: ex, url: {path}, driver: example-device}}\n"
+            f"  - {{name: ex, url: {tmp_path / 'ex'}, driver: example-device}}\n"
             f"  - {{name: bad, url: {tmp_path / 'nowhere'}, driver: broken-device}}\n"
         )
         run = cli("run", "--config", str(config), "--count", "2", "--duration", "30")

@@ -39,8 +39,21 @@ def test_every_profile_simulated_and_run_end_to_end(tmp_path: Path) -> None:
     ports = []
     try:
         for name in PROFILES:
+            # through a link the simulator removes when it ends: a port whose simulator is
+            # done is never reopened at its /dev/pts number, which another process on the
+            # machine may get next (the daemon read a stranger's frames so, at load 10)
             sims[name] = subprocess.Popen(
-                [*SIMULATE, "--driver", name, "--count", str(PER_PROFILE), "--interval", "0.3"],
+                [
+                    *SIMULATE,
+                    "--driver",
+                    name,
+                    "--count",
+                    str(PER_PROFILE),
+                    "--interval",
+                    "0.3",
+                    "--link",
+                    str(tmp_path / name),
+                ],
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -49,7 +62,7 @@ def test_every_profile_simulated_and_run_end_to_end(tmp_path: Path) -> None:
             assert sim.stdout is not None
             path = sim.stdout.readline().decode().strip()
             assert path.startswith("/dev/"), sim.stderr.read() if sim.stderr else ""
-            ports.append(f"  - {{name: {name}, url: {path}, driver: {name}}}\n")
+            ports.append(f"  - {{name: {name}, url: {tmp_path / name}, driver: {name}}}\n")
         config = tmp_path / "all.yaml"
         config.write_text("database: all.db\nports:\n" + "".join(ports))
         total = PER_PROFILE * len(PROFILES)

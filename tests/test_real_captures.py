@@ -70,6 +70,14 @@ def check_mc780() -> None:
     assert f["warnings"] == []  # its phases and wo agree with its own R, X and wO/wW
 
 
+def check_mc780a_weight_only() -> None:
+    """The same MC-780A 22 minutes later, weighing only: control ``{0,16,~0,1,`` alone,
+    no body composition, and a ``"`` after the checksum (``CS,57"``; 57 is right)."""
+    (f,) = frames("tanita-mc780", "tanita-mc780a-weight-only.txt")
+    assert (f["model"], f["measured_at"], f["weight_kg"]) == ("MC-780", "2026-06-03T15:22:00", 67.8)
+    assert (f["sex"], f["height_cm"], f["impedance"]) == (None, None, [])
+
+
 def check_mc780a() -> None:
     """A second MC-780 (an MC-780A, whose firmware sends TBW ``wW`` but no ECW/ICW),
     checked against the values its source's own tests assert."""
@@ -161,6 +169,27 @@ def check_bc601_prof() -> None:
     assert f["kind"] == "junk" and "profile record" in f["reason"]
 
 
+# -- Tanita TBF-310 -----------------------------------------------------------------
+def check_tbf310_onyx() -> None:
+    """Positional: body type, sex, height, weight, |Z|, fat %, fat mass, FFM, TBW, age,
+    BMI, BMR kJ, the order the source's parser reads them in."""
+    (f,) = frames("tanita-tbf310", "tanita-tbf310-onyx.txt")
+    assert (f["sex"], f["age_years"], f["height_cm"], f["weight_kg"]) == (
+        "female",
+        27,
+        185.0,
+        110.6,
+    )
+    v = f["device_values"]
+    assert (v["Bt"], v["FW"], v["fW"], v["MW"], v["wW"], v["MI"], v["rb"]) == (
+        0, 28.4, 31.4, 79.2, 58.0, 32.3, 9771,
+    )  # fmt: skip
+    assert z_of(f) == {("leg_to_leg", 50.0): (431.0, None)}
+    # the line is consistent with itself, as a device's would be
+    assert round(f["weight_kg"] / (f["height_cm"] / 100) ** 2, 1) == v["MI"]
+    assert round(f["weight_kg"] - v["fW"], 1) == v["MW"] and round(v["wW"] / v["MW"], 3) == 0.732
+
+
 # -- InBody (LookinBody exports) ------------------------------------------------------
 def check_inbody270_default() -> None:
     # no ID and no test time column: refused, saying which and where to map them
@@ -194,6 +223,48 @@ def check_inbody120_header() -> None:
     assert found.frequencies_khz == (20.0, 100.0)
 
 
+def check_inbody120_us_example() -> None:
+    # US units: height as 5ft. 10.0in., every mass in pounds (the row is consistent only
+    # so: BFM 2.6 = 3.0 % of 87.5, LBM 84.9 = 87.5 - 2.6, BMI 12.6 = 39.7 kg / 1.778 m²)
+    for driver in ("inbody-lookinbody-csv", "inbody120-lookinbody"):
+        (f,) = frames(driver, "inbody120-lookinbody-us-example.csv")
+        assert (f["model"], f["subject_id"], f["sex"], f["age_years"]) == (
+            "InBody 120", "0928", "male", 31,
+        )  # fmt: skip
+        assert f["height_cm"] == pytest.approx(70 * 2.54, abs=0.05)
+        assert f["weight_kg"] == pytest.approx(87.5 * 0.45359237, abs=0.005)
+        v = f["device_values"]
+        assert (v["Weight [lb]"], v["Height [in]"], v["TBW (Total Body Water) [lb]"]) == (
+            87.5, 70.0, 63.1,
+        )  # fmt: skip
+        assert v["TBW (Total Body Water)"] == pytest.approx(63.1 * 0.45359237, abs=0.005)
+        assert (
+            v["LBM% of Right Arm"],
+            v["PBF (Percent Body Fat)"],
+            v["BMI (Body Mass Index)"],
+        ) == (
+            218.4,
+            3.0,
+            12.6,
+        )  # fmt: skip  (percentages and indexes are not masses)
+        assert f["warnings"] == []  # the device's BMI agrees with the converted units
+        z = z_of(f)
+        assert z[("right_arm", 20.0)] == (245.5, None) and z[("trunk", 20.0)] == (23.1, None)
+        assert z[("left_leg", 100.0)] == (199.1, None) and len(z) == 10
+    # the same row read as metric: the BMI check says the units are wrong
+    from bia_acq.protocols.lookinbody import LookinBodyProtocol
+
+    codec = LookinBodyProtocol({"units": "metric", "model": "InBody"})
+    data = (
+        (REAL / "inbody120-lookinbody-us-example.csv")
+        .read_bytes()
+        .replace(b"5ft. 10.0in.", b"177.8")
+    )
+    reading = codec.decode(data)
+    (warning,) = codec.check(reading)
+    assert "device BMI 12.6 but weight / height² = 27.7" in warning and "units" in warning
+
+
 # -- Charder MA801 ----------------------------------------------------------------
 def check_charder() -> None:
     (f,) = frames("charder-ma801", "charder-ma801-record.jsonl")
@@ -212,12 +283,15 @@ def check_charder() -> None:
 CASES: dict[str, Callable[[], None]] = {
     "tanita-mc780": check_mc780,
     "tanita-mc780a": check_mc780a,
+    "tanita-mc780a-weight-only": check_mc780a_weight_only,
     "tanita-sc330-example": check_sc330_example,
     "tanita-bc601-sd-card": check_bc601_sd_card,
     "tanita-bc601-prof": check_bc601_prof,
+    "tanita-tbf310-onyx": check_tbf310_onyx,
     "inbody270-default-profile": check_inbody270_default,
     "inbody270-site-profile": check_inbody270_site,
     "inbody120-header": check_inbody120_header,
+    "inbody120-us-example": check_inbody120_us_example,
     "charder-ma801": check_charder,
 }
 

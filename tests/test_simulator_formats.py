@@ -12,7 +12,7 @@ import pytest
 from chunking import feed_in_pieces
 from conftest import run_cli
 
-from bia_acq.drivers import get_profile
+from bia_acq.drivers import builtin_profiles, get_profile
 from bia_acq.model import Reading
 from bia_acq.simulator.device import write_capture
 
@@ -140,3 +140,14 @@ def test_the_inbody_rules_reproduce_the_real_row() -> None:
     limbs = sum(f[f"FFM of {s}"] for s in ("Right Arm", "Left Arm", "Right Leg", "Left Leg"))
     assert round(limbs / h2, 1) == f["SMI (Skeletal Muscle Index)"]
     assert round(ffm / h2) == f["FFMI (Fat Free Mass Index)"]
+
+
+@pytest.mark.parametrize("driver", sorted(builtin_profiles()))
+def test_every_simulated_reading_of_every_profile_decodes(driver: str, tmp_path: Path) -> None:
+    # 60 readings with the electrode effects on: what the simulator writes, its decoder
+    # reads, every one (seed 5 writes a trunk reactance of -0.1 ohm in LookinBody row 27)
+    out = tmp_path / "capture"
+    sent = write_capture(get_profile(driver), out, 60, seed=5)
+    got = decoded(driver, out.read_bytes())
+    assert len(got) == len(sent) == 60
+    assert [r.weight_kg for r in got] == [r.weight_kg for r in sent]

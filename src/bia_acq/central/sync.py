@@ -116,6 +116,7 @@ class PassResult:
     pushed: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     backlog: int = 0  # rows the pass found missing at its start (an estimate)
+    stopped: bool = False  # ended early, between two batches, because stop was set
 
     @property
     def rows(self) -> int:
@@ -137,10 +138,13 @@ class Pusher:
         *,
         on_backlog: Callable[[int], None] | None = None,
         before_commit: Callable[[str, int], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.cfg = cfg
         self.database = database
         self.on_backlog = on_backlog
+        #: set (SIGTERM, Ctrl-C): the pass ends after the batch in hand commits
+        self.stop = stop
         #: test hook: called inside each batch's transaction, before its commit
         self.before_commit = before_commit
         self._key = cfg.pseudonym_key()
@@ -240,10 +244,16 @@ class Pusher:
             cols["segment_result"], r_hw, r_top, n * 6
         )
         for table in ("method", "subject_baseline"):
+            if self._stopping():
+                break
             out.pushed[table] = self._whole_table(
                 table, cols[table], state.get(table, (0, None))[1], m_top
             )
+        out.stopped = self._stopping()
         return out
+
+    def _stopping(self) -> bool:
+        return self.stop is not None and self.stop.is_set()
 
     # -- the site --------------------------------------------------------------
     def _site(self, local: sqlite3.Connection, conn: PgConn) -> int:
@@ -316,7 +326,7 @@ class Pusher:
         if table == "raw_frame" and not self.cfg.send_identifiers:  # the bytes hold the ID
             local_cols = ["NULL" if c == "data" else c for c in cols]
         select = f"SELECT {', '.join(local_cols)} FROM {table}"
-        while hw < upper:
+        while hw < upper and not self._stopping():
             rows = local.execute(
                 f"{select} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?", (hw, upper, n)
             ).fetchall()
@@ -393,7 +403,7 @@ class Pusher:
     def _result_stream(self, cols: list[str], hw: int, upper: int, n: int) -> int:
         local, conn = self._local, self._pg
         pushed = 0
-        while hw < upper:
+        while hw < upper and not self._stopping():
             rows = local.execute(
                 f"SELECT seq, {', '.join(cols)} FROM result_stream"
                 " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
@@ -542,6 +552,7 @@ class Follower:
         self.max_backoff_s = max_backoff_s
         self.state = ""
         pusher.on_backlog = self._backlog
+        pusher.stop = stop  # a long catch-up ends at the next batch, not the pass's end
 
     def _say(self, state: str, detail: str = "", level: int = logging.INFO) -> None:
         text = f"site {self.pusher.cfg.site}: {state}"

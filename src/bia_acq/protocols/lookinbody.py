@@ -228,6 +228,17 @@ PERSONAL_COLUMNS = frozenset(
     )
 )  # fmt: skip
 _LIMIT = re.compile(r"^(lower|upper) limit \(", re.IGNORECASE)
+#: a height as LookinBody writes it under US units: ``5ft. 10.0in.``
+_FT_IN = re.compile(r"(\d+)\s*ft\.?\s*(\d+(?:\.\d+)?)\s*in\.?", re.IGNORECASE)
+#: result columns that are masses: kg in a metric export, lb in a US one (never a
+#: percentage like ``LBM% of Right Arm``, a ratio like ``ECW/TBW`` or an index like FFMI)
+_MASS = re.compile(
+    r"^(?:weight|tbw|icw|ecw|dlm|bfm|lbm|slm|ffm|smm|protein|minerals?|bmc|bcm)\b(?![%/])"
+    r"|^(?:target weight|bone mineral content|body cell mass)\b|\bcontrol$",
+    re.IGNORECASE,
+)
+LB_KG = 0.45359237  # international pound, exact
+IN_CM = 2.54  # inch, exact
 _LEVEL = re.compile(r"level\s*(\d+)", re.IGNORECASE)
 
 
@@ -435,6 +446,9 @@ class LookinBodyProtocol(Protocol):
         self.required = tuple(str(a) for a in o.get("required", DEFAULT_REQUIRED))
         self.time_formats = [str(f) for f in o.get("time_formats", DEFAULT_TIME_FORMATS)]
         self.model: str | None = o.get("model")
+        self.units = str(o.get("units", "auto"))
+        if self.units not in ("auto", "metric", "us"):
+            raise ValueError(f"units: {self.units!r} is not auto, metric or us")
         family = o.get("column_set")
         self.column_set = next((c for c in COLUMN_SETS if c.family == str(family)), None)
         if family is not None and (self.column_set is None or not self.column_set.columns):
@@ -538,6 +552,7 @@ class LookinBodyProtocol(Protocol):
         z: dict[tuple[str, float], tuple[float, int]] = {}
         xc: dict[tuple[str, float], tuple[float, int]] = {}
         seen: set[str] = set()
+        us = self.units == "us"
         for (hcell, hoff), (cell, off) in zip(header, cells, strict=True):
             name = column_name(hcell)
             if name in seen:  # a site's export may repeat a column: keep its numbered name
@@ -551,15 +566,25 @@ class LookinBodyProtocol(Protocol):
             attr = self._attr_of.get(name.casefold())
             if attr is not None:
                 if attr not in fields:
-                    fields[attr] = self._field(attr, name, cell, at(off))
+                    feet = _FT_IN.fullmatch(cell) if attr == "height_cm" else None
+                    if feet and self.units != "metric":  # US units: masses are pounds
+                        us = True
+                        inches = int(feet.group(1)) * 12 + float(feet.group(2))
+                        values["Height [in]"] = inches
+                        fields[attr] = round(inches * IN_CM, 1)
+                    else:
+                        fields[attr] = self._field(attr, name, cell, at(off))
                 continue
             m = _IMP.match(name)
             if m and m.group(4).lower() != "phase angle":
                 v = _number(cell)
-                if v is None or v < 0:
-                    raise FrameError(f"{name}: {cell!r} is not a non-negative number", at(off))
+                is_z = m.group(4).lower() == "impedance"
+                # |Z| is never negative; Xc may be, a little (an inductive trunk reading)
+                if v is None or not math.isfinite(v) or (is_z and v < 0):
+                    what = "a non-negative number" if is_z else "a number"
+                    raise FrameError(f"{name}: {cell!r} is not {what}", at(off))
                 key = (SEGMENTS[m.group(3).upper()], _freq_khz(m.group(1), m.group(2)))
-                (z if m.group(4).lower() == "impedance" else xc)[key] = (v, at(off))
+                (z if is_z else xc)[key] = (v, at(off))
                 continue
             if not _is_result(hcell, name):
                 continue  # who the person is, normal ranges, a site's own columns: journal only
@@ -567,6 +592,8 @@ class LookinBodyProtocol(Protocol):
             num = _number(level.group(1) if level else cell)
             if num is not None:
                 values[name] = int(num) if (level or cell.lstrip("+-").isdigit()) else num
+        if us:
+            _to_kg(fields, values)
         missing = [a for a in self.required if a not in fields]
         if missing:
             have = self.missing_columns([c for c, _ in header])
@@ -584,7 +611,7 @@ class LookinBodyProtocol(Protocol):
         for key, (mag, _) in z.items():
             if key in xc:
                 x, off = xc.pop(key)
-                if x > mag:
+                if abs(x) > mag:
                     raise FrameError(f"reactance {x:g} ohm exceeds impedance {mag:g} ohm", off)
                 points.append(Impedance(key[0], key[1], math.sqrt(mag * mag - x * x), -x))
             else:
@@ -597,6 +624,20 @@ class LookinBodyProtocol(Protocol):
         elif self.model is not None:
             fields.setdefault("model", self.model)
         return Reading(impedance=tuple(points), device_values=values, **fields)
+
+    def check(self, reading: Reading) -> list[str]:
+        """A warning where the device's BMI disagrees with weight / height² (a misread
+        unit system: ``units:`` in the profile)."""
+        bmi = reading.device_values.get("BMI (Body Mass Index)")
+        if not isinstance(bmi, int | float) or not reading.weight_kg or not reading.height_cm:
+            return []
+        calc = reading.weight_kg / (reading.height_cm / 100) ** 2
+        if abs(calc - bmi) <= 0.2 + 0.01 * bmi:  # the export rounds to 0.1
+            return []
+        return [
+            f"device BMI {bmi:g} but weight / height² = {calc:.1f}: are the export's units "
+            f"read right? (units: {self.units}; set units: metric or us in the profile)"
+        ]
 
     def _field(self, attr: str, name: str, cell: str, off: int) -> Any:
         if attr == "subject_id":
@@ -700,6 +741,19 @@ class LookinBodyProtocol(Protocol):
             w.writerow([_cell_text(v) for v in row])
         wb.close()
         return buf.getvalue().encode("utf-8")
+
+
+def _to_kg(fields: dict[str, Any], values: dict[str, float | int | str]) -> None:
+    """A US-unit export (height ``5ft. 10.0in.``): the weight and every mass column from
+    pounds to kg. The export's own numbers stay in ``values`` as ``<name> [lb]``."""
+    for name in [k for k in values if _MASS.search(k) and not k.endswith("]")]:
+        v = values[name]
+        if isinstance(v, float | int) and not isinstance(v, bool):
+            values[f"{name} [lb]"] = v
+            values[name] = round(v * LB_KG, 2)
+    if isinstance(fields.get("weight_kg"), float | int):
+        values["Weight [lb]"] = fields["weight_kg"]
+        fields["weight_kg"] = round(fields["weight_kg"] * LB_KG, 2)
 
 
 def _cell_text(v: object) -> str:

@@ -9,7 +9,7 @@ PROTOCOLS.md of the project's shared notes:
 * Starts with ``{`` and reserved control pairs (``0,16,~0,1,~1,1,~2,1,``).
 * Ends with ``CS,hh``: the sum of every byte from ``{`` up to and including the
   comma before ``CS``, modulo 256, as two uppercase hex digits. Some devices put
-  a ``}`` after the checksum.
+  a ``}`` or a ``"`` (an MC-780A's weight-only frame, tests/data/real/) after it.
 * Headers are case-sensitive. Unknown headers are kept in ``device_values``.
 * Impedance headers are two letters, quantity-at-frequency then segment
   (``R`` = R at 50 kHz, ``X`` = X at 50 kHz, ``r`` = right arm, ...); reactance
@@ -685,6 +685,8 @@ class TanitaProtocol(Protocol):
             assert bad is not None
             i = bad.start()
             raise FrameError(f"byte 0x{body[i]:02X} is not printable ASCII", i)
+        if body.endswith(b'"'):  # a stray quote after the checksum (a real MC-780A frame)
+            body = body[:-1]
         if body.endswith(b"}"):
             body = body[:-1]
         cs_at = body.rfind(b",CS,")
