@@ -116,6 +116,14 @@ def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
         for r in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         if r[0] not in ("method", "_sqlite_migrations", "sqlite_sequence")
     ]
+    # and the views under the tables' old names (m009: segment_result; m011: measurement)
+    tables += [
+        r[0]
+        for r in old.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'view'"
+            " AND name IN ('measurement', 'segment_result')"
+        )
+    ]
     before = {t: _rows(old, t) for t in tables}
     assert before["measurement"], "the fixture holds measurements"
     old.close()
@@ -138,6 +146,9 @@ def test_an_earlier_database_upgrades_to_the_fresh_schema_keeping_its_rows(
                 len(a[2]) == 34 and a[2].startswith(b[2]) for a, b in zip(after, rows, strict=True)
             )
             after = [(*a[:2], b[2], *a[3:]) for a, b in zip(after, rows, strict=True)]
+        if t == "label" and version < 12:  # m011, m012 add values' keys, notes, segments
+            assert set(rows) <= set(after)
+            continue
         assert after == rows, t
     # the method table: this release's methods and bands, as in a fresh database
     fresh_methods = {r[:2]: r for r in fresh.execute("SELECT * FROM method")}
@@ -295,3 +306,86 @@ def test_m010_keys_of_an_earlier_import_still_find_its_chunks(tmp_path: Path) ->
     assert new == {
         i: k[: len(k) - 52] if k.startswith("file:") else k for i, k in old.items()
     }  # no chunk journaled twice, the service key as it was
+
+
+#: device values texts m011 cannot pack as they are written (kept as text) or packs with
+#: SQLite's rendering of a key (the same JSON, other text)
+_ODD_DEVICE_VALUES = (
+    '{"K\\u00f6rper": 0.30000000000000004, "a": 1e-05, "n": null, "s": "\\u00e9"}',
+    '{"x": NaN, "y": 1}',
+    '{"b": [1, 2], "a": {"c": 1}}',
+)
+
+
+@pytest.mark.parametrize("version", range(1, 11))
+def test_m011_readers_see_the_same_rows_before_and_after(tmp_path: Path, version: int) -> None:
+    """m011 packs measurements and m012 impedances; every reader view, measurement,
+    segment_result and impedance give the same rows as before them; device values the same
+    JSON (the same text where the writer wrote it), on a database of every release before."""
+    import json
+
+    from bia_acq.store.db import WriterDatabase, _register_pseudonym
+    from bia_acq.store.schema import TRIGGERS, migrations, rename_applied
+
+    path = tmp_path / "old.db"
+    shutil.copyfile(FIXTURES / f"v{version}.db", path)
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA foreign_keys = ON")
+    db = WriterDatabase(conn)
+    rename_applied(db)
+    _register_pseudonym(conn)
+    migrations.apply(db, stop_before="m011_packed_measurements")
+    # the views of the release before m011 (the reader views' text is unchanged by it)
+    for name in reversed(VIEWS[2:]):  # measurement and impedance: tables before m011, m012
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
+    for name, sql in view_statements().items():
+        if not name.startswith(("measurement", "impedance")):  # tables before m011, m012
+            conn.execute(sql)
+    assert set(TRIGGERS) - {n for (n,) in conn.execute("SELECT name FROM sqlite_master")} == {
+        f"{t}_{op}" for t in ("measurement", "impedance") for op in ("insert", "update", "delete")
+    }
+    ids = [r[0] for r in conn.execute("SELECT id FROM measurement ORDER BY id")]
+    for mid, text in zip(ids, _ODD_DEVICE_VALUES, strict=False):
+        conn.execute("UPDATE measurement SET device_values_json = ? WHERE id = ?", (text, mid))
+    names = (
+        *[v for v in VIEWS if v.startswith("v_")],
+        "measurement",
+        "segment_result",
+        "impedance",
+    )
+    before = {n: _rows(conn, n) for n in names}
+    conn.close()
+    assert before["v_edema_result"] or version < 4
+    assert before["measurement"]
+
+    db = open_writer(path)
+    assert db.conn.execute(
+        "SELECT type FROM sqlite_master WHERE name = 'measurement'"
+    ).fetchone() == ("view",)
+    k = [r[1] for r in db.conn.execute("PRAGMA table_info(measurement)")].index(
+        "device_values_json"
+    )
+
+    def loaded(rows: list[tuple[object, ...]]) -> list[tuple[object, ...]]:
+        """Rows with the device values as the JSON they hold (NaN compares as text)."""
+        return sorted(
+            (
+                (*r[:k], json.dumps(json.loads(str(r[k])), sort_keys=True), *r[k + 1 :])
+                for r in rows
+            ),
+            key=repr,
+        )
+
+    for n in names:
+        after = _rows(db.conn, n)
+        if n != "measurement":
+            assert after == before[n], n
+            continue
+        assert loaded(after) == loaded(before[n])
+        odd = {r[0] for r in before[n] if r[k] in _ODD_DEVICE_VALUES}
+        assert [r for r in after if r[0] not in odd] == [r for r in before[n] if r[0] not in odd]
+        # kept as text where it cannot be packed; packed otherwise
+        assert dict(
+            db.conn.execute("SELECT id, device_values_json IS NOT NULL FROM measurement_row")
+        ) == {r[0]: int(r[k] in _ODD_DEVICE_VALUES[1:]) for r in before[n]}
+    db.close()

@@ -42,7 +42,15 @@ def test_new_database_is_owner_only_wal_strict_with_foreign_keys(tmp_path: Path)
     sql = {
         r[0]: r[1] for r in db.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'")
     }
-    for table in ("device", "subject", "raw_frame", "measurement", "impedance", "result", "label"):
+    for table in (
+        "device",
+        "subject",
+        "raw_frame",
+        "measurement_row",
+        "impedance_row",
+        "result",
+        "label",
+    ):
         assert "STRICT" in sql[table].rsplit(")", 1)[-1].upper(), table
     with pytest.raises(sqlite3.IntegrityError):
         db.execute(
@@ -171,7 +179,10 @@ def test_segment_result_reads_and_writes_through_the_packed_table(tmp_path: Path
     labelled = [k for k, (_, lab) in enumerate(segment_result_columns()) if lab]
     texts = {r[k] for r in rows for k in labelled} - {None}
     assert len(texts) < len(rows) * len(labelled)  # texts repeat: each is one label
-    assert c.execute("SELECT count(*) FROM label").fetchone()[0] == len(texts)
+    assert c.execute(  # the labels of results (m011 adds the device values' keys)
+        "SELECT count(*) FROM label WHERE id NOT IN"
+        " (SELECT value_keys FROM measurement_row WHERE value_keys IS NOT NULL)"
+    ).fetchone()[0] == len(texts)
     with store.db.atomic():
         c.execute("DELETE FROM segment_result WHERE method = 'hanai-bis'")
     assert (
@@ -216,3 +227,164 @@ def test_a_rolled_back_label_is_never_referenced(tmp_path: Path) -> None:
         "SELECT text FROM label WHERE id = ?", (ids["only in the savepoint"],)
     ).fetchone()
     assert text == "only in the savepoint"
+
+
+#: device values the measurement view must give back as the writer's text would be
+ODD_VALUES: list[dict[str, object]] = [
+    {},
+    {'Körper/Wasser "x"\n': 0.1 + 0.2, "a": 1e-05, "b": -0.0, "c": 10**20, "d": "7 %"},
+    {"t": True, "f": False, "n": None, "big": 1e16, "tiny": 5e-324, "s": "é\u2028"},
+    {"nan": float("nan"), "x": 1.5},  # not JSON SQLite reads: kept as its text
+]
+
+
+def test_measurement_view_gives_the_texts_the_writer_was_given(tmp_path: Path) -> None:
+    """measurement (a view since m011): device values, warnings, hash and times as the
+    writer would have stored them before m011 (json.dumps(values, sort_keys=True))."""
+    import hashlib
+    import json
+
+    from bia_acq.model import Reading
+    from bia_acq.store.writer import ToSave
+    from bia_acq.utc import utc_text
+
+    store = Store(open_writer(tmp_path / "a.db"))
+    notes = [[], ["one note"], ["one note"], ["für \u00b5", "two"]]
+    items = [
+        ToSave(
+            k + 1, b"frame %d" % k, Reading(device_values=v), 1.7e9 + k / 3, [], w, 1.8e9 + k / 7
+        )
+        for k, (v, w) in enumerate(zip(ODD_VALUES, notes, strict=True))
+    ]
+    store.journal("p", "x", [Chunk("frame", it.frame) for it in items], 1.8e9)
+    assert all(store.save_many("p", "x", items))
+    c = store.conn
+    rows = c.execute(
+        "SELECT device_values_json, warnings_json, frame_sha256, measured_at_utc,"
+        " received_at_utc FROM measurement ORDER BY id"
+    ).fetchall()
+    for it, row in zip(items, rows, strict=True):
+        assert row == (
+            json.dumps(it.reading.device_values, sort_keys=True),
+            json.dumps(it.warnings),
+            hashlib.sha256(it.frame).hexdigest(),
+            utc_text(it.measured_epoch or 0),
+            utc_text(it.received_epoch),
+        )
+    packed = c.execute(
+        "SELECT value_keys IS NOT NULL, device_values_json IS NULL, typeof(frame_sha256),"
+        " measured_at_utc, received_at_utc FROM measurement_row ORDER BY id"
+    ).fetchall()
+    assert packed == [(1, 1, "blob", None, None)] * 3 + [(0, 0, "blob", None, None)]
+    # the same notes twice: the second time as a label
+    assert [r[0] for r in c.execute("SELECT typeof(warnings) FROM measurement_row")] == [
+        "text",
+        "text",
+        "integer",
+        "text",
+    ]
+    # a frame sent again is found, whether its hash is stored as bytes or as hex text
+    assert store.save_many("p", "x", items[:1]) == [None]
+    with store.db.atomic():
+        c.execute("UPDATE measurement_row SET frame_sha256 = lower(hex(frame_sha256)) WHERE id = 2")
+    assert store.save_many("p", "x", items[1:2]) == [None]
+    assert c.execute("SELECT count(*) FROM measurement").fetchone() == (4,)
+    store.db.close()
+
+
+def test_measurement_reads_and_writes_through_the_packed_table(tmp_path: Path) -> None:
+    """INSERT, UPDATE and DELETE on the measurement view act on measurement_row, and
+    what is read back is what was written."""
+    store, ingest = _ingest(tmp_path / "a.db")
+    ingest.handle(Batch("p1", "tanita-mc780", [Chunk("frame", EXAMPLE_FRAME)], time.time()))
+    c = store.conn
+    (old,) = c.execute("SELECT * FROM measurement").fetchall()
+    new = (
+        None,
+        *old[1:4],
+        "ab" * 32,
+        "2026-01-02T03:04:05",
+        "2026-01-02 03:04:05",  # not the epoch's text: kept as it is
+        *old[7:14],
+        '{"b": [1, 2], "a": 1}',
+        '["x"]',
+    )
+    with store.db.atomic():
+        c.execute(f"INSERT INTO measurement VALUES ({', '.join('?' for _ in new)})", new)
+    got = c.execute("SELECT * FROM measurement WHERE id = 2").fetchone()
+    assert got == (2, *new[1:])
+    with store.db.atomic():
+        c.execute("UPDATE measurement SET weight_kg = 50.5, warnings_json = '[]' WHERE id = 1")
+    assert c.execute("SELECT * FROM measurement WHERE id = 1").fetchone() == (
+        *old[:13],
+        50.5,
+        old[14],
+        "[]",
+    )
+    assert c.execute("SELECT value_keys IS NOT NULL FROM measurement_row WHERE id = 1").fetchone()[
+        0
+    ]
+    with store.db.atomic():
+        c.execute("UPDATE measurement SET device_values_json = '{\"Name\": 1}' WHERE id = 1")
+        c.execute("DELETE FROM measurement WHERE id = 2")
+    assert c.execute("SELECT id, device_values_json FROM measurement").fetchall() == [
+        (1, '{"Name": 1}')
+    ]
+    store.db.close()
+
+
+def test_a_pseudonym_collision_rejects_the_frame_and_stores_none_of_its_batch(
+    tmp_path: Path,
+) -> None:
+    """Two patient IDs mapping to one pseudonym: the batch is refused, never stored under
+    the other patient (subjects are looked up together, in one query)."""
+    from bia_acq.model import Reading
+    from bia_acq.store.writer import PseudonymCollision, ToSave
+
+    store = Store(open_writer(tmp_path / "a.db"))
+    with store.db.atomic():
+        store.conn.execute(
+            "INSERT INTO subject (external_id, pseudonym, first_seen_utc) VALUES ('x', ?, '')",
+            (store.pseudonym("0042"),),
+        )
+    items = [
+        ToSave(k + 1, b"f%d" % k, Reading(subject_id=s), None, [], [], 1.8e9)
+        for k, s in enumerate(("0041", "0042"))
+    ]
+    store.journal("p", "x", [Chunk("frame", it.frame) for it in items], 1.8e9)
+    with pytest.raises(PseudonymCollision):
+        store.save_many("p", "x", items)
+    assert store.conn.execute("SELECT external_id FROM subject").fetchall() == [("x",)]
+    saved = store.save_many("p", "x", items[:1])  # the other one alone is stored
+    assert saved[0] is not None and saved[0].subject_pseudonym == store.pseudonym("0041")
+    store.db.close()
+
+
+def test_impedance_reads_and_writes_through_the_packed_table(tmp_path: Path) -> None:
+    """impedance (a view since m012): segments stored as labels, read back as names;
+    INSERT, UPDATE and DELETE on the view act on impedance_row."""
+    store, ingest = _ingest(tmp_path / "a.db")
+    ingest.handle(Batch("p1", "tanita-mc780", [Chunk("frame", EXAMPLE_FRAME)], time.time()))
+    c = store.conn
+    points = c.execute("SELECT * FROM impedance ORDER BY segment, freq_khz").fetchall()
+    assert len(points) == 12 and {p[1] for p in points} == {
+        "right_arm",
+        "left_arm",
+        "right_leg",
+        "left_leg",
+    }
+    stored = c.execute(
+        "SELECT l.text, i.freq_khz FROM impedance_row i JOIN label l ON l.id = i.segment"
+        " ORDER BY 1, 2"
+    ).fetchall()
+    assert stored == [p[1:3] for p in points]
+    with store.db.atomic():
+        c.execute("INSERT INTO impedance VALUES (1, 'a new path', 7.0, 100.0, NULL, 1)")
+        c.execute("UPDATE impedance SET r_ohm = 101.0 WHERE segment = 'a new path'")
+        c.execute("DELETE FROM impedance WHERE segment = 'right_arm'")
+    after = c.execute("SELECT * FROM impedance ORDER BY segment, freq_khz").fetchall()
+    assert after == sorted(
+        [p for p in points if p[1] != "right_arm"] + [(1, "a new path", 7.0, 101.0, None, 1)],
+        key=lambda p: (p[1], p[2]),
+    )
+    store.db.close()

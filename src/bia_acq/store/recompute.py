@@ -10,12 +10,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -94,16 +95,20 @@ def checkpointing(path: Path, conn: sqlite3.Connection) -> Iterator[Callable[[],
         conn.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default
 
 
-def _segment_case() -> str:
-    """SQL mapping each path of core.estimate.PATHS to its index (fewer than 8 paths)."""
+def _segment_case(conn: sqlite3.Connection) -> tuple[str, list[int]]:
+    """SQL mapping the label id of each path of core.estimate.PATHS stored in
+    ``impedance_row`` (m012) to the path's index (fewer than 8 paths), and those ids."""
     from bia_acq.core.estimate import PATHS
 
     assert len(PATHS) < 8
-    whens = " ".join(f"WHEN '{p.value}' THEN {k}" for k, p in enumerate(PATHS))
-    return f"CASE segment {whens} ELSE -1 END"
-
-
-_SEGMENT_CASE = _segment_case()
+    names = [p.value for p in PATHS]
+    ids = dict(
+        conn.execute(
+            f"SELECT text, id FROM label WHERE text IN ({', '.join('?' for _ in names)})", names
+        )
+    )
+    whens = " ".join(f"WHEN {int(ids[n])} THEN {k}" for k, n in enumerate(names) if n in ids)
+    return f"CASE segment {whens or 'WHEN NULL THEN -1'} ELSE -1 END", list(ids.values())
 
 
 def read_batch(
@@ -116,22 +121,24 @@ def read_batch(
     lo, hi = int(batch[0]), int(batch[-1])
     meas = conn.execute(
         "SELECT m.id, m.sex, m.age_years, m.height_cm, m.weight_kg, d.driver,"
-        " m.device_values_json, d.model FROM measurement m"
+        " m.device_values_json, d.model, m.value_keys, m.value_list FROM measurement_row m"
         " LEFT JOIN device d ON d.id = m.device_id WHERE m.id BETWEEN ? AND ? ORDER BY m.id",
         (lo, hi),
     ).fetchall()
     by_id = {r[0]: r for r in meas}
+    values = _device_values(conn, meas)
     rows = [by_id[int(i)] for i in batch]
     # straight from the cursor into one float array (no list of tuples), four numbers a
     # row: the batch-relative measurement and path in one; only the paths the core
     # reads (the index has the segment: other paths are never fetched from the table);
     # a missing reactance comes as +inf (9e999) and becomes NaN; magnitude-only points
     # (|Z|) are not resistances and are left out, as estimate() does
+    case, ids = _segment_case(conn)
     cur = conn.execute(
-        f"SELECT (measurement_id - ?) * 8 + {_SEGMENT_CASE}, freq_khz, r_ohm,"
-        " IFNULL(x_ohm, 9e999) FROM impedance WHERE measurement_id BETWEEN ? AND ?"
-        f" AND segment IN ({', '.join('?' for _ in PATHS)}) AND magnitude_only = 0",
-        (lo, lo, hi, *(p.value for p in PATHS)),
+        f"SELECT (measurement_id - ?) * 8 + {case}, freq_khz, r_ohm,"
+        " IFNULL(x_ohm, 9e999) FROM impedance_row WHERE measurement_id BETWEEN ? AND ?"
+        f" AND segment IN ({', '.join('?' for _ in ids)}) AND magnitude_only = 0",
+        (lo, lo, hi, *ids),
     )
     a = np.fromiter(itertools.chain.from_iterable(cur), dtype=float).reshape(-1, 4)
     key = a[:, 0].astype(np.int64)
@@ -156,8 +163,28 @@ def read_batch(
         age_years=np.array([r[2] if r[2] is not None else np.nan for r in rows], dtype=float),
         sex=[r[1] for r in rows],
         uncertainty=[_driver_uncertainty(r[5]) for r in rows],
-        **device_inputs([r[6] for r in rows], [r[7] for r in rows]),  # the `device` method
+        **device_inputs([values[r[0]] for r in rows], [r[7] for r in rows]),  # `device`
     )
+
+
+def _device_values(
+    conn: sqlite3.Connection, meas: list[tuple[Any, ...]]
+) -> dict[int, Mapping[str, object] | str | None]:
+    """Per measurement id its device values (m011's packed keys and values: a dict), or
+    the text ``measurement_row`` keeps where they are not packed."""
+    keys: dict[int, list[str]] = {}
+    out: dict[int, Mapping[str, object] | str | None] = {}
+    for r in meas:
+        k = r[8]
+        if k is None:
+            out[r[0]] = r[6]
+            continue
+        if k not in keys:
+            keys[k] = json.loads(
+                conn.execute("SELECT text FROM label WHERE id = ?", (k,)).fetchone()[0]
+            )
+        out[r[0]] = dict(zip(keys[k], json.loads(r[9]), strict=True))
+    return out
 
 
 @functools.cache

@@ -42,6 +42,8 @@ MIGRATIONS = (
     "m008_pseudonym_128",
     "m009_packed_results",
     "m010_short_chunk_keys",
+    "m011_packed_measurements",
+    "m012_packed_impedance",
 )
 
 #: names databases written before the renumbering recorded (then applied in the
@@ -52,9 +54,13 @@ RENAMED = {
     "m002_reader_views": "m004_reader_views",
 }
 
-#: the views, in the order they are made (later ones read earlier ones): the results
-#: under their old name (m009) and with their write order, then the reader views
+#: the views, in the order they are made (later ones read earlier ones): the
+#: measurements (m011), impedances (m012) and results (m009) under their old names, the
+#: results with their
+#: write order, then the reader views
 VIEWS = (
+    "measurement",
+    "impedance",
     "segment_result",
     "result_stream",
     "v_measurement_wide",
@@ -62,8 +68,28 @@ VIEWS = (
     "v_edema_trend",
     "v_edema_latest",
 )
-#: INSTEAD OF triggers that make segment_result writable (views.sql)
-TRIGGERS = ("segment_result_insert", "segment_result_update", "segment_result_delete")
+#: INSTEAD OF triggers that make measurement, impedance and segment_result writable
+TRIGGERS = (
+    "measurement_insert",
+    "measurement_update",
+    "measurement_delete",
+    "impedance_insert",
+    "impedance_update",
+    "impedance_delete",
+    "segment_result_insert",
+    "segment_result_update",
+    "segment_result_delete",
+)
+
+
+def utc_sql(epoch: str) -> str:
+    """SQL for the text of epoch seconds ``epoch`` as :func:`bia_acq.utc.utc_text` writes
+    it (ISO-8601 UTC, milliseconds, truncated), NULL for NULL. ``measurement_row`` keeps a
+    time's text only where it differs from this (m011), so it must never change."""
+    ms = f"CAST({epoch} * 1000 AS INTEGER)"
+    return (
+        f"strftime('%Y-%m-%dT%H:%M:%S', {ms} / 1000, 'unixepoch') || printf('.%03dZ', {ms} % 1000)"
+    )
 
 
 def segment_result_columns(
@@ -181,6 +207,10 @@ def view_placeholders(
         "result_extra": "".join(f",\n    r.{n}" for n in names),
         "trend_extra": "".join(f",\n    t.{n}" for n in names),
         "latest_extra": "".join(f",\n    t.{n}" for n in names),
+        "measured_utc": utc_sql("m.measured_at_epoch"),
+        "received_utc": utc_sql("m.received_at_epoch"),
+        "new_measured_utc": utc_sql("NEW.measured_at_epoch"),
+        "new_received_utc": utc_sql("NEW.received_at_epoch"),
         # the same, for the local views, which read the table result (TEXT as label ids)
         "wide_extra_packed": "".join(
             f",\n    {_text('wb', c)} AS whole_body_{c.name}" for c in published

@@ -9,12 +9,14 @@ start-up decodes again.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import math
 import operator
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlite_utils import Database
@@ -23,7 +25,7 @@ from bia_acq.core.estimate import ROW_KEYS
 from bia_acq.core.methods import Bands, Method
 from bia_acq.model import Reading
 from bia_acq.protocols.base import Chunk
-from bia_acq.store.schema import segment_result_columns
+from bia_acq.store.schema import segment_result_columns, utc_sql
 from bia_acq.utc import utc_now, utc_text
 
 
@@ -152,19 +154,48 @@ def _device_key(r: Reading) -> tuple[str, str]:
     return (r.model or "", r.serial_number or "")
 
 
+_PLAIN_VALUE = (str, int, bool, type(None))
+
+
+@functools.lru_cache(maxsize=256)
+def _keys_text(keys: tuple[str, ...]) -> str:
+    return json.dumps(keys)
+
+
+def pack_values(values: Mapping[str, object]) -> tuple[str, str] | None:
+    """``measurement_row``'s packed device values (m011): the JSON array of the keys in
+    ``json.dumps(values, sort_keys=True)``'s order (a label) and the array of their values,
+    each written as that text writes it, so the ``measurement`` view makes that text
+    again; None for values it cannot make again (a list, a dict, NaN, ±inf): then the
+    text itself is stored."""
+    keys = tuple(sorted(values))
+    vals = [values[k] for k in keys]
+    for v in vals:
+        if not (isinstance(v, _PLAIN_VALUE) or (isinstance(v, float) and math.isfinite(v))):
+            return None
+    return _keys_text(keys), json.dumps(vals, separators=(",", ":"))
+
+
 @dataclass
 class _Rows:
     """The rows one :meth:`Store.save_many` writes, in executemany order."""
 
+    labels: _Labels
+    #: whether a warnings text was seen before (then it is stored as a label)
+    repeated: Callable[[str], bool]
     measurements: list[tuple[object, ...]] = field(default_factory=list)
     impedances: list[tuple[object, ...]] = field(default_factory=list)
     results: list[tuple[object, ...]] = field(default_factory=list)
     decoded: list[tuple[int]] = field(default_factory=list)
     dups: list[tuple[str, int]] = field(default_factory=list)
 
-    def add(self, mid: int, it: ToSave, device_id: int, subject_id: int | None, sha: str) -> None:
+    def add(self, mid: int, it: ToSave, device_id: int, subject_id: int | None, sha: bytes) -> None:
         """A new measurement: its row, its impedances, its frame decoded."""
         r = it.reading
+        packed = pack_values(r.device_values)
+        keys, vals = packed or (None, None)
+        measured = it.measured_epoch
+        notes = json.dumps(it.warnings)
         self.measurements.append(
             (
                 mid,
@@ -173,19 +204,26 @@ class _Rows:
                 subject_id,
                 sha,
                 r.measured_at.isoformat() if r.measured_at else None,
-                utc_text(it.measured_epoch) if it.measured_epoch is not None else None,
-                it.measured_epoch,
-                utc_text(it.received_epoch),
+                measured,
                 it.received_epoch,
                 r.sex,
                 r.age_years,
                 r.height_cm,
                 r.weight_kg,
-                json.dumps(r.device_values, sort_keys=True),
-                json.dumps(it.warnings),
+                self.labels[keys],
+                vals,
+                self.labels[notes] if self.repeated(notes) else notes,
+                utc_text(measured) if measured is not None else None,
+                measured,  # twice: utc_sql reads the epoch twice
+                measured,
+                utc_text(it.received_epoch),
+                it.received_epoch,
+                it.received_epoch,
+                None if packed else json.dumps(r.device_values, sort_keys=True),
             )
         )
-        self.impedances += [(mid, *z) for z in r.impedance.records()]
+        segment = self.labels.__getitem__
+        self.impedances += [(mid, segment(z[0]), *z[1:]) for z in r.impedance.records()]
         self.decoded.append((it.raw_frame_id,))
 
 
@@ -216,12 +254,33 @@ class _Labels(dict[str | None, int | None]):
         return int(i)
 
 
+#: warnings texts a Store remembers having seen (see Store._repeated)
+_SEEN = 4096
+#: frames' digests a Store keeps between journal and save_many (Store._digests)
+_DIGESTS = 100_000
+
+
 class Store:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.conn = db.conn
         row = self.conn.execute("SELECT value FROM meta WHERE key = 'pseudonym_key'").fetchone()
         self._key = bytes.fromhex(row[0])
+        self._seen: dict[str, None] = {}
+        #: SHA-256 of frames journaled and not yet saved, by their bytes: a frame that is
+        #: a chunk as received (not one decoded with its file's header) is hashed once
+        self._digests: dict[bytes, bytes] = {}
+
+    def _repeated(self, text: str) -> bool:
+        """Whether this store saw ``text`` before (of the last :data:`_SEEN` it saw): the
+        warnings of many measurements are stored as a label, one's own as its text."""
+        seen = self._seen
+        if text in seen:
+            return True
+        if len(seen) >= _SEEN:
+            del seen[next(iter(seen))]
+        seen[text] = None
+        return False
 
     def pseudonym(self, external_id: str) -> str:
         """A stable pseudonym for logs and reports; never the identifier itself."""
@@ -245,6 +304,8 @@ class Store:
         """
         out: list[Journaled] = []
         when = utc_text(received_epoch)
+        if len(self._digests) > _DIGESTS:  # frames journaled but never saved (rejected)
+            self._digests.clear()
         keys: list[str | None]
         if chunk_keys is not None:  # imports: the file, the byte offset and the bytes
             keys = list(chunk_keys)
@@ -273,6 +334,9 @@ class Store:
                     continue
                 status = "pending" if c.kind == "frame" else "discarded"
                 next_id += 1
+                digest = hashlib.sha256(c.data).digest()
+                if c.kind == "frame":
+                    self._digests[c.data] = digest
                 rows.append(
                     (
                         next_id,
@@ -282,7 +346,7 @@ class Store:
                         when,
                         received_epoch,
                         c.data,
-                        hashlib.sha256(c.data).hexdigest(),
+                        digest.hex(),
                         status,
                         c.reason,
                         k,
@@ -376,11 +440,14 @@ class Store:
         with self.db.atomic():  # BEGIN IMMEDIATE (store.db.WriterDatabase): the write lock
             devices = self._devices(port, driver, items, now, simulated)
             subjects = self._subjects(items, now, simulated)
-            shas = [hashlib.sha256(it.frame).hexdigest() for it in items]
+            digest = self._digests.pop
+            shas = [digest(it.frame, b"") or hashlib.sha256(it.frame).digest() for it in items]
             device_ids = [devices[_device_key(it.reading)] for it in items]
             seen = self._sent_before(device_ids, shas)
-            next_id = int(c.execute("SELECT coalesce(max(id), 0) FROM measurement").fetchone()[0])
-            rows = _Rows()
+            next_id = int(
+                c.execute("SELECT coalesce(max(id), 0) FROM measurement_row").fetchone()[0]
+            )
+            rows = _Rows(_Labels(c), self._repeated)
             for it, sha, device_id in zip(items, shas, device_ids, strict=True):
                 if (device_id, sha) in seen:
                     rows.dups.append(("this device already sent this exact frame", it.raw_frame_id))
@@ -437,54 +504,57 @@ class Store:
             if it.reading.subject_id is not None and it.reading.subject_id.strip("0 ") != ""
         }
         if ext_ids:
+            ordered = sorted(ext_ids)
             c.executemany(
                 "INSERT OR IGNORE INTO subject (external_id, pseudonym, first_seen_utc, simulated)"
                 " VALUES (?, ?, ?, ?)",
-                [(e, self.pseudonym(e), now, int(simulated)) for e in sorted(ext_ids)],
+                [(e, self.pseudonym(e), now, int(simulated)) for e in ordered],
             )
-            for e in ext_ids:
-                row = c.execute(
-                    "SELECT id, pseudonym FROM subject WHERE external_id = ?", (e,)
-                ).fetchone()
-                if row is None:  # the pseudonym is another subject's (never the ID here)
-                    raise PseudonymCollision(
-                        "the subject's pseudonym is already another subject's "
-                        "(two patient IDs map to one pseudonym)"
-                    )
-                subjects[e] = (int(row[0]), str(row[1]))
+            for k in range(0, len(ordered), 500):  # one query for many, not one each
+                part = ordered[k : k + 500]
+                for e, i, p in c.execute(
+                    "SELECT external_id, id, pseudonym FROM subject WHERE external_id IN"
+                    f" ({', '.join('?' for _ in part)})",
+                    part,
+                ):
+                    subjects[e] = (int(i), str(p))
+            if len(subjects) < len(ext_ids):  # a pseudonym is another subject's (never the ID)
+                raise PseudonymCollision(
+                    "the subject's pseudonym is already another subject's "
+                    "(two patient IDs map to one pseudonym)"
+                )
         return subjects
 
-    def _sent_before(self, device_ids: Sequence[int], shas: Sequence[str]) -> set[tuple[int, str]]:
-        """(device id, frame SHA-256) of the given frames a device already sent."""
-        by_device: dict[int, list[str]] = {}
+    def _sent_before(
+        self, device_ids: Sequence[int], shas: Sequence[bytes]
+    ) -> set[tuple[int, bytes]]:
+        """(device id, frame SHA-256) of the given frames a device already sent. A stored
+        hash is its 32 bytes, or its hex text (stored before m011 or through the view)."""
+        by_device: dict[int, list[bytes]] = {}
         for device_id, sha in zip(device_ids, shas, strict=True):
             by_device.setdefault(device_id, []).append(sha)
-        seen: set[tuple[int, str]] = set()
+        seen: set[tuple[int, bytes]] = set()
         for device_id, dev_shas in by_device.items():
-            for k in range(0, len(dev_shas), 500):
-                part = dev_shas[k : k + 500]
+            for k in range(0, len(dev_shas), 250):
+                part = dev_shas[k : k + 250]
+                found = self.conn.execute(
+                    "SELECT frame_sha256 FROM measurement_row WHERE device_id = ?"
+                    f" AND frame_sha256 IN ({', '.join('?' for _ in part)},"
+                    f" {', '.join('?' for _ in part)})",
+                    (device_id, *part, *(h.hex() for h in part)),
+                ).fetchall()
                 seen.update(
-                    self.conn.execute(
-                        "SELECT device_id, frame_sha256 FROM measurement WHERE device_id = ?"
-                        f" AND frame_sha256 IN ({', '.join('?' for _ in part)})",
-                        (device_id, *part),
-                    ).fetchall()
+                    (device_id, h if isinstance(h, bytes) else bytes.fromhex(h)) for (h,) in found
                 )
         return seen
 
     def _insert(self, rows: _Rows) -> None:
         """Write a batch's rows (the caller holds the transaction)."""
         c = self.conn
+        c.executemany(self.INSERT_MEASUREMENT, rows.measurements)
         c.executemany(
-            "INSERT INTO measurement (id, raw_frame_id, device_id, subject_id, frame_sha256,"
-            " device_clock, measured_at_utc, measured_at_epoch, received_at_utc,"
-            " received_at_epoch, sex, age_years, height_cm, weight_kg, device_values_json,"
-            " warnings_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows.measurements,
-        )
-        c.executemany(
-            "INSERT INTO impedance (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO impedance_row (measurement_id, segment, freq_khz, r_ohm, x_ohm,"
+            " magnitude_only) VALUES (?, ?, ?, ?, ?, ?)",
             rows.impedances,
         )
         # new measurements (ids allocated above): nothing to replace, and a plain INSERT
@@ -496,6 +566,16 @@ class Store:
         c.executemany(
             "UPDATE raw_frame SET status = 'duplicate', reason = ? WHERE id = ?", rows.dups
         )
+
+    #: measurements go to the table ``measurement_row`` (m011): a time's text only where
+    #: it is not the text of its epoch, as the ``measurement`` view shows it
+    INSERT_MEASUREMENT = (
+        "INSERT INTO measurement_row (id, raw_frame_id, device_id, subject_id, frame_sha256,"
+        " device_clock, measured_at_epoch, received_at_epoch, sex, age_years, height_cm,"
+        " weight_kg, value_keys, value_list, warnings, measured_at_utc, received_at_utc,"
+        " device_values_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+        f" nullif(?, {utc_sql('?')}), nullif(?, {utc_sql('?')}), ?)"
+    )
 
     #: segment_result's columns between measurement_id and computed_at_utc: the
     #: columns of the result record (``bia_acq.core.estimate.Results``)

@@ -22,11 +22,141 @@
 -- Their column lists come from the result record (bia_acq.core.estimate.RESULT_COLUMNS):
 -- $$result_select, $$result_names, $$new_values, $$new_labels, $$set_new, $$old_key.
 --
+-- ``measurement`` (a view since m011) shows the table ``measurement_row`` with the old
+-- columns in the old order: the device values' text made again from its keys (a label)
+-- and values (each value's text as written), the warnings' text (or its label), the
+-- hash as hex, the times' text from their epochs where the row holds no text of its own
+-- ($$measured_utc, $$received_utc: store.schema.utc_sql; m011 and the writer store a
+-- text only where it differs from that). Writes go to measurement_row by its INSTEAD OF
+-- triggers, which keep the texts they are given as they are.
+--
+-- ``impedance`` (a view since m012) shows ``impedance_row`` with its segment's label
+-- as the segment's name; its triggers add a new name to ``label``.
+--
 -- Placeholders (string.Template): $$pairs (limb pairs), $$segments (result
 -- segments), and per view the published result columns of the result record
 -- (bia_acq.core.estimate.PUBLISHED_COLUMNS), appended at the end:
 -- $$wide_extra (whole_body_<column>), $$result_extra, $$trend_extra, $$latest_extra.
 -- Statements are separated by a line holding only ";".
+
+CREATE VIEW measurement AS
+SELECT
+    m.id,
+    m.raw_frame_id,
+    m.device_id,
+    m.subject_id,
+    CASE WHEN typeof(m.frame_sha256) = 'blob' THEN lower(hex(m.frame_sha256))
+        ELSE m.frame_sha256 END AS frame_sha256,
+    m.device_clock,
+    coalesce(m.measured_at_utc, $measured_utc) AS measured_at_utc,
+    m.measured_at_epoch,
+    coalesce(m.received_at_utc, $received_utc) AS received_at_utc,
+    m.received_at_epoch,
+    m.sex,
+    m.age_years,
+    m.height_cm,
+    m.weight_kg,
+    coalesce(m.device_values_json, '{' || coalesce((
+        SELECT group_concat((k.text -> v.fullkey) || ': ' || (m.value_list -> v.fullkey), ', ')
+        FROM label k, json_each(m.value_list) v WHERE k.id = m.value_keys), '') || '}')
+        AS device_values_json,
+    CASE WHEN typeof(m.warnings) = 'integer' THEN (SELECT text FROM label WHERE id = m.warnings)
+        ELSE m.warnings END AS warnings_json
+FROM measurement_row m
+;
+
+CREATE TRIGGER measurement_insert INSTEAD OF INSERT ON measurement
+BEGIN
+    INSERT INTO measurement_row (id, raw_frame_id, device_id, subject_id, frame_sha256,
+        device_clock, measured_at_epoch, received_at_epoch, sex, age_years, height_cm,
+        weight_kg, warnings, measured_at_utc, received_at_utc, device_values_json)
+    VALUES (NEW.id, NEW.raw_frame_id, NEW.device_id, NEW.subject_id, NEW.frame_sha256,
+        NEW.device_clock, NEW.measured_at_epoch, NEW.received_at_epoch, NEW.sex,
+        NEW.age_years, NEW.height_cm, NEW.weight_kg,
+        NEW.warnings_json,
+        nullif(NEW.measured_at_utc, $new_measured_utc),
+        nullif(NEW.received_at_utc, $new_received_utc),
+        NEW.device_values_json);
+END
+;
+
+CREATE TRIGGER measurement_update INSTEAD OF UPDATE ON measurement
+BEGIN
+    UPDATE measurement_row SET
+        id = NEW.id,
+        raw_frame_id = NEW.raw_frame_id,
+        device_id = NEW.device_id,
+        subject_id = NEW.subject_id,
+        frame_sha256 = CASE WHEN NEW.frame_sha256 IS OLD.frame_sha256 THEN frame_sha256
+            ELSE NEW.frame_sha256 END,
+        device_clock = NEW.device_clock,
+        measured_at_epoch = NEW.measured_at_epoch,
+        received_at_epoch = NEW.received_at_epoch,
+        sex = NEW.sex,
+        age_years = NEW.age_years,
+        height_cm = NEW.height_cm,
+        weight_kg = NEW.weight_kg,
+        value_keys = CASE WHEN NEW.device_values_json IS OLD.device_values_json THEN value_keys END,
+        value_list = CASE WHEN NEW.device_values_json IS OLD.device_values_json THEN value_list END,
+        device_values_json = CASE WHEN NEW.device_values_json IS OLD.device_values_json
+            THEN device_values_json ELSE NEW.device_values_json END,
+        warnings = CASE WHEN NEW.warnings_json IS OLD.warnings_json THEN warnings
+            ELSE NEW.warnings_json END,
+        measured_at_utc = nullif(NEW.measured_at_utc, $new_measured_utc),
+        received_at_utc = nullif(NEW.received_at_utc, $new_received_utc)
+    WHERE id = OLD.id;
+END
+;
+
+CREATE TRIGGER measurement_delete INSTEAD OF DELETE ON measurement
+BEGIN
+    DELETE FROM measurement_row WHERE id = OLD.id;
+END
+;
+
+CREATE VIEW impedance AS
+SELECT
+    i.measurement_id,
+    (SELECT text FROM label WHERE id = i.segment) AS segment,
+    i.freq_khz,
+    i.r_ohm,
+    i.x_ohm,
+    i.magnitude_only
+FROM impedance_row i
+;
+
+CREATE TRIGGER impedance_insert INSTEAD OF INSERT ON impedance
+BEGIN
+    INSERT INTO label (text) SELECT NEW.segment WHERE NEW.segment NOT IN (SELECT text FROM label);
+    INSERT INTO impedance_row (measurement_id, segment, freq_khz, r_ohm, x_ohm, magnitude_only)
+    VALUES (NEW.measurement_id, (SELECT id FROM label WHERE text = NEW.segment), NEW.freq_khz,
+        NEW.r_ohm, NEW.x_ohm, coalesce(NEW.magnitude_only, 0));
+END
+;
+
+CREATE TRIGGER impedance_update INSTEAD OF UPDATE ON impedance
+BEGIN
+    INSERT INTO label (text) SELECT NEW.segment WHERE NEW.segment NOT IN (SELECT text FROM label);
+    UPDATE impedance_row SET
+        measurement_id = NEW.measurement_id,
+        segment = (SELECT id FROM label WHERE text = NEW.segment),
+        freq_khz = NEW.freq_khz,
+        r_ohm = NEW.r_ohm,
+        x_ohm = NEW.x_ohm,
+        magnitude_only = NEW.magnitude_only
+    WHERE measurement_id = OLD.measurement_id
+      AND segment = (SELECT id FROM label WHERE text = OLD.segment)
+      AND freq_khz = OLD.freq_khz;
+END
+;
+
+CREATE TRIGGER impedance_delete INSTEAD OF DELETE ON impedance
+BEGIN
+    DELETE FROM impedance_row WHERE measurement_id = OLD.measurement_id
+      AND segment = (SELECT id FROM label WHERE text = OLD.segment)
+      AND freq_khz = OLD.freq_khz;
+END
+;
 
 CREATE VIEW segment_result AS
 SELECT
