@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,3 +188,179 @@ def test_a_database_that_takes_no_writes_stops_the_import_in_one_line(
     proc = run_cli("import", "--driver", "tanita-mc780", "--db", str(db), str(capture))
     assert proc.returncode == 0, proc.stderr
     assert b"1 stored" in proc.stdout, proc.stdout
+
+
+# -- a large import: a worker process decodes and computes (bia_acq.worker) -----------------
+
+
+def _many(n: int) -> bytes:
+    """A capture of ``n`` distinct MC-780 frames (over 1 MiB from 2,500: a worker process
+    decodes them), a rejected frame and junk among them."""
+    body = EXAMPLE_FRAME[: EXAMPLE_FRAME.rindex(b"CS,")]
+    out = []
+    for k in range(n):
+        b = body.replace(b'TI,"09:41"', b'TI,"%02d:%02d"' % (k // 60 % 24, k % 60))
+        b = b.replace(
+            b'Da,"03/11/2026"', b'Da,"%02d/%02d/2026"' % (1 + k // 1440 % 28, 1 + k // 40320)
+        )
+        b = b.replace(b"Wk,71.4", b"Wk,%.1f" % (50 + k % 500 / 10))
+        out.append(b + b"CS," + checksum(b).encode() + b"\r\n")
+    out[n // 3] = out[n // 3].replace(b"Wk,", b"Wk,1")  # its checksum no longer matches
+    out[n // 2] += b"\x00line noise"
+    return b"".join(out)
+
+
+def _rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's rows, without the columns that differ between two databases of the
+    same frames (times of writing, pseudonyms made with each database's own key)."""
+    volatile = {"computed_at_utc", "first_seen_utc", "updated_at_utc", "pseudonym"}
+    con = sqlite3.connect(db)
+    out = {}
+    for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        if table in ("meta", "_sqlite_migrations"):
+            continue
+        cols = [c[1] for c in con.execute(f"PRAGMA table_info({table})") if c[1] not in volatile]
+        out[table] = con.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1").fetchall()
+    con.close()
+    # a result's computed_at_utc is stored as a label (m009): a time of writing too
+    out["label"] = [r for r in out.get("label", []) if not re.match(r"\d{4}-\d\d-\d\dT", r[1])]
+    return out
+
+
+def test_a_large_import_computes_in_a_worker_process_with_the_same_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bia_acq import cli
+    from bia_acq.commands import import_
+
+    cap = tmp_path / "big.bin"
+    cap.write_bytes(_many(2600))
+    assert cap.stat().st_size > import_.WORKER_MIN_BYTES
+    args = ("import", "--driver", "tanita-mc780", "--no-progress")
+    proc = run_cli(*args, "--db", str(tmp_path / "w.db"), "--log-level", "info", str(cap))
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert "decoded and computed in worker process" in proc.stderr.decode()
+    monkeypatch.setattr(import_, "WORKER_MIN_BYTES", 1 << 40)  # all in this process
+    assert cli.main([*args, "--db", str(tmp_path / "one.db"), str(cap)]) == 0
+    summary = "2600 frame(s): 2599 stored, 0 already stored, 1 rejected, 0 already imported"
+    assert summary in proc.stdout.decode() and summary in capsys.readouterr().out
+    worker, one = _rows(tmp_path / "w.db"), _rows(tmp_path / "one.db")
+    assert len(worker["raw_frame"]) == 2601 and worker["result"]
+    assert worker == one
+
+
+CRASH_PLUGIN = '''
+import os
+import signal
+
+from bia_acq.protocols.tanita import TanitaProtocol
+
+
+class CrashOnce(TanitaProtocol):
+    """Tanita, except that its process dies (as by the OOM killer or a crashing C
+    extension) on the frame weighing 99.9 kg, while the file CRASH_ONCE names exists."""
+
+    name = "tanita-crash-once"
+
+    def decode(self, frame):
+        if b"Wk,99.9" in frame and os.path.exists(os.environ["CRASH_ONCE"]):
+            os.unlink(os.environ["CRASH_ONCE"])
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().decode(frame)
+'''
+
+
+def test_a_worker_that_dies_stops_the_import_in_one_line_and_nothing_read_is_lost(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    (site / "crash_once").mkdir(parents=True)
+    (site / "crash_once" / "__init__.py").write_text(CRASH_PLUGIN)
+    info = site / "crash_once-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: crash-once\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(
+        "[bia_acq.protocols]\ntanita-crash-once = crash_once:CrashOnce\n"
+    )
+    drivers = tmp_path / "drivers"
+    drivers.mkdir()
+    mc780 = (Path(__file__).parents[1] / "drivers" / "tanita-mc780.yaml").read_text()
+    (drivers / "crash-mc780.yaml").write_text(
+        mc780.replace("name: tanita-mc780", "name: crash-mc780").replace(
+            "protocol: tanita", "protocol: tanita-crash-once"
+        )
+    )
+    cap = tmp_path / "big.bin"
+    cap.write_bytes(_many(2600))  # the frame of 99.9 kg: number 499, in the first batch
+    marker = tmp_path / "crash-once"
+    marker.touch()
+    env = {**os.environ, "PYTHONPATH": str(site), "CRASH_ONCE": str(marker)}
+    db = tmp_path / "i.db"
+    cmd = [*IMPORT[:5], "crash-mc780", "--drivers-dir", str(drivers), "--db", str(db)]
+    proc = subprocess.run([*cmd, str(cap)], capture_output=True, env=env, timeout=300)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert "worker process" in err and "killed by signal 9" in err, err
+    assert "run the same import again" in err, err
+    con = sqlite3.connect(db)
+    journaled = con.execute("SELECT count(*) FROM raw_frame WHERE kind = 'frame'").fetchone()[0]
+    assert journaled >= 1000  # the batch the worker had, and what was read after it
+    assert con.execute("SELECT count(*) FROM measurement").fetchone() == (0,)
+    con.close()
+    again = subprocess.run([*cmd, str(cap)], capture_output=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert counts(db)["frame/decoded"] == 2599 and counts(db)["frame/rejected"] == 1
+    assert counts(db)["measurement"] == 2599
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_ends_a_large_import_and_its_worker_cleanly(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    """The signal reaches the whole process group (a terminal's Ctrl-C, systemd's stop):
+    every process of it ends, without a traceback; the same import run again finishes."""
+    cap = tmp_path / "big.bin"
+    cap.write_bytes(_many(6000))
+    db = tmp_path / "i.db"
+    cmd = [*IMPORT, "--db", str(db), "--no-progress", str(cap)]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        until = time.monotonic() + 120  # a bound against a hang, not a speed check
+        while _stored(db) == 0:
+            assert proc.poll() is None and time.monotonic() < until
+            time.sleep(0.02)
+        os.killpg(proc.pid, signum)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode in (130, -signum), err.decode()[-2000:]
+    assert b"Traceback" not in err, err.decode()[-2000:]
+    until = time.monotonic() + 60
+    while True:  # the worker (and any helper process) ends too
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < until, "a process of the import is left running"
+        time.sleep(0.05)
+    assert 0 < _stored(db) < 5999
+    again = run_cli(*cmd[3:], timeout=300)
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert counts(db)["measurement"] == 5999 and counts(db)["frame/decoded"] == 5999
+
+
+def _stored(db: Path) -> int:
+    """Measurements in ``db`` as a reader sees them (0 while it does not exist yet)."""
+    if not db.exists():
+        return 0
+    con = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
+    try:
+        return int(con.execute("SELECT count(*) FROM measurement").fetchone()[0])
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+    finally:
+        con.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import queue
 import threading
 import time
@@ -22,13 +23,18 @@ import numpy as np
 
 from bia_acq import worklist
 from bia_acq.config import DEFAULT_METHOD, PortConfig
-from bia_acq.core.estimate import estimate
+from bia_acq.core.estimate import ROW_KEYS, estimate
 from bia_acq.core.methods import Bands, Uncertainty, profile_uncertainty
 from bia_acq.drivers import Profile
 from bia_acq.errors import DeviceDisconnected, FrameError, PortInUse, TransportError
 from bia_acq.link import Link, Transport
 from bia_acq.model import Reading
-from bia_acq.plausibility import mark_implausible, points_within_bounds, reading_problem
+from bia_acq.plausibility import (
+    mark_implausible,
+    points_within_bounds,
+    reading_problem,
+    volumes_within_bounds,
+)
 from bia_acq.protocols.base import Chunk, Protocol
 from bia_acq.source import Item, Source
 from bia_acq.store.writer import FileCursor, SavedMeasurement, Store, ToSave, refuses_writes
@@ -57,6 +63,25 @@ class Decoded:
     reading: Reading
     entry: worklist.Entry | None
     notes: list[str]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A frame decoding, screening or computing rejected, with the reason to store."""
+
+    raw_frame_id: int
+    reason: str
+    offset: int | None
+    entry: worklist.Entry | None = None
+
+
+@dataclass
+class Computed:
+    """What :meth:`Ingest.compute` made of journaled frames: the measurements to store
+    with their results, and the frames rejected."""
+
+    items: list[tuple[Decoded, ToSave]]
+    rejected: list[Rejected]
 
 
 @dataclass(frozen=True)
@@ -287,6 +312,26 @@ class Ingest:
         Returns how many chunks were new to the journal."""
         store = self.store
         assert store is not None
+        new, work = self.journal(*batches)
+        if not decode or not work:
+            return new
+        saved: list[SavedMeasurement] = []
+        with store.db.atomic():
+            for rt, frames in work:
+                saved += self.process(rt, frames, notify=False)
+        if self.on_saved is not None:  # after the commit
+            for m in saved:
+                self.on_saved(m)
+        return new
+
+    def journal(self, *batches: Batch) -> tuple[int, list[tuple[PortRuntime, list[PendingWork]]]]:
+        """Journal the batches (once each, by key) in one transaction and commit.
+
+        Returns how many chunks were new to the journal, and the frames to decode
+        (journaled now or before and still pending), per port: one vectorised estimate
+        for each."""
+        store = self.store
+        assert store is not None
         with store.db.atomic():  # a folder's cursor moves with its journal, or not at all
             journaled = []
             for b in batches:
@@ -296,9 +341,6 @@ class Ingest:
                 if b.cursor is not None:
                     store.save_cursor(b.cursor)
         new = sum(j.new for js in journaled for j in js)
-        if not decode:
-            return new
-        # frames to decode, per port: one vectorised estimate for each
         work: dict[tuple[str, str], tuple[PortRuntime, list[PendingWork]]] = {}
         for batch, js in zip(batches, journaled, strict=True):
             frames = []
@@ -335,16 +377,7 @@ class Ingest:
                 )
                 continue
             work.setdefault((batch.port, batch.driver), (rt, []))[1].extend(frames)
-        if not work:
-            return new
-        saved: list[SavedMeasurement] = []
-        with store.db.atomic():
-            for rt, frames in work.values():
-                saved += self.process(rt, frames, notify=False)
-        if self.on_saved is not None:  # after the commit
-            for m in saved:
-                self.on_saved(m)
-        return new
+        return new, list(work.values())
 
     def process(
         self,
@@ -363,67 +396,95 @@ class Ingest:
         """
         store = self.store
         assert store is not None
-        saved: list[SavedMeasurement] = []
         entries: dict[int, worklist.Entry | None] = {}
+        for work in frames:
+            if work.worklist_id is not None and work.worklist_id not in entries:
+                entries[work.worklist_id] = worklist.get(store.conn, work.worklist_id)
         with store.db.atomic():
-            candidates: list[Decoded] = []
-            for work in frames:
-                worklist_id = work.worklist_id
-                entry = None
-                if worklist_id is not None:
-                    if worklist_id not in entries:
-                        entries[worklist_id] = worklist.get(store.conn, worklist_id)
-                    entry = entries[worklist_id]
-                try:
-                    reading = rt.codec.decode(work.data)
-                    if not isinstance(reading, Reading):
-                        raise TypeError("the codec returned no Reading")
-                    notes: list[str] = []
-                    if entry is not None:  # measured for this work-list entry's subject
-                        reading, notes = worklist.attribute(reading, entry)
-                    candidates.append(Decoded(work, reading, entry, notes))
-                except Exception as exc:
-                    self._reject_error(rt, work.raw_frame_id, exc, entry)
-            # plausibility: the batch's impedance points screened at once
-            decoded: list[Decoded] = []
-            screened = points_within_bounds([d.reading for d in candidates])
-            for d, ok in zip(candidates, screened, strict=True):
-                try:
-                    problem = reading_problem(d.reading, points_checked=ok)
-                    if problem is not None:
-                        raise FrameError(problem, None)
-                    self._measured_epoch(rt, d.reading)  # a time that cannot be placed
-                    decoded.append(d)
-                except Exception as exc:
-                    self._reject_error(rt, d.work.raw_frame_id, exc, d.entry)
-            items = self._compute(rt, decoded)
-            stored = self._save(rt, items)
-            for d, m in stored:
-                raw_id, entry = d.work.raw_frame_id, d.entry
-                if m is None:
-                    self.duplicates += 1
-                    log.log(
-                        min(self.chunk_log_level, logging.INFO),
-                        "port %s: frame %d repeats a stored measurement, not stored twice",
-                        rt.name,
-                        raw_id,
-                    )
-                else:
-                    self.stored += 1
-                    saved.append(m)
-                if entry is not None:
-                    if m is None:
-                        worklist.fail(store.conn, entry.id, "the analyzer repeated a stored frame")
-                    else:
-                        worklist.mark_done(store.conn, entry.id, m.measurement_id)
+            saved = self.store_computed(rt, self.compute(rt, frames, entries))
         if notify and self.on_saved is not None:  # after the commit
             for m in saved:
                 self.on_saved(m)
         return saved
 
-    def _compute(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
+    def compute(
+        self,
+        rt: PortRuntime,
+        frames: Sequence[PendingWork],
+        entries: Mapping[int, worklist.Entry | None] | None = None,
+    ) -> Computed:
+        """Decode the frames, screen them and compute their results, all at once; the
+        database is not touched (`import` runs this in a worker process: see
+        :mod:`bia_acq.worker`). ``entries``: the work-list entries the frames were
+        measured for, by id.
+
+        The steps: decode each frame (a codec's error rejects it with its reason);
+        screen the batch's impedance points at once (``points_within_bounds``) and
+        walk only a reading with a point out of bounds for its reason; then the
+        method's estimate and the analyzer's own figures for the whole batch.
+        """
+        rejected: list[Rejected] = []
+        candidates: list[Decoded] = []
+        for work in frames:
+            entry = (entries or {}).get(work.worklist_id) if work.worklist_id is not None else None
+            try:
+                reading = rt.codec.decode(work.data)
+                if not isinstance(reading, Reading):
+                    raise TypeError("the codec returned no Reading")
+                notes: list[str] = []
+                if entry is not None:  # measured for this work-list entry's subject
+                    reading, notes = worklist.attribute(reading, entry)
+                candidates.append(Decoded(work, reading, entry, notes))
+            except Exception as exc:
+                rejected.append(self._rejected(rt, work.raw_frame_id, exc, entry))
+        # plausibility: the batch's impedance points screened at once
+        decoded: list[Decoded] = []
+        screened = points_within_bounds([d.reading for d in candidates])
+        for d, ok in zip(candidates, screened, strict=True):
+            try:
+                problem = reading_problem(d.reading, points_checked=ok)
+                if problem is not None:
+                    raise FrameError(problem, None)
+                self._measured_epoch(rt, d.reading)  # a time that cannot be placed
+                decoded.append(d)
+            except Exception as exc:
+                rejected.append(self._rejected(rt, d.work.raw_frame_id, exc, d.entry))
+        return Computed(self._compute(rt, decoded, rejected), rejected)
+
+    def store_computed(self, rt: PortRuntime, computed: Computed) -> list[SavedMeasurement]:
+        """Store what :meth:`compute` made: the rejections with their reasons, the
+        measurements with their results (the caller holds the transaction). Returns
+        what was stored; a frame that repeats a stored measurement is not stored twice."""
+        store = self.store
+        assert store is not None
+        for r in computed.rejected:
+            self._reject(rt, r.raw_frame_id, r.reason, r.offset, r.entry)
+        saved: list[SavedMeasurement] = []
+        for d, m in self._save(rt, computed.items):
+            raw_id, entry = d.work.raw_frame_id, d.entry
+            if m is None:
+                self.duplicates += 1
+                log.log(
+                    min(self.chunk_log_level, logging.INFO),
+                    "port %s: frame %d repeats a stored measurement, not stored twice",
+                    rt.name,
+                    raw_id,
+                )
+            else:
+                self.stored += 1
+                saved.append(m)
+            if entry is not None:
+                if m is None:
+                    worklist.fail(store.conn, entry.id, "the analyzer repeated a stored frame")
+                else:
+                    worklist.mark_done(store.conn, entry.id, m.measurement_id)
+        return saved
+
+    def _compute(
+        self, rt: PortRuntime, decoded: list[Decoded], rejected: list[Rejected]
+    ) -> list[tuple[Decoded, ToSave]]:
         """Results for the decoded frames, all at once; if that fails, one at a time,
-        rejecting the frames whose computation fails."""
+        rejecting the frames whose computation fails (added to ``rejected``)."""
         if not decoded:
             return []
         try:
@@ -435,31 +496,42 @@ class Ingest:
             try:
                 out += self._compute_all(rt, [d])
             except Exception as exc:
-                self._reject(
-                    rt, d.work.raw_frame_id, f"cannot be computed: {_why(exc)}", None, d.entry
-                )
+                reason = f"cannot be computed: {_why(exc)}"
+                rejected.append(Rejected(d.work.raw_frame_id, reason, None, d.entry))
         return out
 
     def _compute_all(self, rt: PortRuntime, decoded: list[Decoded]) -> list[tuple[Decoded, ToSave]]:
+        """The method's results for the decoded frames at once, and the analyzer's own
+        figures beside them where it sent any; each measurement's result rows as tuples
+        in the store's column order, made from the arrays at once (``Results.tuples``).
+        The batch's volumes are screened at once (``volumes_within_bounds``): only a
+        measurement with a segment out of bounds is walked row by row for its reasons
+        (``mark_implausible``, each method on its own: one method's impossible volumes
+        say nothing of the analyzer's own figures)."""
+        readings = [d.reading for d in decoded]
         with np.errstate(all="ignore"):  # overflow and NaN are checked in the results
             results = estimate(
-                [d.reading for d in decoded],
-                self.method_for(rt),
-                self.bands,
-                uncertainty=self.uncertainty_for(rt),
+                readings, self.method_for(rt), self.bands, uncertainty=self.uncertainty_for(rt)
             )
-            rows = results.all_rows()
+            tables = [results]
+            sent = np.zeros(len(decoded), dtype=bool)
             if results.method.name != "device":  # the analyzer's own beside ours
                 own = estimate(
-                    [d.reading for d in decoded],
+                    readings,
                     "device",
                     self.bands,
                     uncertainty=self.uncertainty_for(rt),
                     cole_fit=results.volumes.fit if results.volumes else None,  # not fitted again
                 )
-                for i, dev in enumerate(own.all_rows()):
-                    if dev[-1]["ecw_tbw_ratio"] is not None or dev[-1]["tbw_l"] is not None:
-                        rows[i] = [*rows[i], *dev]
+                tables.append(own)
+                sent = np.isfinite(own.ecw_tbw_ratio[:, -1]) | np.isfinite(own.tbw_l[:, -1])
+        weight = np.array([_num(r.weight_kg) for r in readings], dtype=float)
+        s = len(results.segments)
+        screened = []
+        for t in tables:  # (measurement, segment, method, ..., computed_at) per row
+            rows = [r[1:-1] for r in t.tuples(range(len(decoded)), "")]
+            ok = volumes_within_bounds(t.ecw_l, t.icw_l, t.tbw_l, t.ecw_tbw_ratio, weight)
+            screened.append((rows, ok))
         out = []
         for i, d in enumerate(decoded):
             w, reading, notes = d.work, d.reading, d.notes
@@ -469,18 +541,23 @@ class Ingest:
                 log.exception(
                     "port %s: consistency check failed on frame %d", rt.name, w.raw_frame_id
                 )
-            for method in dict.fromkeys(r.get("method") for r in rows[i]):  # each on its own:
-                # one method's impossible volumes say nothing of the analyzer's own figures
-                group = [r for r in rows[i] if r.get("method") == method]
-                notes += mark_implausible(group, reading.weight_kg)
+            rows_i: list[tuple[object, ...]] = []
+            for k, (rows, ok) in enumerate(screened):
+                if k and not sent[i]:
+                    continue
+                group = rows[i * s : (i + 1) * s]
+                if not ok[i]:
+                    group = _marked_implausible(group, reading.weight_kg, notes)
+                rows_i += group
             item = ToSave(
                 w.raw_frame_id,
                 w.data,
                 reading,
                 self._measured_epoch(rt, reading),
-                rows[i],
+                [_row_dict(r) for r in rows_i] if self.on_saved is not None else [],
                 self._warnings(rt, reading, w.received_epoch, [*results.notes[i], *notes]),
                 w.received_epoch,
+                result_rows=rows_i,
             )
             out.append((d, item))
         return out
@@ -541,17 +618,18 @@ class Ingest:
             warnings.append(f"device clock is {off / 60:+.0f} min from this PC's clock")
         return warnings
 
-    def _reject_error(
-        self, rt: PortRuntime, raw_id: int, exc: Exception, entry: worklist.Entry | None
-    ) -> None:
-        """Reject a frame its decoding or plausibility check raised on: a FrameError with
-        its reason; anything else is a codec bug, which must not lose the frame or stop
-        the port (the reason names the type only: a codec's message may quote a patient ID)."""
+    @staticmethod
+    def _rejected(
+        rt: PortRuntime, raw_id: int, exc: Exception, entry: worklist.Entry | None
+    ) -> Rejected:
+        """The rejection of a frame its decoding or plausibility check raised on: a
+        FrameError with its reason; anything else is a codec bug, which must not lose the
+        frame or stop the port (the reason names the type only: a codec's message may
+        quote a patient ID)."""
         if isinstance(exc, FrameError):
-            self._reject(rt, raw_id, exc.reason, exc.offset, entry)
-            return
+            return Rejected(raw_id, exc.reason, exc.offset, entry)
         log.warning("port %s: decoding frame %d failed (%s)", rt.name, raw_id, type(exc).__name__)
-        self._reject(rt, raw_id, f"internal decoder error: {type(exc).__name__}", None, entry)
+        return Rejected(raw_id, f"internal decoder error: {type(exc).__name__}", None, entry)
 
     def _reject(
         self,
@@ -607,6 +685,28 @@ class Ingest:
                 n += j - i
             i = j
         return n
+
+
+def _row_dict(row: tuple[object, ...]) -> dict[str, object]:
+    """A result row as a dict by column (what ``on_saved`` gets); NaN → None."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in zip(ROW_KEYS, row, strict=True)
+    }
+
+
+def _marked_implausible(
+    rows: list[tuple[object, ...]], weight_kg: float | None, notes: list[str]
+) -> list[tuple[object, ...]]:
+    """One method's rows of a measurement through :func:`mark_implausible` (its notes
+    added to ``notes``)."""
+    dicts = [_row_dict(r) for r in rows]
+    notes += mark_implausible(dicts, weight_kg)
+    return [tuple(d[k] for k in ROW_KEYS) for d in dicts]
+
+
+def _num(v: float | None) -> float:
+    return float(v) if v is not None else np.nan
 
 
 def _why(exc: BaseException) -> str:

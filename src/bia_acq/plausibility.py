@@ -31,6 +31,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from bia_acq.model import Reading
 
@@ -171,6 +172,28 @@ def volumes_problem(row: Mapping[str, object], weight_kg: float | None) -> str |
     if isinstance(ratio, int | float) and not RATIO[0] <= ratio <= RATIO[1]:
         return f"ECW/TBW {ratio:.3f} is outside {RATIO[0]:g}–{RATIO[1]:g}"
     return None
+
+
+def volumes_within_bounds(
+    ecw_l: npt.NDArray[np.float64],
+    icw_l: npt.NDArray[np.float64],
+    tbw_l: npt.NDArray[np.float64],
+    ratio: npt.NDArray[np.float64],
+    weight_kg: npt.NDArray[np.float64],
+) -> npt.NDArray[np.bool_]:
+    """Per measurement (a row of the (measurements, segments) arrays of a method's
+    results): True when no segment's volumes can be impossible, so
+    :func:`mark_implausible` would change nothing; NaN is "not computed". A screen
+    for a whole batch at once: a measurement it does not pass is walked row by row
+    with :func:`mark_implausible` for its reasons (a superset: every segment's water
+    is held to the whole body's limit here)."""
+    weight = np.asarray(weight_kg, dtype=float)
+    unknown = np.isnan(weight) | (weight == 0)  # as mark_implausible's "if weight_kg"
+    limit = np.where(unknown, TBW_MAX_L, np.minimum(TBW_MAX_L, weight))[:, None]
+    with np.errstate(invalid="ignore"):
+        bad = (ecw_l <= 0) | (icw_l <= 0) | (tbw_l <= 0) | (tbw_l > limit)
+        bad |= (ratio < RATIO[0]) | (ratio > RATIO[1])
+    return np.asarray(~bad.any(axis=1))
 
 
 def mark_implausible(rows: Iterable[dict[str, object]], weight_kg: float | None) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -18,9 +19,10 @@ from bia_acq.errors import BiaError, ConfigError, FrameError
 from bia_acq.protocols.base import is_container
 
 if TYPE_CHECKING:
-    from bia_acq.acquire import Ingest, PortRuntime
+    from bia_acq.acquire import Computed, Ingest, PortRuntime
     from bia_acq.drivers import Profile
     from bia_acq.protocols.base import Chunk
+    from bia_acq.worker import ComputeWorker
 
 READ_BYTES = 1 << 20
 #: chunks per transaction: the capture file is the durable copy, so a crash
@@ -30,6 +32,10 @@ BATCH_CHUNKS = 1000
 #: import: one transaction, seconds, more on a busy machine); the service's own 5 s
 #: suits it (it spools), an import has nowhere to put its batch and waits
 LOCK_WAIT_MS = 600_000
+#: from this many bytes of input (about 1,300 MC-780 frames) a worker process decodes and
+#: computes while this one journals and stores (bia_acq.worker); below it, the worker's
+#: start (0.4 s of imports) would cost more than it saves
+WORKER_MIN_BYTES = 1 << 20
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -131,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     from bia_acq.drivers import get_profile
     from bia_acq.store.db import open_writer
     from bia_acq.store.writer import Store
+    from bia_acq.worker import ComputeWorker, WorkerDied, WorkerSpec
 
     setup_logging(args.log_level)
     if args.driver != "auto":
@@ -163,6 +170,17 @@ def run(args: argparse.Namespace) -> int:
         except FrameError as exc:
             raise BiaError(f"{f}: not imported: {exc.reason}") from None
         refuse(f, head[:SNIFF_BYTES], profile, args.drivers_dir)
+    worker = None
+    if total_bytes >= WORKER_MIN_BYTES and len(os.sched_getaffinity(0)) > 1:  # it loads meanwhile
+        spec = WorkerSpec(
+            profile.name,
+            tuple(args.drivers_dir),
+            args.method,
+            args.port,
+            args.timezone,
+            logging.getLogger().getEffectiveLevel(),
+        )
+        worker = ComputeWorker(spec)
     store = Store(open_writer(args.db, report_method=args.method, busy_timeout_ms=LOCK_WAIT_MS))
     try:
         ingest = Ingest(store, args.method, profiles={profile.name: profile})
@@ -175,7 +193,13 @@ def run(args: argparse.Namespace) -> int:
         total = Tally()
         lines = []
         for path in args.files:
-            tally = import_file(ingest, rt, path, progress)
+            try:
+                tally = import_file(ingest, rt, path, progress, worker)
+            except WorkerDied as exc:
+                raise BiaError(
+                    f"{path}: stopped importing: {exc}; what was read is kept,"
+                    " run the same import again to finish it"
+                ) from None
             total.add(tally)
             lines.append(f"{path}: {tally.line()}")
         progress.advance(0, 0, force=True)
@@ -186,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
             " what was imported before is kept, run the same import again to finish it"
         ) from None
     finally:
+        if worker is not None:
+            worker.close()
         store.db.close()
     if len(lines) > 1:
         print("\n".join(lines))
@@ -207,8 +233,20 @@ def refuse(path: Path, head: bytes, profile: Profile, drivers_dirs: list[Path]) 
         raise BiaError("not imported: " + unreadable(str(path), head, profile, drivers_dirs))
 
 
-def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress) -> Tally:
-    """Frame one captured file and hand it to ``ingest`` in batches, one transaction each."""
+def import_file(
+    ingest: Ingest,
+    rt: PortRuntime,
+    path: Path,
+    progress: Progress,
+    worker: ComputeWorker | None = None,
+) -> Tally:
+    """Frame one captured file and hand it to ``ingest`` in batches, one transaction each.
+
+    Each batch is journaled first (committed). Without a ``worker`` it is then decoded,
+    computed and stored here. With one, the worker decodes and computes it while this
+    process stores the batch before and frames and journals the next (the order of
+    the steps: :mod:`bia_acq.worker`).
+    """
     from bia_acq.acquire import Batch
 
     source = f"file:{path.resolve()}"
@@ -218,11 +256,15 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
     tally = Tally()
     pending: list[tuple[int, Chunk]] = []
     offset = 0
+    before = (ingest.stored, ingest.duplicates, ingest.rejected)
+
+    def store_computed(computed: Computed) -> None:
+        with store.db.atomic():
+            ingest.store_computed(rt, computed)
 
     def flush() -> None:
         if not pending:
             return
-        before = (ingest.stored, ingest.duplicates, ingest.rejected)
         # the path, the offset and 48 bits of the bytes' hash (store m010)
         keys = tuple(f"{source}@{o}#{hashlib.sha256(c.data).hexdigest()[:12]}" for o, c in pending)
         batch = Batch(rt.name, rt.driver, [c for _, c in pending], received, chunk_keys=keys)
@@ -244,10 +286,17 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
                     tally.frames_already += 1
                 else:
                     tally.others_already += 1
-            ingest.handle(batch)
-        tally.stored += ingest.stored - before[0]
-        tally.duplicates += ingest.duplicates - before[1]
-        tally.rejected += ingest.rejected - before[2]
+            if worker is None:
+                ingest.handle(batch)
+            else:
+                _, work = ingest.journal(batch)
+        if worker is not None:  # batch k back from the worker, k + 1 to it, k stored
+            computed = worker.result() if worker.busy else None
+            frames = [f for _, fs in work for f in fs]
+            if frames:
+                worker.submit(frames)
+            if computed is not None:
+                store_computed(computed)
         nbytes = sum(len(c.data) for _, c in pending)
         progress.advance(nbytes, sum(c.kind == "frame" for _, c in pending))
         pending.clear()
@@ -277,4 +326,9 @@ def import_file(ingest: Ingest, rt: PortRuntime, path: Path, progress: Progress)
     except OSError as exc:
         raise BiaError(f"cannot read {path}: {exc.strerror}") from None
     flush()
+    if worker is not None and worker.busy:  # the file's last batch
+        store_computed(worker.result())
+    tally.stored = ingest.stored - before[0]
+    tally.duplicates = ingest.duplicates - before[1]
+    tally.rejected = ingest.rejected - before[2]
     return tally

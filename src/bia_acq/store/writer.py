@@ -67,6 +67,9 @@ class ToSave:
     results: list[dict[str, object]]
     warnings: list[str]
     received_epoch: float
+    #: the results as rows in :attr:`Store.RESULT_COLUMNS` order instead of ``results``
+    #: (what `import`'s worker process sends: a fraction of the dicts' pickling)
+    result_rows: list[tuple[object, ...]] | None = None
 
 
 @dataclass(frozen=True)
@@ -457,7 +460,10 @@ class Store:
                 next_id += 1
                 subject = subjects.get(it.reading.subject_id or "")
                 rows.add(next_id, it, device_id, subject[0] if subject else None, sha)
-                rows.results += self._result_rows(next_id, it.results, now)
+                if it.result_rows is not None:
+                    rows.results += [(next_id, *r, now) for r in it.result_rows]
+                else:
+                    rows.results += self._result_rows(next_id, it.results, now)
                 out.append(
                     SavedMeasurement(
                         next_id,
