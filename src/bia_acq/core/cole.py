@@ -89,15 +89,18 @@ def arc_parameters(f: Array, r: Array, y: Array, ok: npt.NDArray[np.bool_]) -> A
     point, averaged as ln τ over the points.
     """
     n = ok.sum(axis=-1)
-    w = ok.astype(float)
-    rr = np.where(ok, r, 0.0)
-    yy = np.where(ok, y, 0.0)
+    full = bool(ok.all())  # every point measured: no masking (the same values, faster)
+    rr = r if full else np.where(ok, r, 0.0)
+    yy = y if full else np.where(ok, y, 0.0)
     # centre the data for conditioning
     cnt = np.maximum(n, 1)
     mr = rr.sum(-1) / cnt
     my = yy.sum(-1) / cnt
-    u = (rr - mr[..., None]) * w
-    v = (yy - my[..., None]) * w
+    u = rr - mr[..., None]
+    v = yy - my[..., None]
+    if not full:
+        u *= ok
+        v *= ok
     z = u * u + v * v
 
     def dot(a: Array, b: Array) -> Array:
@@ -133,7 +136,9 @@ def arc_parameters(f: Array, r: Array, y: Array, ok: npt.NDArray[np.bool_]) -> A
         ratio2 = ((r0[..., None] - r) ** 2 + y2) / ((r - rinf[..., None]) ** 2 + y2)
         log_tau = 0.5 * np.log(ratio2) / alpha[..., None] - np.log(2 * np.pi * f)
         use = ok & np.isfinite(log_tau)
-        mean_log_tau = np.where(use, log_tau, 0.0).sum(-1) / np.maximum(use.sum(-1), 1)
+        all_use = bool(use.all())
+        summed = (log_tau if all_use else np.where(use, log_tau, 0.0)).sum(-1)
+        mean_log_tau = summed / np.maximum(use.sum(-1), 1)
         fc = np.where(use.any(-1), 1.0 / (2 * np.pi * np.exp(mean_log_tau)), np.nan)
     return Arc(x0, y0, rad2, half2, r0, rinf, alpha, fc, solved)
 

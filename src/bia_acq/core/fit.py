@@ -36,21 +36,26 @@ screen each spectrum (hook, resistance falling, enough points); start from
 the algebraic circle fit (:func:`bia_acq.core.cole.arc_parameters`); run
 Levenberg–Marquardt on the spectra still iterating (:func:`_lm`: each round
 solves all their damped 4×4 systems at once, evaluates the model at the
-trial points, and builds the Jacobian only for rows that go on, in pieces
-that stay in cache, :func:`_normal_equations`); then the interval
-(:func:`_covariance`: Jᵀ Σ⁻¹ J from the solver's last Jacobian where it was
-built at the optimum, else from the model's G the solver evaluated there;
-exact three-point arcs by the closed-form derivative, :func:`_arc3_covariance`).
+trial points, and forms the normal equations only for rows that go on,
+:func:`_normal_equations`: no Jacobian, but weighted sums of a few per-point
+quantities of G, from which JᵀWJ and JᵀWε follow in closed form); then the
+interval (:func:`_covariance`: Jᵀ Σ⁻¹ J from the same quantities, taken
+from the solver where it formed them at the optimum, else from the G it
+evaluated there; exact three-point arcs by the closed-form derivative,
+:func:`_arc3_covariance`). Every decision is per spectrum and every sum runs
+over one spectrum's points in a fixed order, so a spectrum's result does not
+depend on the batch it came in.
 
 Derivatives (Cole model of PHYSIOLOGY.md, checked algebraically and against
 finite differences in the tests [D]): with q = (j f/fc)^α, G = 1/(1 + q),
-ΔR = R0 − R∞: ∂Z/∂R0 = G, ∂Z/∂R∞ = 1 − G, ∂Z/∂α = −ΔR·G²·q·(ln(f/fc) + jπ/2),
-∂Z/∂ln fc = ΔR·G²·α·q.
+H = G²q = G(1 − G), ΔR = R0 − R∞, ℓ = ln(f/fc): ∂Z/∂R0 = G, ∂Z/∂R∞ = 1 − G,
+∂Z/∂α = −ΔR·H·(ℓ + jπ/2), ∂Z/∂ln fc = ΔR·α·H.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -153,23 +158,8 @@ class ColeFit:
         return np.asarray(out, dtype=str)
 
 
-def _model(
-    logf: Array, p: Array, need_jac: bool, w: Array | None = None
-) -> tuple[Array, Array, Array | None]:
-    """Cole R and X (n, F) at ln f and, if asked, the weighted Jacobian (n, 4, 2F).
-
-    The solver itself calls :func:`_cole` and :func:`_jacobian` separately, so
-    that a Jacobian is built only where the next step needs it.
-    """
-    zr, zi, parts = _cole(logf, p)
-    if not need_jac:
-        return zr, zi, None
-    assert w is not None
-    return zr, zi, _jacobian(parts, w)
-
-
-#: what :func:`_jacobian` is built from: G's real and imaginary parts and ln(f/fc)
-#: (n, F); ΔR and α (n, 1)
+#: what the normal equations are built from (:func:`_cole`'s intermediates):
+#: G's real and imaginary parts and ℓ = ln(f/fc) (n, F); ΔR and α (n, 1)
 _Parts = tuple[Array, Array, Array, Array, Array]
 
 
@@ -181,121 +171,240 @@ def _cole(logf: Array, p: Array) -> tuple[Array, Array, _Parts]:
     """
     r0, rinf, alpha, lfc = p[:, 0:1], p[:, 1:2], p[:, 2:3], p[:, 3:4]
     lr = logf - lfc  # ln(f/fc)
-    u = np.exp(alpha * lr)
+    u = np.multiply(alpha, lr)
+    np.exp(u, out=u)
     half = alpha * (np.pi / 2)
     c, s = np.cos(half), np.sin(half)
-    uc, us = u * c, u * s
-    inv_d = 1.0 / (1.0 + 2.0 * uc + u * u)
-    gr = (1.0 + uc) * inv_d
-    gi = -us * inv_d
+    uc = u * c
+    inv_d = uc * 2.0  # (in place from here on: fewer temporaries)
+    inv_d += 1.0
+    inv_d += u * u
+    np.divide(1.0, inv_d, out=inv_d)
+    gr = np.add(uc, 1.0, out=uc)
+    gr *= inv_d
+    gi = np.multiply(u, -s, out=u)
+    gi *= inv_d
     dr = r0 - rinf
-    return rinf + dr * gr, dr * gi, (gr, gi, lr, dr, alpha)
+    zr = dr * gr
+    zr += rinf
+    return zr, dr * gi, (gr, gi, lr, dr, alpha)
 
 
-def _jacobian(parts: _Parts, w: Array) -> Array:
-    """The weighted Jacobian (n, 4, 2F) from :func:`_cole`'s intermediates.
-
-    Rows are ∂/∂(R0, R∞, α, ln fc); columns the real parts then the imaginary
-    parts of each point, multiplied by the weights ``w``.
-    """
-    gr, gi, lr, dr, alpha = parts
-    n, nf = gr.shape
-    a = np.empty((n, 4, 2 * nf))
-    a0r = np.multiply(gr, w, out=a[:, 0, :nf])
-    a0i = np.multiply(gi, w, out=a[:, 0, nf:])
-    np.subtract(w, a0r, out=a[:, 1, :nf])
-    np.negative(a0i, out=a[:, 1, nf:])
-    # ΔR·G²·q = ΔR·G·(1 − G), since q·G = 1 − G (in place: fewer temporaries)
-    t = dr * w
-    dgr = gr * gr
-    np.subtract(gr, dgr, out=dgr)
-    dgr += gi * gi
-    dgr *= t
-    dgi = 1.0 - 2.0 * gr
-    dgi *= gi
-    dgi *= t
-    hp = 0.5 * np.pi
-    a2r, a2i = a[:, 2, :nf], a[:, 2, nf:]
-    np.multiply(dgi, hp, out=a2r)
-    a2r -= dgr * lr
-    np.multiply(dgi, lr, out=a2i)
-    a2i += dgr * hp
-    np.negative(a2i, out=a2i)
-    np.multiply(dgr, alpha, out=a[:, 3, :nf])
-    np.multiply(dgi, alpha, out=a[:, 3, nf:])
-    return a
-
-
-def _errors(
-    zr: Array, zi: Array, mr: Array, mi: Array, w: Array, magnitude: bool
-) -> tuple[Array, Array]:
-    """Weighted residuals e and the cost Σe² (n,) of each spectrum.
-
-    Complex spectra: e = (Z_model − Z)·w, real parts then imaginary parts
-    (n, 2F). Magnitude-only (``mr`` holds |Z|): e = (|Z_model| − |Z|)·w (n, F).
-    """
+def _residuals(
+    zr: Array, zi: Array, mr: Array, mi: Array, ww: Array, magnitude: bool
+) -> tuple[Array, Array | None, Array]:
+    """The residuals ε = Z_model − Z (real and imaginary parts, (n, F)) and the
+    cost Σ W·|ε|² (n,), W = ``ww`` (the fit's weight, 0 at points left out).
+    Magnitude-only (``mr`` holds |Z|): ε = |Z_model| − |Z|, no imaginary part."""
     if magnitude:
-        e = (np.sqrt(zr * zr + zi * zi) - mr) * w
-    else:
-        nf = zr.shape[1]
-        e = np.empty((zr.shape[0], 2 * nf))
-        np.multiply(zr - mr, w, out=e[:, :nf])
-        np.multiply(zi - mi, w, out=e[:, nf:])
-    return e, np.einsum("nf,nf->n", e, e)
+        er = np.sqrt(zr * zr + zi * zi) - mr
+        return er, None, np.einsum("nf,nf->n", er * er, ww)
+    er, ei = zr - mr, zi - mi
+    return er, ei, np.einsum("nf,nf->n", er * er + ei * ei, ww)
 
 
-#: rows per piece of the Jacobian in :func:`_normal_equations`: a (rows, 4, 2F)
-#: piece stays in the core's cache between being built and being multiplied
+#: rows per piece in :func:`_normal_equations`: a piece's per-point quantities stay
+#: in the core's cache between being computed and being summed
 JAC_ROWS = 256
+#: how many per-point quantities the normal matrix needs (complex; magnitude-only)
+_N_MATRIX = 11
+_N_MATRIX_MAGNITUDE = 10
+_HP = 0.5 * np.pi
 
 
 def _normal_equations(
     parts: _Parts,
-    w: Array,
-    e: Array | None,
     zr: Array,
     zi: Array,
+    ww: Array | None,
+    eps: tuple[Array, Array | None] | None,
     magnitude: bool,
     idx: npt.NDArray[np.intp] | None = None,
-    rho: Array | None = None,
+    ww_sig: Array | None = None,
     also: npt.NDArray[np.bool_] | None = None,
-) -> tuple[Array, Array | None, Array | None]:
-    """JᵀJ (m, 4, 4) and, given e, Jᵀe (m, 4) for the rows ``idx`` (all if None)
-    of the weighted Jacobian (:func:`_jacobian`), built and multiplied piece by
-    piece (JAC_ROWS rows), so that no full Jacobian is ever written to memory.
-    Magnitude-only spectra: the Jacobian of |Z| is Re(conj(Z)·∂Z)/|Z|.
+) -> tuple[Array | None, Array | None, Array | None]:
+    """A = JᵀWJ and, given the residuals ε, b = JᵀWε for the rows ``idx`` (all if
+    None), where J = ∂Z_model/∂(R0, R∞, α, ln fc) and W = ``ww`` per point (None:
+    neither). Entry-major, as :func:`_solve_spd` takes them: A (4, 4, m), b (4, m).
 
-    Given ``rho`` (per row and residual, the interval's weight over the fit's,
-    w_σ/w) also (J·ρ)(J·ρ)ᵀ = Jᵀ Σ⁻¹ J, the interval's normal matrix from the
-    same Jacobian, for the selected rows where ``also`` (m,) holds (NaN elsewhere).
+    No Jacobian is formed. Each column of J is a complex factor times a point's
+    value: c0 = G, c1 = 1 − G, c2 = −ΔR·(ℓ + jπ/2)·H, c3 = α·ΔR·H with
+    H = G(1 − G) and ℓ = ln(f/fc) (module docstring), so A_kl = Σ W·Re(c̄_k·c_l)
+    and b_k = Σ W·Re(c̄_k·ε) are fixed combinations of W-weighted sums of eleven
+    per-point quantities (five more for b): G, |G|², ḠH = |G|²(1 − G), H, |H|²,
+    with ℓ and ℓ² where the combination needs them (see :func:`_assemble`).
+    These are computed piece by piece (JAC_ROWS rows) into one stack and summed
+    by one matrix–vector product per spectrum. Magnitude-only spectra: the
+    Jacobian of |Z| has the real rows Re(ū·c_k), ū = conj(Z_model)/|Z_model|,
+    and the stack holds their ten products (and four with ε).
+
+    Given ``ww_sig`` (1/σ² per point) also Jᵀ Σ⁻¹ J, the interval's normal
+    matrix, from the same per-point quantities, for the selected rows where
+    ``also`` (m,) holds (NaN elsewhere); without ``also``, for all of them.
+    The same arithmetic whichever path asks for it (the solver or
+    :func:`_covariance`), so a spectrum's interval does not depend on which.
     """
-    m = parts[0].shape[0] if idx is None else idx.size
-    jtj = np.empty((m, 4, 4))
-    jte = None if e is None else np.empty((m, 4))
-    a_rho = None if rho is None or also is None else np.full((m, 4, 4), np.nan)
+    gr_all, gi_all, lr_all, dr_all, al_all = parts
+    m = gr_all.shape[0] if idx is None else idx.size
+    nf = gr_all.shape[1]
+    n_mat = _N_MATRIX_MAGNITUDE if magnitude else _N_MATRIX
+    n_grad = 0 if eps is None else 4 if magnitude else 5
+    sums = None if ww is None else np.empty((m, n_mat + n_grad))
+    sums_sig = None if ww_sig is None else np.full((m, n_mat), np.nan)
+    s1 = np.empty(m)
+    s1_sig = None if ww_sig is None else np.empty(m)
+    # quantity, spectrum, point: one buffer for all pieces (a fresh one each time
+    # would be fresh pages of memory each time)
+    buf = np.empty((n_mat + n_grad, min(m, JAC_ROWS), nf))
     for s in range(0, m, JAC_ROWS):
         out = slice(s, min(m, s + JAC_ROWS))
         k = out if idx is None else idx[out]
-        jac = _jacobian(tuple(x[k] for x in parts), w[k])  # type: ignore[arg-type]
+        gr, gi, lr = gr_all[k], gi_all[k], lr_all[k]
+        st = buf[:, : gr.shape[0]]
         if magnitude:
-            nf = zr.shape[1]
-            mod = np.sqrt(zr[k] * zr[k] + zi[k] * zi[k])
-            jac = (
-                jac[:, :, :nf] * (zr[k] / mod)[:, None, :]
-                + jac[:, :, nf:] * (zi[k] / mod)[:, None, :]
-            )
-        jtj[out] = np.matmul(jac, jac.transpose(0, 2, 1))
-        if jte is not None and e is not None:
-            jte[out] = np.matmul(jac, e[k][..., None])[..., 0]
-        if a_rho is not None and rho is not None and also is not None:
-            sub = np.nonzero(also[out])[0]
-            if sub.size == jac.shape[0]:  # the whole piece
-                jr = jac * rho[k][:, None, :]
-                a_rho[out] = np.matmul(jr, jr.transpose(0, 2, 1))
-            elif sub.size:
-                jr = jac[sub] * rho[k][sub][:, None, :]
-                a_rho[s + sub] = np.matmul(jr, jr.transpose(0, 2, 1))
-    return jtj, jte, a_rho
+            er = None if eps is None else eps[0][k]
+            _magnitude_quantities(gr, gi, lr, zr[k], zi[k], dr_all[k], al_all[k], er, st)
+        else:
+            ee = None if eps is None else (eps[0][k], eps[1][k])  # type: ignore[index]
+            _quantities(gr, gi, lr, ee, st)
+        stack = st.transpose(1, 0, 2)  # (spectrum, quantity, point)
+        if ww is not None and sums is not None:
+            w = ww[k]
+            sums[out] = np.matmul(stack, w[..., None])[..., 0]
+            s1[out] = w.sum(-1)
+        if ww_sig is not None and sums_sig is not None and s1_sig is not None:
+            # the whole piece where any row asks (each row's sums are its own)
+            sub = np.arange(gr.shape[0]) if also is None else np.nonzero(also[out])[0]
+            if sub.size:
+                ws = ww_sig[k]
+                sig = np.matmul(stack[:, :n_mat], ws[..., None])[..., 0]
+                sums_sig[s + sub], s1_sig[s + sub] = sig[sub], ws.sum(-1)[sub]
+    k_all = slice(None) if idx is None else idx
+    dr, alpha = dr_all[k_all, 0], al_all[k_all, 0]
+    a = b = None
+    if sums is not None:
+        a = _assemble(sums, s1, dr, alpha, magnitude)
+        b = None if eps is None else _gradient(sums[:, n_mat:], dr, alpha, magnitude)
+    a_sig = None
+    if sums_sig is not None and s1_sig is not None:
+        a_sig = _assemble(sums_sig, s1_sig, dr, alpha, magnitude)
+    return a, b, a_sig
+
+
+def _quantities(
+    gr: Array, gi: Array, lr: Array, eps: tuple[Array, Array | None] | None, st: Array
+) -> None:
+    """The per-point quantities of :func:`_normal_equations` (complex spectra) into
+    ``st`` (quantity, spectrum, point): G's real part, |G|², Re(ḠH), −Im(ḠH),
+    ℓ·Re(ḠH), H's real and imaginary parts, ℓ·Re H, |H|², ℓ·|H|², ℓ²·|H|²; given
+    ε also Re ε, Re(Ḡε), Re(H̄ε), Im(H̄ε), ℓ·Re(H̄ε)."""
+    q = gi * gi
+    np.copyto(st[0], gr)
+    g2 = np.multiply(gr, gr, out=st[1])
+    hr = np.subtract(gr, g2, out=st[5])  # Re H = Re G − (Re G)² + (Im G)²
+    hr += q
+    g2 += q
+    one_m = 1.0 - gr
+    ga = np.multiply(g2, one_m, out=st[2])  # Re(ḠH) = |G|²(1 − Re G)
+    np.multiply(g2, gi, out=st[3])  # Im(ḠH) = −|G|²·Im G
+    np.multiply(ga, lr, out=st[4])
+    one_m -= gr
+    hi = np.multiply(gi, one_m, out=st[6])  # Im H = Im G·(1 − 2 Re G)
+    np.multiply(hr, lr, out=st[7])
+    hh = np.multiply(hr, hr, out=st[8])
+    np.multiply(hi, hi, out=q)
+    hh += q
+    hhl = np.multiply(hh, lr, out=st[9])
+    np.multiply(hhl, lr, out=st[10])
+    if eps is None:
+        return
+    er, ei = eps
+    assert ei is not None
+    np.copyto(st[11], er)
+    t = np.multiply(gr, er, out=st[12])
+    t += np.multiply(gi, ei, out=q)
+    t = np.multiply(hr, er, out=st[13])
+    t += np.multiply(hi, ei, out=q)
+    np.multiply(t, lr, out=st[15])
+    t = np.multiply(hr, ei, out=st[14])
+    t -= np.multiply(hi, er, out=q)
+
+
+def _magnitude_quantities(
+    gr: Array,
+    gi: Array,
+    lr: Array,
+    zr: Array,
+    zi: Array,
+    dr: Array,
+    alpha: Array,
+    er: Array | None,
+    st: Array,
+) -> None:
+    """Magnitude-only spectra: the ten products of the Jacobian's real rows
+    a_k = Re(ū·c_k) (ū = conj(Z_model)/|Z_model|) and, given ε, a_k·ε, into ``st``."""
+    mod = np.sqrt(zr * zr + zi * zi)
+    ur, ui = zr / mod, zi / mod
+    hr = gr - gr * gr + gi * gi
+    hi = gi * (1.0 - 2.0 * gr)
+    a0 = ur * gr + ui * gi
+    t = ur * hr + ui * hi  # Re(ū·H)
+    t2 = ur * hi - ui * hr  # Im(ū·H)
+    rows = (a0, ur - a0, -dr * (lr * t - _HP * t2), (alpha * dr) * t)
+    n = 0
+    for i in range(4):
+        for j in range(i + 1):
+            np.multiply(rows[i], rows[j], out=st[n])
+            n += 1
+    if er is not None:
+        for i in range(4):
+            np.multiply(rows[i], er, out=st[n + i])
+
+
+def _assemble(s: Array, s1: Array, dr: Array, alpha: Array, magnitude: bool) -> Array:
+    """The 4×4 matrices, entry-major (4, 4, m), from the sums (m, ·) of
+    :func:`_normal_equations` (``s1``: Σ W)."""
+    m = s.shape[0]
+    a = np.empty((4, 4, m))
+    if magnitude:  # the ten products, row by row of the lower triangle
+        n = 0
+        for i in range(4):
+            for j in range(i + 1):
+                a[i, j] = a[j, i] = s[:, n]
+                n += 1
+        return a
+    g, gg, ga, gb, gal, h, k, hl, hh, hhl, hhll = (s[:, i] for i in range(_N_MATRIX))
+    ad = alpha * dr
+    a02 = -dr * (gal + _HP * gb)  # Re(Ḡ·c2)
+    entries = {
+        (0, 0): gg,
+        (0, 1): g - gg,
+        (1, 1): s1 - 2.0 * g + gg,
+        (0, 2): a02,
+        (1, 2): -dr * (hl - _HP * k) - a02,  # Re(c2) − Re(Ḡ·c2)
+        (0, 3): ad * ga,
+        (1, 3): ad * (h - ga),
+        (2, 2): dr * dr * (hhll + _HP * _HP * hh),
+        (2, 3): -ad * dr * hhl,
+        (3, 3): ad * ad * hh,
+    }
+    for (i, j), v in entries.items():
+        a[i, j] = a[j, i] = v
+    return a
+
+
+def _gradient(s: Array, dr: Array, alpha: Array, magnitude: bool) -> Array:
+    """b = JᵀWε, entry-major (4, m), from the sums of :func:`_normal_equations`' ε
+    quantities."""
+    if magnitude:
+        return np.ascontiguousarray(s[:, :4].T)
+    r, g, h, hi, hl = (s[:, i] for i in range(5))
+    b = np.empty((4, s.shape[0]))
+    b[0] = g
+    b[1] = r - g
+    b[2] = -dr * (hl + _HP * hi)  # Re(c̄2·ε) = −ΔR·(ℓ·Re(H̄ε) + (π/2)·Im(H̄ε))
+    b[3] = alpha * dr * h
+    return b
 
 
 def _project(p: Array, lfc_lo: Array, lfc_hi: Array) -> tuple[Array, npt.NDArray[np.bool_]]:
@@ -315,84 +424,76 @@ def _project(p: Array, lfc_lo: Array, lfc_hi: Array) -> tuple[Array, npt.NDArray
     return q, at
 
 
+class _Solved(NamedTuple):
+    """What :func:`_lm` returns, per row."""
+
+    p: Array
+    er: Array  # ε = Z_model − Z at p (see :func:`_residuals`)
+    ei: Array | None
+    iterations: npt.NDArray[np.int64]
+    converged: npt.NDArray[np.bool_]
+    at_bound: npt.NDArray[np.bool_]
+    gr: Array  # G = 1/(1 + (j f/fc)^α) at p: the interval's quantities need no
+    gi: Array  # model evaluation
+    a_sig: Array | None  # Jᵀ Σ⁻¹ J at p where the solver formed it (NaN elsewhere)
+
+
 def _lm(
     logf: Array,
     mr: Array,
     mi: Array,
-    w: Array,
+    ww: Array,
     p0: Array,
     lfc_lo: Array,
     lfc_hi: Array,
     magnitude: bool,
     max_iter: int,
     tol: float,
-    rho: Array | None = None,
+    ww_sig: Array | None = None,
     lam0: Array | float = LAMBDA_START,
-) -> tuple[
-    Array,
-    Array,
-    npt.NDArray[np.int64],
-    npt.NDArray[np.bool_],
-    npt.NDArray[np.bool_],
-    Array,
-    Array,
-    Array | None,
-]:
-    """Levenberg–Marquardt on rows of (n, F) arrays.
+) -> _Solved:
+    """Levenberg–Marquardt on rows of (n, F) arrays, W = ``ww`` per point.
 
-    Returns p, the weighted residuals e at p (see :func:`_errors`), the
-    iterations, whether each row converged, whether it ended on a bound, and
-    G = 1/(1 + (j f/fc)^α) at p (real and imaginary parts: the interval's
-    Jacobian is built from them without evaluating the model again), and,
-    given ``rho`` (w_σ/w, see :func:`_normal_equations`), the interval's normal
-    matrix Jᵀ Σ⁻¹ J at p where the solver already built the Jacobian at p
-    (NaN elsewhere): a row that moved by less than SHARE_STEPS·STEP_TOL is
-    probably at its optimum (its next step negligible), so when its Jacobian
-    is built for that next step, the interval's matrix is taken from it too.
+    Returns p, the residuals ε at p, the iterations, whether each row
+    converged, whether it ended on a bound, G at p (for the interval) and,
+    given ``ww_sig`` (1/σ² per point), the interval's normal matrix Jᵀ Σ⁻¹ J at
+    p where the solver already formed the normal equations at p (NaN
+    elsewhere): a row that moved by less than SHARE_STEPS·STEP_TOL is probably
+    at its optimum (its next step negligible), so when its normal equations
+    are formed for that next step, the interval's matrix is taken from the same
+    per-point quantities.
 
     ``lam0`` is each row's initial damping λ (see LAMBDA_START).
 
     Each round works only on the rows still active: it solves their damped 4×4
     normal equations together, evaluates the model at the trial points (values
-    only) and accepts a trial where the cost did not rise. The Jacobian is then
-    built only for accepted rows that go on iterating, so the round in which a
-    spectrum converges costs one model evaluation, not a Jacobian and its
-    normal equations. A row leaves the active set when its Gauss–Newton step is
-    negligible (before spending an evaluation on it), when an accepted step
-    gains less than ``tol`` of the cost or moves less than STEP_TOL, or when λ
-    runs away.
+    only) and accepts a trial where the cost did not rise. The normal
+    equations are then formed only for accepted rows that go on iterating, so
+    the round in which a spectrum converges costs one model evaluation, not
+    new normal equations. A row leaves the active set when its Gauss–Newton
+    step is negligible (before spending an evaluation on it), when an accepted
+    step gains less than ``tol`` of the cost or moves less than STEP_TOL, or
+    when λ runs away. Every decision is the row's own: a spectrum's result does
+    not depend on the others in its batch.
     """
     n = p0.shape[0]
     p, at = _project(p0, lfc_lo, lfc_hi)
     zr, zi, parts = _cole(logf, p)
-    e, cost = _errors(zr, zi, mr, mi, w, magnitude)
-    jtj, jte, _ = _normal_equations(parts, w, e, zr, zi, magnitude)
-    assert jte is not None
+    er, ei, cost = _residuals(zr, zi, mr, mi, ww, magnitude)
+    jtj, jte, _ = _normal_equations(parts, zr, zi, ww, (er, ei), magnitude)
+    assert jtj is not None and jte is not None
     gr, gi = parts[0], parts[1]  # G at p (updated with p below)
-    a_sig = None if rho is None else np.full((n, 4, 4), np.nan)  # Jᵀ Σ⁻¹ J at p, where known
+    a_sig = None if ww_sig is None else np.full((4, 4, n), np.nan)  # Jᵀ Σ⁻¹ J at p, where known
     lam = np.broadcast_to(np.asarray(lam0, dtype=float), (n,)).copy()
     iters = np.zeros(n, dtype=np.int64)
     done = np.zeros(n, dtype=bool)
-    eye = np.eye(4)
     active = np.arange(n)
     for _ in range(max_iter):
         if active.size == 0:
             break
         rows = _rows(active, n)
-        a = jtj[rows]
-        d = np.diagonal(a, axis1=1, axis2=2)
-        damped = (
-            a + (lam[rows, None] * d + 1e-12 * (d.max(-1, keepdims=True) + 1e-30))[:, :, None] * eye
-        )
-        rhs = -jte[rows]
-        step = _solve_spd(damped, rhs)
-        lost = ~np.isfinite(step).all(-1)  # Cholesky broke down (rare): LU for those
-        if lost.any():
-            try:
-                step[lost] = np.linalg.solve(damped[lost], rhs[lost][..., None])[..., 0]
-            except np.linalg.LinAlgError:  # pragma: no cover - singular despite damping
-                step[lost] = 0.0
-        step = np.where(np.isfinite(step), step, 0.0)
+        step = _solve_spd(jtj[:, :, rows], -jte[:, rows], lam[rows]).T
+        step = np.where(np.isfinite(step), step, 0.0)  # singular despite damping: no step
         # a Gauss–Newton step this small (undamped: λ small) means p is the optimum
         # to within STEP_TOL: stop without spending an evaluation on it
         pa = p[rows]
@@ -406,79 +507,108 @@ def _lm(
                 break
             rows = _rows(active, n)
         trial, at_t = _project(pa + step, lfc_lo[rows], lfc_hi[rows])
-        wa = w[rows]
+        wa = ww[rows]
         zr_t, zi_t, parts_t = _cole(logf[rows], trial)
-        e_t, cost_t = _errors(zr_t, zi_t, mr[rows], mi[rows], wa, magnitude)
+        er_t, ei_t, cost_t = _residuals(zr_t, zi_t, mr[rows], mi[rows], wa, magnitude)
         old = cost[rows]
         better = np.isfinite(cost_t) & (cost_t <= old)
-        tiny_step = (np.abs(trial - pa) <= STEP_TOL * scale).all(-1)
+        moved = np.abs(trial - pa)  # (``old`` and ``pa`` may be views: used before p moves)
+        tiny_step = (moved <= STEP_TOL * scale).all(-1)
         small_gain = better & ((old - cost_t <= tol * (old + 1e-30)) | tiny_step)
-        b = active[better]  # (``old`` and ``pa`` may be views: used up before this)
+        near = np.asarray((moved <= SHARE_STEPS * STEP_TOL * scale).all(-1), dtype=bool)
+        b = active[better]
         if a_sig is not None:
-            a_sig[b] = np.nan  # moved: the interval's matrix, if any, was of the old point
+            a_sig[:, :, b] = np.nan  # moved: the interval's matrix, if any, was of the old point
         if b.size == n:  # every row moved (the first round, as a rule): take the trial's arrays
-            p, cost, e, at, gr, gi = trial, cost_t, e_t, at_t, parts_t[0], parts_t[1]
+            p, cost, er, ei, at, gr, gi = trial, cost_t, er_t, ei_t, at_t, parts_t[0], parts_t[1]
         else:
             p[b] = trial[better]
             cost[b] = cost_t[better]
-            e[b] = e_t[better]
+            er[b] = er_t[better]
+            if ei is not None and ei_t is not None:
+                ei[b] = ei_t[better]
             at[b] = at_t[better]
             gr[b], gi[b] = parts_t[0][better], parts_t[1][better]
         lam[rows] = np.where(better, np.maximum(lam[rows] * 0.2, 1e-12), lam[rows] * 10.0)
         iters[rows] += 1
         finished = small_gain | (lam[rows] > 1e12)
-        # moved and going on: the next step needs the Jacobian at the new point
-        # (a rejected row keeps the one of the point it stays at)
+        # moved and going on: the next step needs the normal equations at the new point
+        # (a rejected row keeps those of the point it stays at)
         go_on = np.nonzero(better & ~finished)[0]
         if go_on.size:
             idx = None if go_on.size == active.size else go_on
-            near: npt.NDArray[np.bool_] | None = None
-            rho_a = None
-            if a_sig is not None and rho is not None:  # the interval's matrix too, where near
-                steps = np.abs(trial - pa) <= SHARE_STEPS * STEP_TOL * scale
-                near, rho_a = np.asarray(steps.all(-1))[go_on], rho[rows]
             a_k, b_k, s_k = _normal_equations(
-                parts_t, wa, e_t, zr_t, zi_t, magnitude, idx, rho_a, near
+                parts_t,
+                zr_t,
+                zi_t,
+                wa,
+                (er_t, ei_t),
+                magnitude,
+                idx,
+                None if ww_sig is None else ww_sig[rows],
+                near[go_on],
             )
-            jtj[active[go_on]], jte[active[go_on]] = a_k, b_k
+            jtj[:, :, active[go_on]], jte[:, active[go_on]] = a_k, b_k
             if a_sig is not None and s_k is not None:
-                a_sig[active[go_on]] = s_k
+                a_sig[:, :, active[go_on]] = s_k
         done[active[finished]] = True
         active = active[~finished]
-    return p, e, iters, done, at, gr, gi, a_sig
+    return _Solved(p, er, ei, iters, done, at, gr, gi, a_sig)
 
 
-def _solve_spd(a: Array, b: Array) -> Array:
-    """x with a·x = b for a stack (m, k, k) of symmetric positive definite ``a``, b (m, k)
-    or, for several right-hand sides, (m, k, r).
+def _solve_spd(a: Array, b: Array, lam: Array | None = None) -> Array:
+    """x with a·x = b for symmetric positive definite 4×4 matrices, entry-major: ``a``
+    (k, k, m) (entry (i, j) of every matrix a contiguous vector), b (k, m) or, for
+    several right-hand sides, (k, r, m); x shaped as b. Given ``lam`` (m,), the
+    matrices are damped as Levenberg–Marquardt's: a_ii + (λ·a_ii + 1e-12·max_i a_ii).
 
-    Cholesky a = L·Lᵀ unrolled over the k×k entries, each a contiguous vector
-    over the stack: a few dozen array operations for k = 4 instead of m LAPACK
-    calls, three times faster. Rows whose factorisation breaks down (not
-    positive definite in floating point) come out NaN.
+    Cholesky a = L·Lᵀ unrolled over the k×k entries, each a vector over the
+    stack: a few dozen array operations for k = 4 instead of m LAPACK calls.
+    Where the factorisation breaks down (not positive definite in floating
+    point), LU for that matrix alone; NaN where it is singular.
     """
-    k = a.shape[-1]
-    el = np.ascontiguousarray(np.moveaxis(a, 0, -1))  # (k, k, m): entry (i, j) over the stack
-    rhs = np.ascontiguousarray(np.moveaxis(b, 0, -1))  # (k, m) or (k, r, m)
+    k = a.shape[0]
+    diag = [a[i, i] for i in range(k)]
+    if lam is not None:
+        ridge = 1e-12 * (np.maximum.reduce(diag) + 1e-30)
+        diag = [d + (lam * d + ridge) for d in diag]
+    el, rhs = a, b
     if b.ndim == 3:  # each entry multiplies a row of b's right-hand sides
-        el = el[:, :, None, :]
+        el, diag = a[:, :, None, :], [d[None, :] for d in diag]
     low: list[list[Array]] = [[] for _ in range(k)]
     inv: list[Array] = []  # 1/L[i, i]
     y: list[Array] = []
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         for i in range(k):
             for j in range(i + 1):
-                s = el[i, j] - sum((low[i][q] * low[j][q] for q in range(j)), 0.0)
+                s = diag[i] if i == j else el[i, j]
+                for q in range(j):
+                    s = s - low[i][q] * low[j][q]
                 if i == j:
                     low[i].append(np.sqrt(s))
                     inv.append(1.0 / low[i][i])
                 else:
                     low[i].append(s * inv[j])
-            y.append((rhs[i] - sum((low[i][q] * y[q] for q in range(i)), 0.0)) * inv[i])
+            t = rhs[i]
+            for q in range(i):
+                t = t - low[i][q] * y[q]
+            y.append(t * inv[i])
         x: list[Array] = [y[0]] * k
         for i in reversed(range(k)):  # Lᵀ·x = y
-            x[i] = (y[i] - sum((low[q][i] * x[q] for q in range(i + 1, k)), 0.0)) * inv[i]
-    return np.moveaxis(np.stack(x), -1, 0)
+            t = y[i]
+            for q in range(i + 1, k):
+                t = t - low[q][i] * x[q]
+            x[i] = t * inv[i]
+    out = np.stack(x)
+    lost = np.nonzero(~np.isfinite(out).all(tuple(range(out.ndim - 1))))[0]
+    for r in lost:  # rare: LU, matrix by matrix
+        dense = a[:, :, r].copy()
+        dense[np.diag_indices(k)] = [d[..., r].item() for d in diag]
+        try:
+            out[..., r] = np.linalg.solve(dense, b[..., r])
+        except np.linalg.LinAlgError:
+            out[..., r] = np.nan
+    return out
 
 
 def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
@@ -545,6 +675,12 @@ def fit_cole(
         f, zc = np.take_along_axis(f, order2, -1), np.take_along_axis(zc, order2, -1)
         if sig is not None:
             sig = np.take_along_axis(sig, order2, -1)
+    # C order whatever the caller's (or the sort's) layout: numpy's sums follow the
+    # memory order, so a spectrum's result would otherwise depend on its batch's layout
+    zc = np.ascontiguousarray(zc)
+    sig = None if sig is None else np.ascontiguousarray(sig)
+    if f_row is None:
+        f = np.ascontiguousarray(f)
     n = zc.shape[0]
     out = {k: np.full(n, np.nan) for k in ("r0", "rinf", "alpha", "fc_hz", "rms_ohm", "rel_rms")}
     npts = np.zeros(n, dtype=np.int64)
@@ -599,15 +735,16 @@ def _fit_block(
     ok = np.isfinite(z) & np.isfinite(f) & (f > 0)  # complex z: finite R and X
     if magnitude:
         ok &= z.real > 0
+    full = bool(ok.all())  # every point measured: no masking (the same values, faster)
     flags = np.zeros(n, dtype=np.int64)
     if magnitude:
         flags |= FLAG_MAGNITUDE_ONLY
-    r = np.where(ok, z.real, np.nan)
+    r = _where(ok, full, np.ascontiguousarray(z.real), np.nan)
     # -- hook: past the arc's peak, −X rises again (or X turns positive) --------
     if not magnitude:
-        y = np.where(ok, -z.imag, np.nan)
+        y = _where(ok, full, -z.imag, np.nan)
         tol_y = _hook_tolerance(y)[:, None]
-        yv = np.where(ok, y, -np.inf)
+        yv = _where(ok, full, y, -np.inf)
         peak = np.argmax(yv, axis=-1)  # the arc's top; a hook can only come above it
         ymax = np.take_along_axis(yv, peak[:, None], -1)
         above = np.arange(nf)[None, :] > peak[:, None]
@@ -617,10 +754,12 @@ def _fit_block(
         prev_min = np.concatenate([np.full((n, 1), np.inf), runmin[:, :-1]], axis=-1)
         hook_at = ok & ((passed & (y - prev_min > tol_y)) | (above & (y < -tol_y)))
         has_hook = hook_at.any(-1)
-        first = np.where(has_hook, np.argmax(hook_at, -1), nf)
-        ok &= np.arange(nf)[None, :] < first[:, None]
-        flags |= np.where(has_hook, FLAG_HOOK, 0)
-        r = np.where(ok, r, np.nan)
+        if has_hook.any():
+            first = np.where(has_hook, np.argmax(hook_at, -1), nf)
+            ok &= np.arange(nf)[None, :] < first[:, None]
+            flags |= np.where(has_hook, FLAG_HOOK, 0)
+            full = False
+            r = np.where(ok, r, np.nan)
     npts = ok.sum(-1)
     min_pts = 4 if magnitude else 3
     flags |= np.where(npts < min_pts, FLAG_TOO_FEW_POINTS, 0)
@@ -631,7 +770,7 @@ def _fit_block(
     # largest rise of R over any lower frequency
     runmin_r = np.fmin.accumulate(r, axis=-1)
     rmin = runmin_r[:, -1]
-    rise = np.where(ok, r - runmin_r, 0.0).max(-1)
+    rise = _where(ok, full, r - runmin_r, 0.0).max(-1)
     with np.errstate(invalid="ignore"):  # rows without points: flagged above
         non_mono = rise > MONOTONE_TOL_RANGE * (rmax - rmin) + MONOTONE_TOL_LEVEL * np.abs(rmax)
     flags |= np.where(non_mono & (npts >= min_pts), FLAG_NON_MONOTONIC, 0)
@@ -645,16 +784,25 @@ def _fit_block(
     if idx_fit.size:
         fit_rows = _rows(idx_fit, n)
         ff, zz, okk = f[fit_rows], z[fit_rows], ok[fit_rows]
-        fmin = np.nanmin(np.where(okk, ff, np.inf), -1)
-        fmax = np.nanmax(np.where(okk, ff, -np.inf), -1)
+        if full and f_row is not None:
+            fmin, fmax = np.full(idx_fit.size, f_row[0]), np.full(idx_fit.size, f_row[-1])
+        else:
+            fmin = np.nanmin(_where(okk, full, ff, np.inf), -1)
+            fmax = np.nanmax(_where(okk, full, ff, -np.inf), -1)
         lfc_lo = np.log(fmin) - FC_DECADES * np.log(10)
         lfc_hi = np.log(fmax) + FC_DECADES * np.log(10)
         p0, circle_ok = _start(ff, zz, okk, magnitude)
-        zmeas = np.where(okk, zz, 0.0)
+        zmeas = _where(okk, full, zz, 0.0)
         mod = np.abs(zmeas)
-        w = np.where(okk & (mod > 0), 1.0 / np.where(mod > 0, mod, 1.0), 0.0)
-        if f_row is not None and okk.all():  # one ln f for all rows
-            logf = np.broadcast_to(np.log(f_row), ff.shape)
+        used = okk & (mod > 0)
+        all_used = bool(used.all())
+        with np.errstate(divide="ignore"):
+            ww = _where(used, all_used, 1.0 / (mod * mod), 0.0)  # the fit's weight: 1/|Z|²
+        lf_row = None if f_row is None else np.log(np.where(f_row > 0, f_row, 1.0))
+        if lf_row is not None and okk.all():  # one ln f for all rows
+            logf = np.broadcast_to(lf_row, ff.shape)
+        elif lf_row is not None:
+            logf = np.where(okk, lf_row, 0.0)
         else:
             logf = np.log(np.where(okk, ff, 1.0))
         mr, mi = zmeas.real.copy(), zmeas.imag.copy()
@@ -667,52 +815,65 @@ def _fit_block(
         it = np.zeros(m, dtype=np.int64)
         conv = np.ones(m, dtype=bool)
         at = (p0[:, 2] >= 1.0 - 1e-9) | (p0[:, 2] <= ALPHA_MIN)
-        e = np.zeros((m, nf if magnitude else 2 * nf))
-        g = (e, e)  # G at p (real, imaginary) where iterated: for the interval
-        a_sig = None  # the interval's normal matrix where the solver built it
-        s_ok = w_sig = rho = None
-        if sig is not None:  # the points' σ where usable (NaN elsewhere), 1/σ (0 elsewhere)
-            s_ok = np.where(okk & (sig[idx_fit] > 0), sig[idx_fit], np.nan)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                w_sig = np.where(np.isfinite(s_ok), 1.0 / s_ok, 0.0)
-            if not magnitude:  # w_σ/w per residual; NaN where w = 0 but w_σ is not
-                r1 = np.where(mod > 0, w_sig * mod, np.where(w_sig > 0, np.nan, 0.0))
-                rho = np.concatenate([r1, r1], axis=1)
+        er = np.zeros((m, nf))
+        ei = None if magnitude else np.zeros((m, nf))
+        g = (er, er)  # G at p (real, imaginary) where iterated: for the interval
+        a_sig = None  # the interval's normal matrix where the solver formed it
+        s_ok = ww_sig = None
+        if sig is not None:  # the points' σ where usable (NaN elsewhere), 1/σ² (0 elsewhere)
+            sg = sig[fit_rows]
+            s_use = okk & (sg > 0)
+            s_all = bool(s_use.all())
+            s_ok = _where(s_use, s_all, sg, np.nan)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                ww_sig = 1.0 / (s_ok * s_ok)
+                if not s_all or not np.isfinite(ww_sig).all():
+                    ww_sig = np.where(np.isfinite(s_ok), ww_sig, 0.0)
         it_rows = np.nonzero(~exact)[0]
         if it_rows.size:
             sel = _rows(it_rows, m)
-            p[sel], e[sel], it[sel], conv[sel], at[sel], gr, gi, a_it = _lm(
+            sv = _lm(
                 logf[sel],
                 mr[sel],
                 mi[sel],
-                w[sel],
+                ww[sel],
                 p0[sel],
                 lfc_lo[sel],
                 lfc_hi[sel],
                 magnitude,
                 max_iter,
                 tol,
-                None if rho is None else rho[sel],
+                None if ww_sig is None else ww_sig[sel],
                 np.where(circle_ok[sel], LAMBDA_START_CIRCLE, LAMBDA_START),
             )
+            p[sel], er[sel], it[sel], conv[sel], at[sel] = (
+                sv.p,
+                sv.er,
+                sv.iterations,
+                sv.converged,
+                sv.at_bound,
+            )
+            if ei is not None and sv.ei is not None:
+                ei[sel] = sv.ei
             if it_rows.size == m:
-                g, a_sig = (gr, gi), a_it
+                g, a_sig = (sv.gr, sv.gi), sv.a_sig
             elif sig is not None:
                 g = (np.zeros((m, nf)), np.zeros((m, nf)))
-                g[0][sel], g[1][sel] = gr, gi
-                if a_it is not None:
-                    a_sig = np.full((m, 4, 4), np.nan)
-                    a_sig[sel] = a_it
+                g[0][sel], g[1][sel] = sv.gr, sv.gi
+                if sv.a_sig is not None:
+                    a_sig = np.full((4, 4, m), np.nan)
+                    a_sig[:, :, sel] = sv.a_sig
         ex = np.nonzero(exact)[0]
         if ex.size:
             zr, zi, _ = _cole(logf[ex], p[ex])
-            e[ex] = _errors(zr, zi, mr[ex], mi[ex], w[ex], magnitude)[0]
-        # e = (Z_model − Z)/|Z| at each point (0 where left out), so
-        # |Z_model − Z|² = e²·|Z|²
-        e2 = e * e if magnitude else e[:, :nf] ** 2 + e[:, nf:] ** 2
+            er_x, ei_x, _ = _residuals(zr, zi, mr[ex], mi[ex], ww[ex], magnitude)
+            er[ex] = er_x
+            if ei is not None and ei_x is not None:
+                ei[ex] = ei_x
+        e2 = er * er if ei is None else er * er + ei * ei  # |Z_model − Z|² at each point
         cnt = np.maximum(okk.sum(-1), 1)
-        rms = np.sqrt((e2 * (mod * mod)).sum(-1) / cnt)
-        rel = np.sqrt(e2.sum(-1) / cnt)
+        rms = np.sqrt(_where(used, all_used, e2, 0.0).sum(-1) / cnt)
+        rel = np.sqrt(np.einsum("nf,nf->n", e2, ww) / cnt)
         good = np.isfinite(p).all(-1) & np.isfinite(rms)
         sub = np.zeros(idx_fit.size, dtype=np.int64)
         sub |= np.where(~good, FLAG_NO_ARC, 0)
@@ -730,10 +891,10 @@ def _fit_block(
         ):
             res[k][idx_fit] = np.where(keep, v, np.nan)
         res["iterations"][idx_fit] = it
-        if s_ok is not None and w_sig is not None:
+        if s_ok is not None and ww_sig is not None:
             cov = np.full((n, 4, 4), np.nan)
             cov[idx_fit] = _covariance(
-                logf, mr, mi, okk, s_ok, w_sig, p, g, a_sig, exact, magnitude, keep
+                logf, mr, mi, er, ei, okk, s_ok, ww_sig, p, g, a_sig, exact, magnitude, keep
             )
             res["cov"] = cov
     elif sig is not None:
@@ -746,9 +907,11 @@ def _covariance(
     logf: Array,
     mr: Array,
     mi: Array,
+    er: Array,
+    ei: Array | None,
     ok: npt.NDArray[np.bool_],
     s: Array,
-    w_sig: Array,
+    ww_sig: Array,
     p: Array,
     g: tuple[Array, Array],
     a_sig: Array | None,
@@ -757,48 +920,46 @@ def _covariance(
     keep: npt.NDArray[np.bool_],
 ) -> Array:
     """Covariance (n, 4, 4) of (R0, R∞, α, ln fc) from the points' uncertainty:
-    ``s`` = σ (NaN where not usable), ``w_sig`` = 1/σ (0 there).
+    ``s`` = σ (NaN where not usable), ``ww_sig`` = 1/σ² (0 there); ``er``, ``ei``
+    the residuals at p.
 
     Least-squares fits: the delta method on the model's Jacobian J at the
     optimum, cov = (Jᵀ Σ⁻¹ J)⁻¹ (Σ = diag σ², R and X independent), scaled by
     the reduced χ² where the residuals exceed the stated uncertainty (the fit
     then misses the model, and its spread is the better estimate; never scaled
-    down). Jᵀ Σ⁻¹ J comes from the solver where it built it at p (``a_sig``,
-    finite there); elsewhere J is built from G = ``g`` that the solver
-    evaluated at p. Exact three-point fits (the circle through them): no
-    residual to speak of, so the estimator itself is differentiated in closed
-    form (:func:`_arc3_covariance`), giving D = ∂p/∂data, and cov = D Σ Dᵀ.
-    The interval of an exact fit is therefore as wide as the circle's
-    sensitivity to its three points, never zero.
+    down). Jᵀ Σ⁻¹ J comes from the solver where it formed it at p (``a_sig``,
+    finite there); elsewhere from G = ``g`` that the solver evaluated at p, by
+    the same arithmetic (:func:`_normal_equations`). Exact three-point fits (the
+    circle through them): no residual to speak of, so the estimator itself is
+    differentiated in closed form (:func:`_arc3_covariance`), giving
+    D = ∂p/∂data, and cov = D Σ Dᵀ. The interval of an exact fit is therefore
+    as wide as the circle's sensitivity to its three points, never zero.
     """
     n = mr.shape[0]
     cov = np.full((n, 4, 4), np.nan)
     lsq = keep & ~exact
     if lsq.any():
         rows = _rows(np.nonzero(lsq)[0], n)
-        w = w_sig[rows]
+        ws = ww_sig[rows]
         pr = p[rows]
-        gr, gi = g[0][rows], g[1][rows]
-        dr = pr[:, 0:1] - pr[:, 1:2]
-        zr, zi = pr[:, 1:2] + dr * gr, dr * gi  # the model at p, as _cole
-        chi2 = _errors(zr, zi, mr[rows], mi[rows], w, magnitude)[1]  # Σ((Z_model − Z)/σ)²
-        a = np.full((gr.shape[0], 4, 4), np.nan) if a_sig is None else a_sig[rows]
-        build = np.nonzero(~np.isfinite(a).all((-1, -2)))[0]
+        e2 = er[rows] ** 2 if ei is None else er[rows] ** 2 + ei[rows] ** 2
+        chi2 = np.einsum("nf,nf->n", e2, ws)  # Σ((Z_model − Z)/σ)²
+        a = np.full((4, 4, pr.shape[0]), np.nan) if a_sig is None else a_sig[:, :, rows]
+        build = np.nonzero(~np.isfinite(a).all((0, 1)))[0]
         if build.size:
+            gr, gi = g[0][rows], g[1][rows]
+            dr = pr[:, 0:1] - pr[:, 1:2]
             parts = (gr, gi, logf[rows] - pr[:, 3:4], dr, pr[:, 2:3])
-            a[build] = _normal_equations(parts, w, None, zr, zi, magnitude, build)[0]
+            zr, zi = pr[:, 1:2] + dr * gr, dr * gi  # the model at p, as _cole
+            a[:, :, build] = _normal_equations(parts, zr, zi, None, None, magnitude, build, ws)[2]
         dof = (1 if magnitude else 2) * ok[rows].sum(-1) - 4
-        d = np.diagonal(a, axis1=1, axis2=2)
-        ridge = 1e-12 * (d.max(-1) + 1e-300)
-        a += ridge[:, None, None] * np.eye(4)
-        eye = np.broadcast_to(np.eye(4), a.shape)
-        inv = _solve_spd(a, eye)
-        lost = ~np.isfinite(inv).all((-1, -2))  # Cholesky broke down (rare): LU for those
-        if lost.any():
-            inv[lost] = np.linalg.solve(a[lost], eye[lost])
+        ridge = 1e-12 * (np.maximum.reduce([a[i, i] for i in range(4)]) + 1e-300)
+        for i in range(4):
+            a[i, i] += ridge
+        inv = _solve_spd(a, np.broadcast_to(np.eye(4)[:, :, None], a.shape))
         chi2 /= np.maximum(dof, 1)
         scale = np.where(dof > 0, np.maximum(chi2, 1.0), 1.0)
-        cov[rows] = inv * scale[:, None, None]
+        cov[rows] = np.moveaxis(inv * scale, -1, 0)
     ex = keep & exact
     if ex.any():
         rows = np.nonzero(ex)[0]
@@ -876,6 +1037,11 @@ def _arc3_covariance(mr: Array, mi: Array, ok: npt.NDArray[np.bool_], s: Array) 
     return np.asarray(cov, dtype=float)
 
 
+def _where(ok: npt.NDArray[np.bool_], full: bool, x: npt.NDArray[Any], fill: float) -> Any:
+    """``x`` where ``ok``, else ``fill``: ``x`` itself where every point is ok (``full``)."""
+    return x if full else np.where(ok, x, fill)
+
+
 def _hook_tolerance(y: Array) -> Array:
     """How far −X must fall and rise again to count as a hook, per spectrum.
 
@@ -890,7 +1056,7 @@ def _hook_tolerance(y: Array) -> Array:
         d2 = np.abs(y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2])
         finite = np.isfinite(d2)
         cnt = finite.sum(-1)
-        srt = np.sort(np.where(finite, d2, np.inf), axis=-1)
+        srt = np.sort(_where(finite, bool(finite.all()), d2, np.inf), axis=-1)
         med = np.take_along_axis(srt, np.maximum(cnt - 1, 0)[:, None] // 2, -1)[:, 0]
         sigma = np.where(cnt >= 3, 1.4826 * med / np.sqrt(6.0), 0.0)
     return np.asarray(HOOK_TOL * np.abs(ymax) + 4.0 * sigma, dtype=float)
