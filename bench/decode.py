@@ -15,7 +15,8 @@
    the collector took half the time).
 2. ``bia-acq import`` of a capture of N frames (with junk between some) into a new
    SQLite file, end to end as a real process: framing, journal, decode, core,
-   store. Baseline: inserting the same frames' bytes as rows into a one-table
+   store; with its worker process (decode and core in the worker, journal and store
+   in the importing process) and all in one process. Baseline: inserting the same frames' bytes as rows into a one-table
    SQLite file (WAL, synchronous=FULL, executemany, one transaction per 1,000
    rows), the floor for storing anything per frame. Target: >= 5,000 frames/s.
 3. ``bia-acq import`` of a LookinBody export of N rows (InBody 120, the real 87-column
@@ -144,26 +145,44 @@ def import_argv(db: Path, cap: Path) -> list[str]:
     return ["import", "--driver", "tanita-mc780", "--db", str(db), "--no-progress", str(cap)]
 
 
+#: run before the command: import with a worker process, or all in one, whatever the
+#: size and the machine's load (its own rule: commands.import_.worker_pays)
+WITH_WORKER = "from bia_acq.commands import import_\nimport_.WORKER = True\n"
+ONE_PROCESS = "from bia_acq.commands import import_\nimport_.WORKER = False\n"
+
+
 def bench_import(n: int) -> None:
+    """Import the capture twice, each as a real process: with a worker process that
+    decodes and computes while the importing one journals and stores, and all in one
+    process (`import` chooses by the input's size and the machine's load)."""
     data, _ = frames(min(n, 2000))
     with tempfile.TemporaryDirectory() as tmp:
         cap = Path(tmp) / "capture.bin"
         write_capture(cap, data, n)
         size_mb = cap.stat().st_size / 1e6
-        db = Path(tmp) / "import.db"
-        wall, cpu_s, rss, out = machine.run_cli(import_argv(db, cap))
-        rate = n / wall
-        summary = out.strip().splitlines()[-1]
-        conn = sqlite3.connect(db)
+        runs = []
+        for prelude in (WITH_WORKER, ONE_PROCESS):
+            db = Path(tmp) / f"import{len(runs)}.db"
+            runs.append((machine.run_cli(import_argv(db, cap), prelude), machine.load()))
+        conn = sqlite3.connect(Path(tmp) / "import0.db")
         stored = conn.execute("SELECT count(*) FROM raw_frame WHERE kind = 'frame'").fetchone()[0]
         conn.close()
         base = baseline_rate(Path(tmp) / "baseline.db", [data[i % len(data)] for i in range(n)])
+    (wall, cpu_s, rss, out), load = runs[0]
+    rate = n / wall
     print(
         f"import {n:,} captured frames ({size_mb:.0f} MB) end to end: {rate:,.0f} frames/s"
-        f" (target 5,000); {n / cpu_s:,.0f} per CPU second; peak RSS {rss:,.0f} MB ({machine.load()})"
+        f" (target 5,000); {n / cpu_s:,.0f} per CPU second (both processes); peak RSS"
+        f" {rss:,.0f} MB ({load})"
     )
-    print(f"  {summary}")
+    print(f"  {out.strip().splitlines()[-1]}")
     print(f"  journaled frames: {stored:,}")
+    (wall1, cpu1, rss1, _), load1 = runs[1]
+    print(
+        f"  the same in one process: {n / wall1:,.0f} frames/s,"
+        f" {n / cpu1:,.0f} per CPU second; peak RSS {rss1:,.0f} MB ({load1}); with the"
+        f" worker {wall1 / wall:.2f}x as fast, {cpu_s / cpu1:.2f}x the CPU"
+    )
     print(f"  baseline executemany of the frame bytes into SQLite: {base:,.0f} frames/s")
     print(f"  ratio import/baseline: {rate / base:.3f}")
 

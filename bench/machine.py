@@ -61,15 +61,16 @@ _CLI = (
 )
 
 
-def run_cli(args: list[str]) -> tuple[float, float, float, str]:
+def run_cli(args: list[str], prelude: str = "") -> tuple[float, float, float, str]:
     """``bia-acq ARGS`` as a real process: (wall seconds, CPU seconds of it and its
-    worker processes, peak RSS in MB of the largest of them, its stdout)."""
-    wall, cpu_s, peak, out, _ = run_cli_watched(args)
+    worker processes, peak RSS in MB of the largest of them, its stdout). ``prelude``:
+    Python run in it first (a setting the command has no option for)."""
+    wall, cpu_s, peak, out, _ = run_cli_watched(args, prelude=prelude)
     return wall, cpu_s, peak, out
 
 
 def run_cli_watched(
-    args: list[str], reads: Path | None = None, every_s: float = 1.0
+    args: list[str], reads: Path | None = None, every_s: float = 1.0, prelude: str = ""
 ) -> tuple[float, float, float, str, list[tuple[int, float]]]:
     """:func:`run_cli`, and every ``every_s`` seconds a sample of the process's resident
     memory: (bytes it has read of the file ``reads``, its file position from
@@ -79,7 +80,7 @@ def run_cli_watched(
     t, cpu = time.perf_counter(), os.times()
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _CLI, *args], stdout=out, stderr=err, env=env
+            [sys.executable, "-c", prelude + _CLI, *args], stdout=out, stderr=err, env=env
         )
         while True:
             try:

@@ -227,26 +227,53 @@ def _rows(db: Path) -> dict[str, list[tuple[object, ...]]]:
     return out
 
 
-def test_a_large_import_computes_in_a_worker_process_with_the_same_results(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from bia_acq import cli
-    from bia_acq.commands import import_
+def _import(worker: bool) -> list[str]:
+    """``bia-acq import`` as a real process, with a worker process or all in one whatever
+    the machine's load (commands.import_.worker_pays)."""
+    code = (
+        "import sys\nfrom bia_acq.commands import import_\n"
+        f"import_.WORKER = {worker}\nfrom bia_acq.cli import main\n"
+        "sys.exit(main(['import', *sys.argv[1:]]))\n"
+    )
+    return [sys.executable, "-c", code]
 
+
+def test_a_large_import_computes_in_a_worker_process_with_the_same_results(
+    tmp_path: Path,
+) -> None:
     cap = tmp_path / "big.bin"
     cap.write_bytes(_many(2600))
-    assert cap.stat().st_size > import_.WORKER_MIN_BYTES
-    args = ("import", "--driver", "tanita-mc780", "--no-progress")
-    proc = run_cli(*args, "--db", str(tmp_path / "w.db"), "--log-level", "info", str(cap))
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    assert "decoded and computed in worker process" in proc.stderr.decode()
-    monkeypatch.setattr(import_, "WORKER_MIN_BYTES", 1 << 40)  # all in this process
-    assert cli.main([*args, "--db", str(tmp_path / "one.db"), str(cap)]) == 0
-    summary = "2600 frame(s): 2599 stored, 0 already stored, 1 rejected, 0 already imported"
-    assert summary in proc.stdout.decode() and summary in capsys.readouterr().out
-    worker, one = _rows(tmp_path / "w.db"), _rows(tmp_path / "one.db")
-    assert len(worker["raw_frame"]) == 2601 and worker["result"]
-    assert worker == one
+    args = ["--driver", "tanita-mc780", "--log-level", "info"]
+    runs = [
+        subprocess.run(
+            [*_import(w), *args, "--db", str(tmp_path / f"{w}.db"), str(cap)],
+            capture_output=True,
+            timeout=300,
+        )
+        for w in (True, False)
+    ]
+    for p in runs:
+        assert p.returncode == 0, p.stderr.decode()[-2000:]
+        summary = "2600 frame(s): 2599 stored, 0 already stored, 1 rejected, 0 already imported"
+        assert summary in p.stdout.decode()
+    assert "decoded and computed in worker process" in runs[0].stderr.decode()
+    assert "worker process" not in runs[1].stderr.decode()
+    rows = _rows(tmp_path / "True.db")
+    assert len(rows["raw_frame"]) == 2601 and rows["result"]
+    assert rows == _rows(tmp_path / "False.db")
+
+
+def test_a_worker_process_only_where_it_pays(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bia_acq.commands import import_
+
+    monkeypatch.setattr(import_.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(import_.os, "getloadavg", lambda: (0.3, 0.3, 0.3))
+    assert import_.worker_pays(2 << 20) and not import_.worker_pays(100_000)
+    monkeypatch.setattr(import_.os, "getloadavg", lambda: (2.5, 0.3, 0.3))  # cores busy
+    assert not import_.worker_pays(2 << 20)
+    monkeypatch.setattr(import_.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monkeypatch.setattr(import_.os, "sched_getaffinity", lambda pid: {0})  # one core
+    assert not import_.worker_pays(2 << 20)
 
 
 CRASH_PLUGIN = '''
@@ -296,7 +323,15 @@ def test_a_worker_that_dies_stops_the_import_in_one_line_and_nothing_read_is_los
     marker.touch()
     env = {**os.environ, "PYTHONPATH": str(site), "CRASH_ONCE": str(marker)}
     db = tmp_path / "i.db"
-    cmd = [*IMPORT[:5], "crash-mc780", "--drivers-dir", str(drivers), "--db", str(db)]
+    cmd = [
+        *_import(True),
+        "--driver",
+        "crash-mc780",
+        "--drivers-dir",
+        str(drivers),
+        "--db",
+        str(db),
+    ]
     proc = subprocess.run([*cmd, str(cap)], capture_output=True, env=env, timeout=300)
     err = proc.stderr.decode()
     assert proc.returncode == 1, err
@@ -323,7 +358,7 @@ def test_ctrl_c_or_sigterm_ends_a_large_import_and_its_worker_cleanly(
     cap = tmp_path / "big.bin"
     cap.write_bytes(_many(6000))
     db = tmp_path / "i.db"
-    cmd = [*IMPORT, "--db", str(db), "--no-progress", str(cap)]
+    cmd = [*_import(True), "--driver", "tanita-mc780", "--db", str(db), str(cap)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
     )
@@ -348,7 +383,7 @@ def test_ctrl_c_or_sigterm_ends_a_large_import_and_its_worker_cleanly(
         assert time.monotonic() < until, "a process of the import is left running"
         time.sleep(0.05)
     assert 0 < _stored(db) < 5999
-    again = run_cli(*cmd[3:], timeout=300)
+    again = subprocess.run(cmd, capture_output=True, timeout=300)
     assert again.returncode == 0, again.stderr.decode()[-2000:]
     assert counts(db)["measurement"] == 5999 and counts(db)["frame/decoded"] == 5999
 

@@ -32,10 +32,23 @@ BATCH_CHUNKS = 1000
 #: import: one transaction, seconds, more on a busy machine); the service's own 5 s
 #: suits it (it spools), an import has nowhere to put its batch and waits
 LOCK_WAIT_MS = 600_000
-#: from this many bytes of input (about 1,300 MC-780 frames) a worker process decodes and
-#: computes while this one journals and stores (bia_acq.worker); below it, the worker's
+#: from this many bytes of input (about 1,300 MC-780 frames) a worker process may decode
+#: and compute while this one journals and stores (bia_acq.worker); below it, the worker's
 #: start (0.4 s of imports) would cost more than it saves
 WORKER_MIN_BYTES = 1 << 20
+#: True or False: a worker always or never (tests, benchmarks); None: see worker_pays
+WORKER: bool | None = None
+
+
+def worker_pays(total_bytes: int) -> bool:
+    """Whether a worker process would make this import faster: a large input, and a core
+    to spare (a 1-minute load below the cores but one). On a machine whose cores are
+    busy the two processes share them with the others and import slower than one
+    (measured on 2 cores at load 3: about 20 % slower, 30 % more CPU a frame)."""
+    if WORKER is not None:
+        return WORKER
+    cores = len(os.sched_getaffinity(0))
+    return total_bytes >= WORKER_MIN_BYTES and cores > 1 and os.getloadavg()[0] < cores - 1
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -171,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
             raise BiaError(f"{f}: not imported: {exc.reason}") from None
         refuse(f, head[:SNIFF_BYTES], profile, args.drivers_dir)
     worker = None
-    if total_bytes >= WORKER_MIN_BYTES and len(os.sched_getaffinity(0)) > 1:  # it loads meanwhile
+    if worker_pays(total_bytes):  # started first: it loads while this process opens the database
         spec = WorkerSpec(
             profile.name,
             tuple(args.drivers_dir),
