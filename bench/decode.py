@@ -180,8 +180,8 @@ def bench_import(n: int) -> None:
     (wall1, cpu1, rss1, _), load1 = runs[1]
     print(
         f"  the same in one process: {n / wall1:,.0f} frames/s,"
-        f" {n / cpu1:,.0f} per CPU second; peak RSS {rss1:,.0f} MB ({load1});"
-        f" worker/one process: {wall1 / wall:.2f} wall, {cpu1 / cpu_s:.2f} per CPU second"
+        f" {n / cpu1:,.0f} per CPU second; peak RSS {rss1:,.0f} MB ({load1}); with the"
+        f" worker {wall1 / wall:.2f}x as fast, {cpu_s / cpu1:.2f}x the CPU"
     )
     print(f"  baseline executemany of the frame bytes into SQLite: {base:,.0f} frames/s")
     print(f"  ratio import/baseline: {rate / base:.3f}")

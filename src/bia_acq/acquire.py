@@ -530,7 +530,7 @@ class Ingest:
         screened = []
         for t in tables:  # (measurement, segment, method, ..., computed_at) per row
             rows = [r[1:-1] for r in t.tuples(range(len(decoded)), "")]
-            ok = volumes_within_bounds(t.ecw_l, t.icw_l, t.tbw_l, t.ecw_tbw_ratio, weight)
+            ok = volumes_within_bounds(t, weight)
             screened.append((rows, ok))
         out = []
         for i, d in enumerate(decoded):

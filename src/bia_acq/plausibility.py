@@ -29,11 +29,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from bia_acq.model import Reading
+
+if TYPE_CHECKING:
+    from bia_acq.core.estimate import Results
 
 #: (low, high, unit) per Reading field
 RANGES: dict[str, tuple[float, float, str]] = {
@@ -175,25 +179,28 @@ def volumes_problem(row: Mapping[str, object], weight_kg: float | None) -> str |
 
 
 def volumes_within_bounds(
-    ecw_l: npt.NDArray[np.float64],
-    icw_l: npt.NDArray[np.float64],
-    tbw_l: npt.NDArray[np.float64],
-    ratio: npt.NDArray[np.float64],
-    weight_kg: npt.NDArray[np.float64],
+    results: Results, weight_kg: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.bool_]:
-    """Per measurement (a row of the (measurements, segments) arrays of a method's
-    results): True when no segment's volumes can be impossible, so
-    :func:`mark_implausible` would change nothing; NaN is "not computed". A screen
-    for a whole batch at once: a measurement it does not pass is walked row by row
-    with :func:`mark_implausible` for its reasons (a superset: every segment's water
-    is held to the whole body's limit here)."""
+    """Per measurement of a method's results: True when :func:`mark_implausible` would
+    change none of its rows, so they need not be walked one by one; NaN is "not
+    computed". A screen for a whole batch at once (a superset of what it acts on: every
+    segment's water is held to the whole body's limit here): a measurement it does not
+    pass is walked row by row for its reasons. Rows the core already withheld
+    (``UNCLASSIFIED``) are left alone there, except that impossible whole-body volumes
+    withhold every other segment's."""
     weight = np.asarray(weight_kg, dtype=float)
     unknown = np.isnan(weight) | (weight == 0)  # as mark_implausible's "if weight_kg"
     limit = np.where(unknown, TBW_MAX_L, np.minimum(TBW_MAX_L, weight))[:, None]
     with np.errstate(invalid="ignore"):
-        bad = (ecw_l <= 0) | (icw_l <= 0) | (tbw_l <= 0) | (tbw_l > limit)
-        bad |= (ratio < RATIO[0]) | (ratio > RATIO[1])
-    return np.asarray(~bad.any(axis=1))
+        bad = (results.ecw_l <= 0) | (results.icw_l <= 0) | (results.tbw_l <= 0)
+        bad |= results.tbw_l > limit
+        bad |= (results.ecw_tbw_ratio < RATIO[0]) | (results.ecw_tbw_ratio > RATIO[1])
+    judged = results.classification != UNCLASSIFIED
+    whole = [k for k, seg in enumerate(results.segments) if seg == "whole_body"]
+    flagged = (bad & judged).any(axis=1)
+    if whole:
+        flagged |= bad[:, whole[0]] & judged.any(axis=1)
+    return np.asarray(~flagged)
 
 
 def mark_implausible(rows: Iterable[dict[str, object]], weight_kg: float | None) -> list[str]:

@@ -134,7 +134,10 @@ def arc_parameters(f: Array, r: Array, y: Array, ok: npt.NDArray[np.bool_]) -> A
         # (squared moduli in real arithmetic: ln ratio = ½ ln(|R0 − Z|²/|Z − R∞|²))
         y2 = y * y
         ratio2 = ((r0[..., None] - r) ** 2 + y2) / ((r - rinf[..., None]) ** 2 + y2)
-        log_tau = 0.5 * np.log(ratio2) / alpha[..., None] - np.log(2 * np.pi * f)
+        # ln ω: once where every spectrum has the same frequencies (f repeats one row)
+        one = f.ndim == 2 and f.shape[0] > 0 and f.strides[0] == 0
+        log_w = np.log(2 * np.pi * (f[:1] if one else f))
+        log_tau = 0.5 * np.log(ratio2) / alpha[..., None] - log_w
         use = ok & np.isfinite(log_tau)
         all_use = bool(use.all())
         summed = (log_tau if all_use else np.where(use, log_tau, 0.0)).sum(-1)

@@ -508,7 +508,7 @@ def _lm(
             rows = _rows(active, n)
         trial, at_t = _project(pa + step, lfc_lo[rows], lfc_hi[rows])
         wa = ww[rows]
-        zr_t, zi_t, parts_t = _cole(logf[rows], trial)
+        zr_t, zi_t, parts_t = _cole(_take(logf, rows), trial)
         er_t, ei_t, cost_t = _residuals(zr_t, zi_t, mr[rows], mi[rows], wa, magnitude)
         old = cost[rows]
         better = np.isfinite(cost_t) & (cost_t <= old)
@@ -609,6 +609,14 @@ def _solve_spd(a: Array, b: Array, lam: Array | None = None) -> Array:
         except np.linalg.LinAlgError:
             out[..., r] = np.nan
     return out
+
+
+def _take(a: Array, rows: npt.NDArray[np.intp] | slice) -> Array:
+    """``a[rows]``; where ``a`` repeats one row (ln f or f shared by all spectra), a
+    view of as many rows instead of a copy."""
+    if a.strides[0] == 0 and not isinstance(rows, slice):
+        return a[: rows.size]
+    return a[rows]
 
 
 def _rows(idx: npt.NDArray[np.intp], n: int) -> npt.NDArray[np.intp] | slice:
@@ -783,7 +791,7 @@ def _fit_block(
     idx_fit = np.nonzero(try_fit)[0]
     if idx_fit.size:
         fit_rows = _rows(idx_fit, n)
-        ff, zz, okk = f[fit_rows], z[fit_rows], ok[fit_rows]
+        ff, zz, okk = _take(f, fit_rows), z[fit_rows], ok[fit_rows]
         if full and f_row is not None:
             fmin, fmax = np.full(idx_fit.size, f_row[0]), np.full(idx_fit.size, f_row[-1])
         else:
@@ -833,7 +841,7 @@ def _fit_block(
         if it_rows.size:
             sel = _rows(it_rows, m)
             sv = _lm(
-                logf[sel],
+                _take(logf, sel),
                 mr[sel],
                 mi[sel],
                 ww[sel],
@@ -865,7 +873,7 @@ def _fit_block(
                     a_sig[:, :, sel] = sv.a_sig
         ex = np.nonzero(exact)[0]
         if ex.size:
-            zr, zi, _ = _cole(logf[ex], p[ex])
+            zr, zi, _ = _cole(_take(logf, ex), p[ex])
             er_x, ei_x, _ = _residuals(zr, zi, mr[ex], mi[ex], ww[ex], magnitude)
             er[ex] = er_x
             if ei is not None and ei_x is not None:
@@ -949,7 +957,7 @@ def _covariance(
         if build.size:
             gr, gi = g[0][rows], g[1][rows]
             dr = pr[:, 0:1] - pr[:, 1:2]
-            parts = (gr, gi, logf[rows] - pr[:, 3:4], dr, pr[:, 2:3])
+            parts = (gr, gi, _take(logf, rows) - pr[:, 3:4], dr, pr[:, 2:3])
             zr, zi = pr[:, 1:2] + dr * gr, dr * gi  # the model at p, as _cole
             a[:, :, build] = _normal_equations(parts, zr, zi, None, None, magnitude, build, ws)[2]
         dof = (1 if magnitude else 2) * ok[rows].sum(-1) - 4
