@@ -116,6 +116,8 @@ def running_service(
     """``bia-acq run --config CONFIG ARGS`` (or ``python -c SCRIPT run …``), ready, and
     always stopped on the way out."""
     head = ["-c", script] if script is not None else ["-m", "bia_acq"]
+    if line is not None:
+        line.forget_reader()  # a service that ran on this line before is not this one
     daemon = Daemon([sys.executable, *head, "run", "--config", str(config), *args], env)
     try:
         daemon.wait_ready()

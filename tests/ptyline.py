@@ -45,6 +45,14 @@ class PtyLine(PtyEndpoint):
         self.plug()
         return self
 
+    def forget_reader(self) -> None:
+        """The reader that opened the port before is gone (its service stopped): wait for
+        the next one's own flush. Without this, a service started again before anyone
+        looked at the line (no hang-up seen in between) counted as opened by the old
+        service's flush, and a frame written while its ``open()`` ran was thrown away."""
+        self._pump()
+        self._flushed, self._present_since = False, None
+
     def wait_reader(self, timeout: float = 10.0) -> None:
         """Wait until a reader has opened the port: it flushed its input (pyserial's
         ``open()`` does that last), so it keeps every byte written from now on."""

@@ -183,3 +183,24 @@ def test_one_failing_port_or_driver_never_stops_another(
     assert query(db, "SELECT status FROM raw_frame WHERE port = 'b'") == [("decoded",)] * 3
     kept = query(db, "SELECT data FROM raw_frame WHERE port = 'a' ORDER BY id")
     assert b"".join(bytes(d) for (d,) in kept) == FRAMES[1] + b"{ab\x07cd"  # every byte
+
+
+def test_a_line_waits_for_the_next_readers_own_flush_after_forget_reader(tmp_path: Path) -> None:
+    # a service stopped and started again with nobody looking at the line in between: the
+    # first one's flush must not count for the second, whose open() has not flushed yet
+    import os
+    import termios
+
+    with PtyLine(tmp_path / "line") as line:
+        first = serial.Serial(str(line.link))  # pyserial's open() ends with the flush
+        line.wait_reader()
+        first.close()
+        fd = os.open(line.link, os.O_RDWR | os.O_NOCTTY)  # the next one, still opening
+        try:
+            assert line.reader_opened()  # stale: why a frame written now was lost
+            line.forget_reader()
+            assert line.reader_present() and not line.reader_opened()
+            termios.tcflush(fd, termios.TCIFLUSH)
+            assert line.reader_opened()
+        finally:
+            os.close(fd)
