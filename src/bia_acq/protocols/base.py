@@ -25,6 +25,9 @@ from bia_acq.errors import DriverNotAvailable
 from bia_acq.model import Reading
 
 ENTRY_POINT_GROUP = "bia_acq.protocols"
+#: imperial units some analyzers send (BC-601 pound mode, LookinBody under US units)
+LB_KG = 0.45359237  # international pound, exact
+IN_CM = 2.54  # inch, exact
 
 BUILTIN: dict[str, str] = {
     "tanita": "bia_acq.protocols.tanita:TanitaProtocol",

@@ -51,7 +51,7 @@ from typing import Any
 
 from bia_acq.errors import BiaError, FrameError
 from bia_acq.model import Impedance, Reading
-from bia_acq.protocols.base import Chunk, Framer, Protocol
+from bia_acq.protocols.base import IN_CM, LB_KG, Chunk, Framer, Protocol
 
 SEGMENTS = {"RA": "right_arm", "LA": "left_arm", "TR": "trunk", "RL": "right_leg", "LL": "left_leg"}
 _SEG_CODE = {v: k for k, v in SEGMENTS.items()}
@@ -237,8 +237,6 @@ _MASS = re.compile(
     r"|^(?:target weight|bone mineral content|body cell mass)\b|\bcontrol$",
     re.IGNORECASE,
 )
-LB_KG = 0.45359237  # international pound, exact
-IN_CM = 2.54  # inch, exact
 _LEVEL = re.compile(r"level\s*(\d+)", re.IGNORECASE)
 
 

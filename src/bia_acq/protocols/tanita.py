@@ -48,7 +48,7 @@ import numpy as np
 
 from bia_acq.errors import FrameError
 from bia_acq.model import Impedance, Impedances, Reading, Segment
-from bia_acq.protocols.base import Framer, Protocol
+from bia_acq.protocols.base import IN_CM, LB_KG, Framer, Protocol
 
 #: Impedance quantity letters: letter -> (quantity, frequency in kHz).
 IMPEDANCE_PREFIX: dict[str, tuple[str, float]] = {
@@ -142,13 +142,11 @@ COMPOSITION_SEGMENT: dict[str, str] = {
     "T": "trunk",
 }
 
-LB_KG = 0.45359237  # international pound, exact
 #: Masses a BC-601 in pound mode sends in pounds (everything in kg in GENERAL_CODES
 #: and COMPOSITION_QUANTITY): converted to kg, the device's number kept as ``<key>_lb``.
 MASS_KEYS = frozenset(
     {"Pt", "fW", "MW", "mW", "bW", "wW", "wI", "wO", "Sw"} | {q + s for q in "fMm" for s in "RLrlT"}
 )
-IN_CM = 2.54  # inch, exact
 ST_LB = 14
 _PREFIX_OF = {v: k for k, v in IMPEDANCE_PREFIX.items()}
 _MAG_OF = {v: k for k, v in MAGNITUDE_PREFIX.items()}
